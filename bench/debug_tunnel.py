@@ -1,0 +1,437 @@
+"""Debug tunnel benchmark, push and pull model: what ``alien debug`` costs an AWS client.
+
+One run measures the same boto3 workload — a 200 MiB S3 download and 500 small requests (1 KiB
+GETs) from one process — over four paths, against the same moto server (signature checks on):
+
+* ``direct``: boto3 → moto, with the deployment role's credentials;
+* ``alien_debug``: boto3 → loopback proxy (SigV4 check with the session keys) → tunnel over a
+  WebSocket → manager (allowlist, audit, re-signing with the assumed role) → moto, i.e. the
+  command run by ``alien debug <deployment> -- …`` on a push-model deployment;
+* ``alien_debug_pull``: boto3 → loopback proxy → tunnel → manager (relays each stream onto the
+  agent's tunnel, audits) → a real agent (``alien-deploy``; re-signs with its own assumed role)
+  → moto: the same command on a deployment run by an agent;
+* ``ssh_forward``: boto3 → ``ssh -L`` → sshd → moto (OpenSSH from Debian, default cipher), a
+  generic encrypted tunnel as a baseline. Installed with apt-get if missing; skipped with a
+  reason when that is impossible.
+
+Also: the session set-up time (``alien debug`` launched → the command running, minus a plain
+Python start of the same command; for the pull model this includes the manager asking the agent
+to dial its leg), CPU seconds per process, and ratios to the baselines. Prints one JSON document
+on stdout; progress on stderr. Usage::
+
+    .venv/bin/python bench/debug_tunnel.py [--size-mib 200] [--requests 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [
+    str(REPO / "tests"),
+    *(str(REPO / "tests" / d) for d in ("debug", "debug_sessions", "debug_pull", "agent")),
+]
+
+from debug_moto import MotoServer, start_moto  # noqa: E402
+from pull_world import start_agent  # noqa: E402
+
+from support.manager import ManagerProcess  # noqa: E402
+from support.names import unique  # noqa: E402
+
+REGION = "eu-west-1"
+BUCKET = "bench-debug-tunnel"
+BIG_KEY = "big.bin"
+SMALL_KEY = "small.bin"
+MIB = 1024 * 1024
+CHUNK = MIB
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --- the measured client (runs in its own process: ``--worker``) ------------------------------
+
+
+def worker() -> None:
+    """Download the big object, then time ``BENCH_REQUESTS`` small GETs; print JSON."""
+    started = time.time()
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.get_object(Bucket=BUCKET, Key=SMALL_KEY)["Body"].read()  # warm-up: connection, creds
+    begin = time.perf_counter()
+    body = s3.get_object(Bucket=BUCKET, Key=BIG_KEY)["Body"]
+    size = sum(len(chunk) for chunk in body.iter_chunks(CHUNK))
+    download_seconds = time.perf_counter() - begin
+    latencies = []
+    for _ in range(int(os.environ["BENCH_REQUESTS"])):
+        t = time.perf_counter()
+        s3.get_object(Bucket=BUCKET, Key=SMALL_KEY)["Body"].read()
+        latencies.append((time.perf_counter() - t) * 1000)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "started": started,
+                "bytes": size,
+                "download_seconds": download_seconds,
+                "latencies_ms": latencies,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            }
+        ),
+        flush=True,
+    )
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def role_credentials(moto: MotoServer) -> dict[str, str]:
+    sts = boto3.client(
+        "sts",
+        endpoint_url=moto.url,
+        region_name=REGION,
+        aws_access_key_id=moto.manager_key_id,
+        aws_secret_access_key=moto.manager_secret,
+    )
+    creds = sts.assume_role(RoleArn=moto.role_arn, RoleSessionName="bench")["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+    }
+
+
+def seed(moto: MotoServer, creds: dict[str, str], size_mib: int, workdir: Path) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        region_name=REGION,
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=creds["AWS_SESSION_TOKEN"],
+    )
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    big = workdir / BIG_KEY
+    with big.open("wb") as handle:
+        for _ in range(size_mib):
+            handle.write(os.urandom(MIB))
+    s3.upload_file(str(big), BUCKET, BIG_KEY)
+    big.unlink()
+    s3.put_object(Bucket=BUCKET, Key=SMALL_KEY, Body=os.urandom(1024))
+
+
+def base_env(requests: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ALIEN_"))}
+    env.update(
+        BENCH_REQUESTS=str(requests),
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_DEFAULT_REGION=REGION,
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
+    )
+    return env
+
+
+WORKER_ARGV = [sys.executable, str(Path(__file__).resolve()), "--worker"]
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def run_path(argv: list[str], env: dict[str, str], watch: dict[str, int]) -> dict[str, Any]:
+    """Run the worker (directly or wrapped); CPU of the watched processes over the run."""
+    before = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    launched = time.time()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    out, _ = process.communicate(timeout=900)
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} exited {process.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["launch_to_start_seconds"] = result["started"] - launched
+    result["cpu_other"] = {name: cpu_seconds(pid) - before[name] for name, pid in watch.items()}
+    return result
+
+
+def summary(raw: dict[str, Any]) -> dict[str, Any]:
+    latencies = sorted(raw["latencies_ms"])
+    return {
+        "download_mib_per_s": round(raw["bytes"] / MIB / raw["download_seconds"], 1),
+        "download_seconds": round(raw["download_seconds"], 3),
+        "small_requests": len(latencies),
+        "small_p50_ms": round(statistics.median(latencies), 3),
+        "small_p90_ms": round(latencies[int(len(latencies) * 0.9)], 3),
+        "small_requests_per_s": round(1000 * len(latencies) / sum(latencies), 1),
+        "cpu_seconds": {
+            "client": round(raw["cpu_seconds"], 2),
+            **{k: round(v, 2) for k, v in raw["cpu_other"].items()},
+        },
+    }
+
+
+# --- the ssh -L baseline -----------------------------------------------------------------------
+
+
+def ensure_sshd() -> str | None:
+    """Path of sshd, installing openssh-server if needed; ``None`` (with a message) if not."""
+    if Path("/usr/sbin/sshd").exists():
+        return "/usr/sbin/sshd"
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        progress("skipping ssh -L: sshd is missing and cannot be installed (needs root + apt)")
+        return None
+    progress("installing openssh-server with apt-get (for the ssh -L baseline)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "openssh-server"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0 or not Path("/usr/sbin/sshd").exists():
+        progress(f"skipping ssh -L: apt-get failed: {done.stderr.strip()[-300:]}")
+        return None
+    return "/usr/sbin/sshd"
+
+
+def start_ssh_forward(stack: ExitStack, workdir: Path, target_port: int) -> int | None:
+    """sshd on a free loopback port plus ``ssh -N -L``; the local port of the forward."""
+    sshd = ensure_sshd()
+    if sshd is None:
+        return None
+    ssh_dir = workdir / "ssh"
+    ssh_dir.mkdir(mode=0o700)
+    for name in ("host", "client"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_dir / name)], check=True
+        )
+    shutil.copy(ssh_dir / "client.pub", ssh_dir / "authorized_keys")
+    sshd_port, forward_port = free_port(), free_port()
+    config = ssh_dir / "sshd_config"
+    config.write_text(
+        f"ListenAddress 127.0.0.1\nPort {sshd_port}\nHostKey {ssh_dir / 'host'}\n"
+        f"AuthorizedKeysFile {ssh_dir / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        f"PidFile {ssh_dir / 'sshd.pid'}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    daemon = subprocess.Popen([sshd, "-D", "-f", str(config), "-E", str(ssh_dir / "sshd.log")])
+    stack.callback(daemon.terminate)
+    wait_for_port(sshd_port)
+    client = subprocess.Popen(
+        [
+            "ssh", "-N", "-L", f"127.0.0.1:{forward_port}:127.0.0.1:{target_port}",
+            "-p", str(sshd_port), "-i", str(ssh_dir / "client"),
+            "-o", "StrictHostKeyChecking=no",
+            "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}",
+            "-o", "ExitOnForwardFailure=yes", f"{os.environ.get('USER', 'root')}@127.0.0.1",
+        ],
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    stack.callback(client.terminate)
+    wait_for_port(forward_port)
+    return forward_port
+
+
+NAGLE_SUSPECT_MS = 30.0
+
+
+def diagnose(paths: dict[str, dict[str, Any]]) -> list[str]:
+    """Point out a small-request p50 that is ~40 ms above direct: the signature of Nagle's
+    algorithm meeting delayed ACKs (a hop that writes a response in two segments on a socket
+    without TCP_NODELAY), not of the path's own work."""
+    base = paths["direct"]["small_p50_ms"]
+    return [
+        f"{name}: small-request p50 is {summary['small_p50_ms'] - base:.0f} ms above direct, the "
+        "signature of Nagle's algorithm meeting delayed ACKs on one of its hops (a socket "
+        "without TCP_NODELAY writing a response in two segments)"
+        for name, summary in paths.items()
+        if "small_p50_ms" in summary and summary["small_p50_ms"] - base > NAGLE_SUSPECT_MS
+    ]
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def bench(size_mib: int, requests: int) -> dict[str, Any]:
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dbg-")))
+        progress("starting moto (signature checks on) and the manager")
+        moto = start_moto(REGION)
+        stack.callback(moto.stop)
+        creds = role_credentials(moto)
+        progress(f"seeding s3://{BUCKET}/{BIG_KEY} ({size_mib} MiB)")
+        seed(moto, creds, size_mib, workdir)
+        manager = ManagerProcess(
+            workdir / "manager",
+            extra_env={
+                "AWS_ACCESS_KEY_ID": moto.manager_key_id,
+                "AWS_SECRET_ACCESS_KEY": moto.manager_secret,
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            },
+        ).start()
+        stack.callback(manager.stop)
+        admin = manager.client()
+        group, name = unique("bench"), unique("acme")
+        admin.create_group(group)
+        registered = admin.post(
+            "/v1/aws-deployments",
+            json={
+                "group": group,
+                "name": name,
+                "region": REGION,
+                "role_arn": moto.role_arn,
+                "endpoint_url": moto.url,
+                "allowed_services": ["s3", "sts"],
+            },
+        )
+        registered.raise_for_status()
+        moto_pid, manager_pid = moto.process.pid, manager._proc.pid  # type: ignore[union-attr]
+
+        env = base_env(requests)
+        progress("direct: boto3 -> moto")
+        direct = run_path(
+            WORKER_ARGV, {**env, **creds, "AWS_ENDPOINT_URL": moto.url}, {"moto": moto_pid}
+        )
+        progress("alien debug: boto3 -> proxy -> tunnel -> manager -> moto")
+        alien_env = {
+            **env,
+            "ALIEN_MANAGER_URL": manager.url,
+            "ALIEN_TOKEN": manager.admin_key,
+            "XDG_RUNTIME_DIR": str(workdir),
+        }
+        alien_argv = [
+            sys.executable, "-m", "alien.cli.main", "debug", f"{group}/{name}",
+            "--reason", "benchmark", "--", *WORKER_ARGV,
+        ]  # fmt: skip
+        alien = run_path(alien_argv, alien_env, {"moto": moto_pid, "manager": manager_pid})
+        audited = admin.get("/v1/debug-sessions", params={"deployment": f"{group}/{name}"})
+        session = audited.json()["items"][0]
+
+        progress("alien debug (pull): boto3 -> proxy -> tunnel -> manager -> agent -> moto")
+        pulled = start_agent(manager, moto, workdir / "pull", pull_config(moto))
+        stack.callback(pulled.agent.stop)
+        watch = {"moto": moto_pid, "manager": manager_pid, "agent": pulled.agent.pid}
+        pull_argv = [*alien_argv[:4], pulled.ref, *alien_argv[5:]]
+        pull = run_path(pull_argv, alien_env, watch)
+        pull_audited = admin.get("/v1/debug-sessions", params={"deployment": pulled.ref})
+        pull_session = pull_audited.json()["items"][0]
+
+        paths = {
+            "direct": summary(direct),
+            "alien_debug": summary(alien),
+            "alien_debug_pull": summary(pull),
+        }
+        forward_port = start_ssh_forward(stack, workdir, int(moto.url.rsplit(":", 1)[1]))
+        if forward_port is not None:
+            progress("ssh -L: boto3 -> ssh -> sshd -> moto")
+            ssh = run_path(
+                WORKER_ARGV,
+                {**env, **creds, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{forward_port}"},
+                {"moto": moto_pid},
+            )
+            paths["ssh_forward"] = summary(ssh)
+        else:
+            paths["ssh_forward"] = {"skipped": "sshd could not be installed"}
+
+    setup = alien["launch_to_start_seconds"] - direct["launch_to_start_seconds"]
+    pull_setup = pull["launch_to_start_seconds"] - direct["launch_to_start_seconds"]
+    ours, theirs, base = paths["alien_debug"], paths["alien_debug_pull"], paths["direct"]
+    ratios: dict[str, Any] = {
+        "download_alien_vs_direct": _ratio(ours, base),
+        "p50_added_ms_alien": round(ours["small_p50_ms"] - base["small_p50_ms"], 3),
+        "download_pull_vs_direct": _ratio(theirs, base),
+        "download_pull_vs_push": _ratio(theirs, ours),
+        "p50_added_ms_pull": round(theirs["small_p50_ms"] - base["small_p50_ms"], 3),
+        "p50_added_ms_pull_vs_push": round(theirs["small_p50_ms"] - ours["small_p50_ms"], 3),
+    }
+    ssh_summary = paths["ssh_forward"]
+    if "skipped" not in ssh_summary:
+        ratios |= {
+            "download_alien_vs_ssh": _ratio(ours, ssh_summary),
+            "download_pull_vs_ssh": _ratio(theirs, ssh_summary),
+            "p50_added_ms_ssh": round(ssh_summary["small_p50_ms"] - base["small_p50_ms"], 3),
+        }
+    return {
+        "benchmark": "debug_tunnel (push and pull model)",
+        "notes": diagnose(paths),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "workload": {"download_mib": size_mib, "small_requests": requests, "small_bytes": 1024},
+        "paths": paths,
+        "ratios": ratios,
+        "session_setup_seconds": round(setup, 3),
+        "pull_session_setup_seconds": round(pull_setup, 3),
+        "alien_debug_launch_to_command_seconds": round(alien["launch_to_start_seconds"], 3),
+        "audited": {"requests": session["requests"], "bytes_out": session["bytes_out"]},
+        "pull_audited": {
+            "requests": pull_session["requests"],
+            "bytes_out": pull_session["bytes_out"],
+        },
+    }
+
+
+def _ratio(ours: dict[str, Any], base: dict[str, Any]) -> float:
+    return round(ours["download_mib_per_s"] / base["download_mib_per_s"], 3)
+
+
+def pull_config(moto: MotoServer) -> dict[str, Any]:
+    """The agent's ``debug.json``: AWS through the deployment's role, nothing else."""
+    return {
+        "aws": {
+            "region": REGION,
+            "allowed_services": ["s3", "sts"],
+            "role_arn": moto.role_arn,
+            "endpoint_url": moto.url,
+        }
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker()
+        return
+    print(json.dumps(bench(args.size_mib, args.requests), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Commands for an agent without a WebSocket: the long-poll lease request.
+
+Over the WebSocket the manager hands commands to the agent the moment they are created. When the
+agent fell back to HTTPS long-polling (a proxy that refuses WebSockets), nothing can be pushed,
+so while the link runs on the ``poll`` transport this loop keeps one lease request open
+(``POST /v1/agent/commands/lease``): the manager answers it as soon as a command is waiting
+(leased to this agent under a fresh lease, up to ``max`` at once) — still no poll interval in
+the path, one request held open. It asks for no more commands than the runner has free slots,
+so a busy agent does not hoard leases it cannot work on yet. Acks, renewals and responses go
+through the link (``POST /v1/agent/status``) like every other agent message; cancellations are
+learnt from the receipt of the next renewal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from alien.agent.link import ManagerLink
+from alien.client.calls import LONG_POLL_SLACK, Call, decode_model
+from alien.errors import AlienError
+from alien.protocol.agent_channel import AgentPoll, CommandOffer
+
+log = logging.getLogger("alien.agent.commands")
+
+LEASE_WAIT = 25.0
+MAX_PER_LEASE = 100
+"""The most commands the manager leases in one answer."""
+RETRY_AFTER = 1.0
+
+
+def lease_commands(wait: float, limit: int) -> Call[AgentPoll]:
+    """``POST /v1/agent/commands/lease``: up to ``limit`` waiting commands, held ``wait`` s."""
+    return Call(
+        "POST",
+        "/v1/agent/commands/lease",
+        decode_model(AgentPoll),
+        params={"wait": wait, "max": limit},
+        timeout=wait + LONG_POLL_SLACK,
+    )
+
+
+class CommandPoller:
+    def __init__(
+        self,
+        link: ManagerLink,
+        take: Callable[[CommandOffer], None],
+        capacity: Callable[[], Awaitable[int]],
+        *,
+        wait: float = LEASE_WAIT,
+        retry_after: float = RETRY_AFTER,
+    ) -> None:
+        """``take`` receives each leased delivery; ``capacity`` waits for free slots and
+        answers how many there are."""
+        self._link = link
+        self._take = take
+        self._capacity = capacity
+        self._wait = wait
+        self._retry_after = retry_after
+        self._changed = asyncio.Event()
+
+    def connection_changed(self) -> None:
+        self._changed.set()
+
+    def _polling(self) -> bool:
+        return self._link.connected and self._link.transport == "poll"
+
+    async def run(self) -> None:
+        """Lease commands while the link runs on the ``poll`` transport, until cancelled."""
+        while True:
+            if not self._polling():
+                await self._changed.wait()
+                self._changed.clear()
+                continue
+            limit = min(MAX_PER_LEASE, await self._capacity())
+            try:
+                answer = await self._link.client.call(lease_commands(self._wait, limit))
+                for message in answer.messages:
+                    if isinstance(message, CommandOffer):
+                        self._take(message)
+            except AlienError as exc:
+                log.info("could not lease commands: %s", exc.message)
+                await asyncio.sleep(self._retry_after)
+            except Exception:  # a bug must not end the agent: retry, its functions keep serving
+                log.exception("leasing commands failed unexpectedly")
+                await asyncio.sleep(self._retry_after)

@@ -1,0 +1,424 @@
+"""Debug sessions served from inside the customer's environment (pull model).
+
+The manager cannot reach into the environment, so when a debug session of this deployment
+connects it sends ``tunnel_open`` on the agent's channel; the agent then dials the session's
+tunnel itself — a second outbound WebSocket, authenticated with its deployment token and the
+one-time credential — and answers every stream the manager relays from the engineer's CLI:
+
+* ``debug_info``: what this agent offers (:class:`~alien.protocol.agent_channel.DebugOffer`), so
+  the CLI can set up the debugged command's environment;
+* an AWS request (origin form, already verified by the CLI's loopback proxy against the session
+  keys): re-signed with the agent's **own** AWS identity — the role in the configuration, assumed
+  with boto3's default chain and named ``alien-debug-<session>`` in CloudTrail, or that chain's
+  credentials directly — within the configured region and services;
+* an HTTP forward-proxy request (absolute form) and ``CONNECT host:port`` (HTTPS through the
+  proxy, relayed as raw bytes): only to destinations on the configured allowlist.
+
+What a session may reach is the customer's decision, not the vendor's: it lives in
+``<state-dir>/debug.json`` (read again for every session, so edits apply to the next one) and
+the agent advertises the ``debug_tunnels`` capability only when that file exists. Refusals and
+failures of the agent's own are answered with ``alien-error: <code>`` so the manager's audit can
+tell them from a destination's answer. The tunnel ends when the manager closes it (session
+closed, revoked, expired) and at the session's expiry at the latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import boto3
+import httpx
+import websockets
+from botocore.credentials import Credentials, RefreshableCredentials
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from alien.debug.proxy import alien_error_response
+from alien.errors import AlienError, Forbidden, PlatformError, ValidationError
+from alien.platforms.aws.credentials import (
+    AssumeRoleCredentialProvider,
+    AwsCredentials,
+    role_session_name,
+)
+from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
+from alien.platforms.aws.sigv4 import caller_scope
+from alien.platforms.aws.upstream import AwsResigningUpstream, aws_error_response
+from alien.protocol.agent_channel import (
+    CAPABILITY_DEBUG_TUNNELS,
+    DEBUG_INFO_KIND,
+    AwsOffer,
+    DebugOffer,
+    HttpOffer,
+    ManagerMessage,
+    TunnelOpen,
+)
+from alien.protocol.frames import ErrorCode
+from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse, marked
+from alien.protocol.wire import parse
+from alien.tunnel import WEBSOCKET_OPTIONS, TunnelConnection, TunnelStream, WebsocketsTransport
+from alien.tunnel.errors import UpstreamUnreachable
+from alien.tunnel.forward import ForwardingUpstream, HostAllowlist
+from alien.tunnel.http import serve_http_stream
+
+log = logging.getLogger("alien.agent.debug")
+
+CONFIG_FILE = "debug.json"
+CREDENTIAL_HEADER = "Alien-Tunnel-Credential"
+DIAL_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 10.0
+EXPIRY_SLACK = 5.0
+"""Seconds past the session's expiry the agent keeps a tunnel the manager failed to close."""
+READ_SIZE = 256 * 1024
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", strict=True)]
+
+
+# --- configuration (the customer's) ---------------------------------------------------------
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsDebugConfig(_Config):
+    """AWS re-signed with the agent's identity. ``role_arn``: assume this role (with boto3's
+    default chain) per session; without it the chain's own credentials sign. ``endpoint_url``
+    sends every AWS call (STS included) elsewhere: an emulator, a VPC endpoint."""
+
+    region: Name
+    allowed_services: tuple[Name, ...] = Field(min_length=1)
+    role_arn: str | None = None
+    external_id: str | None = None
+    endpoint_url: str | None = None
+
+
+class HttpDebugConfig(_Config):
+    """HTTP egress to ``allow`` (see :class:`~alien.tunnel.forward.HostAllowlist`)."""
+
+    allow: tuple[str, ...] = Field(min_length=1)
+
+
+class DebugConfig(_Config):
+    """``<state-dir>/debug.json``."""
+
+    aws: AwsDebugConfig | None = None
+    http: HttpDebugConfig | None = None
+
+    @property
+    def offer(self) -> DebugOffer:
+        return DebugOffer(
+            aws=AwsOffer(region=self.aws.region, services=self.aws.allowed_services)
+            if self.aws
+            else None,
+            http=HttpOffer(allow=self.http.allow) if self.http else None,
+        )
+
+
+def config_path(state_root: Path) -> Path:
+    return state_root / CONFIG_FILE
+
+
+def load_config(path: Path) -> DebugConfig:
+    """Read and check the debug configuration; ``ValidationError`` naming the bad field."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValidationError(f"{path} does not exist", field="debug") from None
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"{path} is not readable JSON: {exc}", field="debug") from None
+    config = parse(DebugConfig, data)
+    if config.http is not None:
+        HostAllowlist(config.http.allow)  # refuse a bad pattern now, not at the first request
+    if config.aws is not None:
+        _aws_policy(config.aws)
+    return config
+
+
+def _aws_policy(aws: AwsDebugConfig) -> AwsEndpointPolicy:
+    return AwsEndpointPolicy.create(aws.region, aws.allowed_services, aws.endpoint_url)
+
+
+# --- the agent's AWS identity ---------------------------------------------------------------
+
+
+class AmbientCredentials:
+    """The agent process's own AWS credentials (boto3's default chain: environment, profile,
+    container or instance role). Refreshable ones are refreshed by botocore, off the loop."""
+
+    def __init__(self, session: boto3.Session | None = None) -> None:
+        self._session = session or boto3.Session()
+        self._credentials: Credentials | None = None
+
+    async def get(self) -> AwsCredentials:
+        credentials = self._credentials
+        if credentials is None:
+            credentials = await asyncio.to_thread(self._session.get_credentials)
+            if credentials is None:
+                raise PlatformError(
+                    "this agent has no AWS credentials (boto3's default chain found none)",
+                    field="aws",
+                    details={"aws_code": "ServiceUnavailable"},
+                )
+            self._credentials = credentials
+        if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
+            frozen = await asyncio.to_thread(credentials.get_frozen_credentials)
+        else:
+            frozen = credentials.get_frozen_credentials()
+        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _credentials(
+    aws: AwsDebugConfig, session_id: str
+) -> AssumeRoleCredentialProvider | AmbientCredentials:
+    if aws.role_arn is None:
+        return AmbientCredentials()
+    return AssumeRoleCredentialProvider(
+        aws.role_arn,
+        role_session_name(session_id),
+        region=aws.region,
+        endpoint_url=aws.endpoint_url,
+        external_id=aws.external_id,
+    )
+
+
+# --- serving one session ---------------------------------------------------------------------
+
+
+class ConnectUpstream:
+    """``CONNECT host:port``: a raw byte stream to an allowed destination (the request body is
+    what the client sends, the response body what the destination answers)."""
+
+    def __init__(self, allow: HostAllowlist) -> None:
+        self._allow = allow
+
+    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
+        host, port = _authority(head.target)
+        if not self._allow.allows("https", host, port):
+            raise _not_allowed(f"{host}:{port}")
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                reader, writer = await asyncio.open_connection(host, port)
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamUnreachable(
+                f"could not reach {host}:{port}: {type(exc).__name__}", field="host"
+            ) from None
+        pump = asyncio.create_task(_to_socket(body, writer), name=f"connect-{host}:{port}")
+
+        async def close() -> None:
+            pump.cancel()
+            writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await pump  # its own cancellation, not ours
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+        return UpstreamResponse(ResponseHead.create(200, []), _from_socket(reader), close)
+
+
+async def _to_socket(body: Body, writer: asyncio.StreamWriter) -> None:
+    async for chunk in body:
+        writer.write(chunk)
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+
+
+async def _from_socket(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    while chunk := await reader.read(READ_SIZE):
+        yield chunk
+
+
+def _authority(target: str) -> tuple[str, int]:
+    """``host`` and ``port`` of a CONNECT target (``host:port`` or ``[v6]:port``)."""
+    try:
+        parts = urlsplit(f"//{target}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or port is None or parts.username or parts.path:
+        raise ValidationError("CONNECT needs a host:port target", field="target")
+    return host, port
+
+
+def _not_allowed(destination: str) -> Forbidden:
+    return Forbidden(
+        f"{destination} is not on this deployment's debug egress allowlist "
+        f"(set by the customer in the agent's {CONFIG_FILE})",
+        field="host",
+        code="DESTINATION_NOT_ALLOWED",
+    )
+
+
+def _is_aws(head: RequestHead) -> bool:
+    return head.method != "CONNECT" and head.target.startswith("/")
+
+
+def error_response(head: RequestHead, error: AlienError) -> UpstreamResponse:
+    """The agent's own answer: AWS-shaped for AWS callers, alien's JSON otherwise, marked
+    with ``alien-error`` either way."""
+    base = aws_error_response(head, error) if _is_aws(head) else alien_error_response(head, error)
+    return marked(base, error.code)
+
+
+class SessionUpstream:
+    """Routes one session's requests: AWS (origin form), HTTP egress (absolute form), CONNECT.
+    A channel the configuration does not offer is refused."""
+
+    def __init__(self, config: DebugConfig, session_id: str) -> None:
+        self.config = config
+        self.credentials = _credentials(config.aws, session_id) if config.aws else None
+        self._aws_policy = _aws_policy(config.aws) if config.aws else None
+        self._aws = (
+            AwsResigningUpstream(self._aws_policy, self.credentials)
+            if self._aws_policy is not None and self.credentials is not None
+            else None
+        )
+        allow = HostAllowlist(config.http.allow) if config.http else None
+        self._allow = allow
+        self._http = ForwardingUpstream(config.http.allow, scheme="http") if config.http else None
+        self._connect = ConnectUpstream(allow) if allow is not None else None
+
+    async def start(self) -> None:
+        """Get the first AWS credentials now, so the first request does not wait for STS (a
+        failure is logged; requests then try again and report it)."""
+        if isinstance(self.credentials, AssumeRoleCredentialProvider):
+            try:
+                await self.credentials.start()
+            except AlienError as exc:
+                log.warning("AWS credentials for debugging are not available: %s", exc.message)
+
+    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
+        if head.method == "CONNECT":
+            if self._connect is None:
+                raise Forbidden("this agent offers no HTTP egress", field="http")
+            return await self._connect.send(head, body)
+        if head.target.startswith(("http://", "https://")):
+            if self._http is None or self._allow is None:
+                raise Forbidden("this agent offers no HTTP egress", field="http")
+            url = httpx.URL(head.target)
+            if not self._allow.allows(url.scheme, url.host, url.port):
+                raise _not_allowed(f"{url.scheme}://{url.netloc.decode()}")
+            return await self._http.send(head, body)
+        if self._aws is None or self._aws_policy is None:
+            raise Forbidden(
+                "this agent offers no AWS access", field="aws", details={"aws_code": "AccessDenied"}
+            )
+        scope = caller_scope(head.target, head.headers)
+        route_request(self._aws_policy, scope.service, scope.region)  # refusals get marked
+        return await self._aws.send(head, body)
+
+    async def aclose(self) -> None:
+        for part in (self._aws, self._http, self.credentials):
+            if part is not None:
+                await part.aclose()
+
+
+async def handle_stream(upstream: SessionUpstream, stream: TunnelStream) -> None:
+    """Answer one stream the manager relayed."""
+    if stream.meta.get("kind") == DEBUG_INFO_KIND:
+        await stream.send(upstream.config.offer.model_dump_json().encode())
+        await stream.end()
+        return
+    await serve_http_stream(stream, upstream, error_response=error_response)
+
+
+def _websocket_url(base_url: str, path: str) -> str:
+    scheme, sep, rest = base_url.rstrip("/").partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest}{path}"
+
+
+class DebugTunnels:
+    """The agent's debug tunnels: one task per ``tunnel_open``, all ended by :meth:`aclose`."""
+
+    def __init__(self, base_url: str, token: str, state_root: Path) -> None:
+        self._base_url = base_url
+        self._token = token
+        self._config_file = config_path(state_root)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """``debug_tunnels`` when the customer configured debugging here (``debug.json``)."""
+        return (CAPABILITY_DEBUG_TUNNELS,) if self._config_file.is_file() else ()
+
+    def on_message(self, message: ManagerMessage) -> None:
+        """A ``ManagerLink.on_other_message`` hook: serve each ``tunnel_open``."""
+        if not isinstance(message, TunnelOpen):
+            return
+        task = asyncio.create_task(self.serve(message), name=f"debug-{message.session_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def serve(self, message: TunnelOpen) -> None:
+        """Dial the session's tunnel and answer its streams until it closes (never raises)."""
+        session_id = message.session_id
+        try:
+            # In a thread: reading the file and creating boto3 clients block.
+            upstream = await asyncio.to_thread(self._prepare, session_id)
+            try:
+                await upstream.start()
+                connection = await self._dial(message, upstream)
+                log.info("debug tunnel of %s opened", session_id)
+                await self._hold(connection, message.expires_at)
+            finally:
+                await upstream.aclose()
+        except AlienError as exc:
+            log.warning("debug tunnel of %s failed: %s", session_id, exc.message)
+        except Exception:
+            log.exception("debug tunnel of %s failed", session_id)
+        log.info("debug tunnel of %s closed", session_id)
+
+    def _prepare(self, session_id: str) -> SessionUpstream:
+        return SessionUpstream(load_config(self._config_file), session_id)
+
+    async def _dial(self, message: TunnelOpen, upstream: SessionUpstream) -> TunnelConnection:
+        url = _websocket_url(self._base_url, message.tunnel_path)
+        headers = {"Authorization": f"Bearer {self._token}", CREDENTIAL_HEADER: message.credential}
+        try:
+            ws = await websockets.connect(
+                url, additional_headers=headers, open_timeout=DIAL_TIMEOUT, **WEBSOCKET_OPTIONS
+            )
+        except InvalidStatus as exc:
+            raise PlatformError(
+                f"the manager refused the debug tunnel (HTTP {exc.response.status_code})",
+                field="manager",
+            ) from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise PlatformError(
+                f"could not dial the debug tunnel: {exc or type(exc).__name__}", field="manager"
+            ) from None
+
+        async def handle(stream: TunnelStream) -> None:
+            await handle_stream(upstream, stream)
+
+        connection = TunnelConnection(WebsocketsTransport(ws), "client", handler=handle)
+        return await connection.start()
+
+    @staticmethod
+    async def _hold(connection: TunnelConnection, expires_at: datetime) -> None:
+        """Until the manager closes the tunnel, or shortly after the session's expiry."""
+        remaining = (expires_at - datetime.now(UTC)).total_seconds() + EXPIRY_SLACK
+        try:
+            await asyncio.wait_for(connection.wait_closed(), max(remaining, 0.0))
+        except TimeoutError:
+            log.warning("the manager kept an expired debug tunnel open: closing it")
+        finally:
+            if not connection.closed:
+                await connection.abort("the agent stopped serving this tunnel", ErrorCode.CANCEL)
+
+    async def aclose(self) -> None:
+        """End every tunnel (the agent is stopping)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

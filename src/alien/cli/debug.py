@@ -1,0 +1,334 @@
+"""``alien debug``: debug a deployment with the real cloud CLIs, through a scoped, audited session.
+
+    alien debug <deployment> [--reason …] [--ttl …] [--json-audit] [-- cmd…]
+    alien debug sessions [--deployment …] [--state …] [--json]
+    alien debug show <dbg_…> [--json]
+    alien debug revoke <dbg_…> [--reason …]
+    alien debug policy show|set <deployment> …
+
+``alien debug <deployment>`` is shorthand for ``alien debug open <deployment>`` (a deployment
+named like a subcommand needs the long form). Without a command it starts an interactive shell.
+Its exit status is the command's; 4 when the session ended under it (revoked, expired), 128+N
+when interrupted by signal N, 1 when the session could not be opened. The orchestration lives in
+:mod:`alien.debug.run`; this module parses, calls and renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from alien.cli.deployments import JsonOption, ManagerOption, TokenOption, manager_client
+from alien.cli.output import console, err_console, fail, print_json, render, reporting_errors
+from alien.client.config import ClientConfig
+from alien.debug import api
+from alien.debug.api import DebugSessionInfo
+
+if TYPE_CHECKING:
+    from alien.debug.run import RunResult
+
+DEFAULT_COMMAND = "open"
+
+
+class _DefaultOpenGroup(TyperGroup):
+    """Routes ``alien debug <deployment> …`` to ``alien debug open <deployment> …``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+debug_app = typer.Typer(
+    name="debug",
+    cls=_DefaultOpenGroup,
+    help="Debug a deployment with the real cloud CLIs through a scoped, audited session.",
+    no_args_is_help=True,
+)
+policy_app = typer.Typer(name="policy", help="A deployment's debug policy.", no_args_is_help=True)
+debug_app.add_typer(policy_app)
+
+
+def _note(message: str) -> None:
+    err_console.print(f"alien: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _size(n: float) -> str:
+    if n < 1000:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB"):
+        n /= 1000
+        if n < 1000:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:.1f} GB"
+
+
+def _summary(info: DebugSessionInfo) -> str:
+    exit_part = f"exit {info.exit_code}" if info.exit_code is not None else "no exit code"
+    return (
+        f"debug session {info.id} {info.state}: {exit_part}, {info.requests} requests, "
+        f"{_size(info.bytes_in)} sent, {_size(info.bytes_out)} received"
+    )
+
+
+def _reason(reason: str | None) -> str:
+    if reason:
+        return reason
+    if sys.stdin.isatty():
+        return str(typer.prompt("Why are you debugging this deployment? (recorded in the audit)"))
+    fail("a reason is required: pass --reason '…' (it is recorded in the audit trail)")
+
+
+def _print_audit(config: ClientConfig, result: RunResult) -> None:
+    from alien.debug.run import session_requests
+
+    if result.session is None:
+        return
+    records = asyncio.run(session_requests(config, result.session.id))
+    document = {
+        "session": result.session.model_dump(mode="json"),
+        "requests": [r.model_dump(mode="json") for r in records],
+    }
+    sys.stderr.write(json.dumps(document, sort_keys=True) + "\n")
+    sys.stderr.flush()
+
+
+@debug_app.command(DEFAULT_COMMAND)
+def open_session(
+    deployment: Annotated[str, typer.Argument(help="dep_…, group/name, or a unique name.")],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="The command to run (after --); none: an interactive shell."),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (recorded in the audit trail).")
+    ] = None,
+    ttl: Annotated[
+        int | None,
+        typer.Option("--ttl", min=1, help="Session lifetime in seconds [default: 1 h or less]."),
+    ] = None,
+    json_audit: Annotated[
+        bool,
+        typer.Option(
+            "--json-audit", help="At the end, print the session and its requests as JSON (stderr)."
+        ),
+    ] = False,
+    approval_timeout: Annotated[
+        float,
+        typer.Option("--approval-timeout", min=0, help="Seconds to wait for an approval."),
+    ] = 900.0,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Open a session on DEPLOYMENT and run COMMAND (or a shell) with its cloud access.
+
+    COMMAND talks to a loopback proxy with session-only dummy keys; the manager re-signs each
+    request with the deployment's scoped role and records it.
+    """
+    # Imported here: the proxy, tunnel and AWS signing stack is only needed by this command.
+    from alien.debug.run import DebugRun, run_debug
+
+    config = ClientConfig.resolve(manager, token)
+    with reporting_errors():
+        config.require_token()
+        plan = DebugRun(
+            deployment=deployment,
+            reason=_reason(reason),
+            command=list(command or []),
+            ttl_seconds=ttl,
+            approval_timeout=approval_timeout,
+        )
+        result = asyncio.run(run_debug(config, plan, _note))
+    if result.ended is not None:
+        err_console.print(f"error: {result.ended}", markup=False, highlight=False, soft_wrap=True)
+    elif result.session is not None:
+        _note(_summary(result.session))
+    if json_audit:  # last, so that the final stderr line is the JSON document
+        with reporting_errors():
+            _print_audit(config, result)
+    raise typer.Exit(result.exit_code)
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+def _age(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+
+
+def _sessions_table(sessions: list[DebugSessionInfo]) -> None:
+    if not sessions:
+        console.print("no debug sessions", highlight=False)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("SESSION", "DEPLOYMENT", "WHO", "STATE", "OPENED", "EXIT", "REQS", "REASON"):
+        table.add_column(column, overflow="fold")
+    for s in sessions:
+        table.add_row(
+            s.id,
+            s.deployment,
+            s.actor,
+            s.state,
+            _age(s.created_at),
+            "-" if s.exit_code is None else str(s.exit_code),
+            str(s.requests),
+            s.reason[:60],
+        )
+    console.print(table)
+
+
+@debug_app.command("sessions")
+def list_sessions(
+    deployment: Annotated[str | None, typer.Option("--deployment", help="Only this one.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="active, closed, …")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Debug sessions, newest first: who, where, why, how it ended."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        sessions = client.call(api.list_sessions(deployment, state, limit))
+    render(
+        [s.model_dump(mode="json") for s in sessions] if as_json else sessions,
+        as_json,
+        _sessions_table,
+    )
+
+
+def _show(data: dict[str, Any]) -> None:
+    info: DebugSessionInfo = data["session"]
+    for key in (
+        "id",
+        "deployment",
+        "actor",
+        "reason",
+        "state",
+        "created_at",
+        "expires_at",
+        "ended_at",
+        "ended_by",
+        "end_reason",
+        "exit_code",
+    ):
+        console.print(f"{key:>11}: {getattr(info, key)}", markup=False, highlight=False)
+    console.print(f"{'requests':>11}: {_summary(info)}", markup=False, highlight=False)
+    for r in data["requests"]:
+        d = r.details
+        console.print(
+            f"  {r.time:%H:%M:%S} {r.target} {d.get('status')} {r.outcome} "
+            f"{_size(d.get('bytes_in', 0))} sent, {_size(d.get('bytes_out', 0))} received, "
+            f"{d.get('duration_ms', 0):.0f} ms",
+            markup=False,
+            highlight=False,
+        )
+
+
+@debug_app.command("show")
+def show_session(
+    session_id: Annotated[str, typer.Argument(help="dbg_…")],
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One session and the requests it proxied."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        info = client.call(api.get_session(session_id))
+        records = client.call(api.session_requests(session_id))
+    if as_json:
+        print_json(
+            {
+                "session": info.model_dump(mode="json"),
+                "requests": [r.model_dump(mode="json") for r in records],
+            }
+        )
+    else:
+        _show({"session": info, "requests": records})
+
+
+@debug_app.command("revoke")
+def revoke(
+    session_id: Annotated[str, typer.Argument(help="dbg_…")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """End a live session now (admin): its tunnel is cut within a second."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        info = client.call(api.revoke_session(session_id, reason))
+    render(
+        info.model_dump(mode="json") if as_json else info,
+        as_json,
+        lambda i: console.print(_summary(i), markup=False, highlight=False),
+    )
+
+
+# --- policy ------------------------------------------------------------------------------------
+
+
+def _policy(policy: api.DebugPolicy) -> None:
+    origin = "default" if policy.default else f"set by {policy.updated_by} at {policy.updated_at}"
+    console.print(
+        f"{policy.mode}, max TTL {policy.max_ttl_seconds}s, channels "
+        f"{', '.join(policy.allowed_channels) or 'none'} ({origin})",
+        markup=False,
+        highlight=False,
+    )
+
+
+@policy_app.command("show")
+def show_policy(
+    deployment: Annotated[str, typer.Argument(help="dep_…, group/name, or a unique name.")],
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The deployment's debug policy."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        policy = client.call(api.get_policy(deployment))
+    render(policy.model_dump(mode="json") if as_json else policy, as_json, _policy)
+
+
+@policy_app.command("set")
+def set_policy(
+    deployment: Annotated[str, typer.Argument(help="dep_…, group/name, or a unique name.")],
+    mode: Annotated[
+        str,
+        typer.Option("--mode", help="allowed | approval_required | forbidden"),
+    ],
+    max_ttl: Annotated[int, typer.Option("--max-ttl", min=1, help="Seconds.")] = 3600,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option("--channel", help="Allowed channel (repeat): aws, gcp, azure, …"),
+    ] = None,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the deployment's debug policy (admin). Without --channel: every channel."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        policy = client.call(
+            api.set_policy(deployment, mode=mode, max_ttl_seconds=max_ttl, allowed_channels=channel)
+        )
+    render(policy.model_dump(mode="json") if as_json else policy, as_json, _policy)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``debug``, ``audit`` and ``deployments register-aws`` to the ``alien`` app."""
+    from alien.cli import audit, aws_deployments
+
+    app.add_typer(debug_app)
+    audit.register(app)
+    aws_deployments.register(app)

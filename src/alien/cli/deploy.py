@@ -1,0 +1,492 @@
+"""The ``alien-deploy`` command: the customer admin's tool (onboard, run, status, teardown).
+
+``up`` onboards with a group token (once) and runs the agent in the foreground; ``run`` resumes an
+onboarded state dir; both stop on SIGTERM/SIGINT, stopping the functions they supervise (restart
+the agent and the last good release comes straight back). ``status`` shows what runs, ``down``
+tears everything down. The state dir defaults to ``$ALIEN_DEPLOY_STATE_DIR`` or
+``~/.alien/deploy``; one deployment per state dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from alien.agent import governance
+from alien.agent.agent import Agent
+from alien.agent.config import AgentConfig, default_state_dir
+from alien.agent.control import down as tear_down
+from alien.agent.control import local_status
+from alien.agent.onboard import UpRequest, onboard_or_resume
+from alien.agent.state import StateDir
+from alien.cli import audit as audit_cli
+from alien.cli.output import console, err_console, print_json, render, reporting_errors
+from alien.client.sync import ManagerClient
+from alien.debug.api import AuditRecord
+from alien.errors import ValidationError
+from alien.protocol.audit import verify_deployment_chain
+from alien.redaction import install_logging_redaction
+
+app = typer.Typer(
+    name="alien-deploy",
+    help="Onboard and control an alien deployment in your environment.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class CustomerDebugChoice(StrEnum):
+    ALLOWED = "allowed"
+    APPROVAL = "approval"
+    FORBIDDEN = "forbidden"
+
+
+class TransportChoice(StrEnum):
+    AUTO = "auto"
+    WEBSOCKET = "websocket"
+    POLL = "poll"
+
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where the agent keeps its state [ALIEN_DEPLOY_STATE_DIR; default ~/.alien/deploy].",
+    ),
+]
+TransportOption = Annotated[
+    TransportChoice,
+    typer.Option("--transport", help="auto: WebSocket, HTTPS long-polling when it fails."),
+]
+ReconnectOption = Annotated[
+    float,
+    typer.Option("--reconnect-max", min=0.1, help="Longest wait between reconnects, in seconds."),
+]
+LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug|info|warning|error")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _state_dir(path: Path | None) -> StateDir:
+    return StateDir(path if path is not None else default_state_dir())
+
+
+def _logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValidationError(f"unknown log level {level!r}", field="log-level")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    install_logging_redaction()  # tokens and secret-shaped strings never reach the agent's log
+    # Per-request lines from the HTTP and WebSocket libraries would drown the agent's own.
+    for noisy in ("httpx", "httpcore", "websockets", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+
+
+def _config(transport: TransportChoice, reconnect_max: float) -> AgentConfig:
+    return AgentConfig(
+        transport=transport.value,  # type: ignore[arg-type]
+        reconnect_max=reconnect_max,
+        reconnect_base=min(0.5, reconnect_max),
+    )
+
+
+async def _serve(state_dir: StateDir, config: AgentConfig, request: UpRequest | None) -> None:
+    """Onboard or resume (with the lock held), then run the agent until a stop signal."""
+    state_dir.lock()
+    try:
+        if request is not None:
+            state, new = await onboard_or_resume(state_dir, request)
+            verb = "onboarded" if new else "resuming"
+            logging.getLogger("alien.agent").info(
+                "%s %s (%s)", verb, state.ref, state.deployment_id
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Agent(state_dir, config).run(stop)
+    finally:
+        state_dir.unlock()
+
+
+@app.command()
+def up(
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="ALIEN_GROUP_TOKEN",
+            show_default=False,
+            help="Deployment-group token (ax_dg_…); only needed the first time.",
+        ),
+    ] = None,
+    platform: Annotated[str, typer.Option("--platform", help="Where to run: local.")] = "local",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Deployment name (default: the host name).")
+    ] = None,
+    manager: Annotated[
+        str | None,
+        typer.Option("--manager", envvar="ALIEN_MANAGER_URL", help="The manager's URL."),
+    ] = None,
+    state_dir: StateDirOption = None,
+    transport: TransportOption = TransportChoice.AUTO,
+    reconnect_max: ReconnectOption = 30.0,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Onboard this environment (first time) and run the agent in the foreground."""
+    with reporting_errors():
+        _logging(log_level)
+        request = UpRequest(token=token, name=name, platform=platform, manager=manager)
+        asyncio.run(_serve(_state_dir(state_dir), _config(transport, reconnect_max), request))
+
+
+@app.command()
+def run(
+    state_dir: StateDirOption = None,
+    transport: TransportOption = TransportChoice.AUTO,
+    reconnect_max: ReconnectOption = 30.0,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Run the agent of an onboarded state dir in the foreground (no token needed)."""
+    with reporting_errors():
+        _logging(log_level)
+        directory = _state_dir(state_dir)
+        directory.load()  # a clear error before anything starts if nothing was onboarded here
+        asyncio.run(_serve(directory, _config(transport, reconnect_max), None))
+
+
+def _human_status(data: dict[str, Any]) -> None:
+    agent = f"running (pid {data['pid']})" if data["agent_running"] else "not running"
+    link = (
+        (f"connected ({data['transport']})" if data["connected"] else "not connected")
+        if data["agent_running"]
+        else "-"
+    )
+    rows = [
+        ("deployment", f"{data['group']}/{data['name']} ({data['deployment_id']})"),
+        ("manager", f"{data['manager_url']} — {link}"),
+        ("agent", agent),
+        ("state", data["state"] or "-"),
+        ("release", data["release"] or "-"),
+        ("desired", data["desired_release"] or "-"),
+        ("last good", data["last_good_release"] or "-"),
+    ]
+    if data["error"]:
+        rows.append(("error", data["error"]))
+    for key, value in rows:
+        console.print(f"{key:>11}: {value}", highlight=False, markup=False)
+    for fn in data["functions"]:
+        url = f" {fn['url']}" if fn.get("url") else ""
+        console.print(
+            f"   function: {fn['id']} {fn['state']} ({fn['release']}){url}",
+            highlight=False,
+            markup=False,
+        )
+    if not data["agent_running"]:
+        console.print("nothing is served: functions run only while the agent runs", highlight=False)
+
+
+@app.command()
+def status(state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
+    """Show what runs here: release, functions, URLs, state."""
+    with reporting_errors():
+        render(local_status(_state_dir(state_dir)), as_json, _human_status)
+
+
+@app.command()
+def down(
+    state_dir: StateDirOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop the agent, delete the area with ALL its data, and tell the manager."""
+    with reporting_errors():
+        directory = _state_dir(state_dir)
+        state = directory.load()
+        if not yes:
+            typer.confirm(
+                f"Tear down {state.ref}: stop its functions and delete its area "
+                f"({state.area}) with all its data?",
+                abort=True,
+            )
+        result = asyncio.run(tear_down(directory))
+    data = {
+        "deployment": result.deployment,
+        "torn_down": True,
+        "told_manager": result.told_manager,
+        "warning": result.warning,
+    }
+
+    def human(_: Any) -> None:
+        console.print(f"alien-deploy: {result.deployment} torn down", highlight=False)
+        if result.warning:
+            err_console.print(
+                f"warning: {result.warning}", highlight=False, markup=False, soft_wrap=True
+            )
+
+    render(data, as_json, human)
+
+
+# --- access governance: the customer's policy, approvals and audit view ---------------------
+# Every command below speaks with the deployment's OWN token (the state dir's, or
+# ALIEN_DEPLOYMENT_TOKEN with --manager for a push-model deployment): never the vendor's.
+
+policy_app = typer.Typer(
+    name="policy",
+    help="What you allow the vendor on this deployment (intersected with the vendor's policy).",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
+
+ManagerOverride = Annotated[
+    str | None,
+    typer.Option("--manager", help="The manager's URL (default: the state dir's)."),
+]
+
+
+class Switch(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
+def _governance_client(state_dir: Path | None, manager: str | None) -> ManagerClient:
+    return ManagerClient(governance.credentials(_state_dir(state_dir), manager=manager))
+
+
+def _names(value: str | None, *, everything: str = "all") -> list[str] | None:
+    """``a,b`` → the list; ``all`` → ``None`` (no limit of yours); ``""`` → nothing at all."""
+    if value is None or value.strip().lower() == everything:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _policy_human(data: dict[str, Any]) -> None:
+    customer, effective = data["customer"], data["effective"]
+
+    def listed(values: list[str] | None) -> str:
+        return "any" if values is None else (", ".join(values) or "none")
+
+    ttl = customer["max_ttl_seconds"]
+    rows = [
+        ("access", "on" if customer["access"] else "OFF (all vendor access suspended)", ""),
+        ("debug", customer["debug"], effective["debug"]),
+        ("approvers", "-", ", ".join(effective["approvers"]) or "-"),
+        ("max ttl", f"{ttl}s" if ttl else "any", f"{effective['max_ttl_seconds']}s"),
+        ("channels", listed(customer["channels"]), listed(effective["channels"])),
+        ("egress", listed(customer["egress_allow"]), listed(effective["egress_allow"])),
+        ("commands", listed(customer["commands"]), listed(effective["commands"])),
+        (
+            "cmd approval",
+            "on" if customer["command_approval"] else "off",
+            ", ".join(effective["command_approvers"]) or "-",
+        ),
+    ]
+    table = Table(box=None, pad_edge=False)
+    for column in ("", "YOURS", "EFFECTIVE"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if customer.get("held_release"):
+        console.print(f"held release: {customer['held_release']} (delivered when access is on)")
+
+
+@policy_app.command("show")
+def policy_show(
+    state_dir: StateDirOption = None, manager: ManagerOverride = None, as_json: JsonOption = False
+) -> None:
+    """Your policy and the effective one (yours ∩ the vendor's)."""
+    with reporting_errors(), _governance_client(state_dir, manager) as client:
+        data = client.call(governance.get_policy())
+    render(data, as_json, _policy_human)
+
+
+@policy_app.command("set")
+def policy_set(
+    debug: Annotated[
+        CustomerDebugChoice | None, typer.Option("--debug", help="May the vendor debug here?")
+    ] = None,
+    max_ttl: Annotated[
+        str | None,
+        typer.Option("--max-ttl", help="Longest debug session: seconds, 30m, 2h; 'all': any."),
+    ] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option("--channels", help="aws,gcp,azure,kubectl,http,env; 'all': any."),
+    ] = None,
+    egress_allow: Annotated[
+        str | None,
+        typer.Option("--egress-allow", help="host[:port],*.domain the debug egress may reach."),
+    ] = None,
+    commands: Annotated[
+        str | None, typer.Option("--commands", help="The only commands the vendor may run.")
+    ] = None,
+    commands_all: Annotated[
+        bool, typer.Option("--commands-all", help="Any command (lifts --commands).")
+    ] = False,
+    command_approval: Annotated[
+        Switch | None, typer.Option("--command-approval", help="Approve each command first.")
+    ] = None,
+    access: Annotated[
+        Switch | None,
+        typer.Option("--access", help="off: suspend ALL vendor access now (on: resume)."),
+    ] = None,
+    state_dir: StateDirOption = None,
+    manager: ManagerOverride = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change your policy; options not given stay as they are."""
+    with reporting_errors():
+        if commands is not None and commands_all:
+            raise ValidationError("give --commands or --commands-all, not both", field="commands")
+        changes: dict[str, Any] = {}
+        if debug is not None:
+            changes["debug"] = debug.value
+        if max_ttl is not None:
+            everything = max_ttl.strip().lower() == "all"
+            changes["max_ttl_seconds"] = (
+                None if everything else governance.parse_duration(max_ttl, field="max-ttl")
+            )
+        if channels is not None:
+            changes["channels"] = _names(channels)
+        if egress_allow is not None:
+            changes["egress_allow"] = _names(egress_allow)
+        if commands is not None or commands_all:
+            changes["commands"] = None if commands_all else _names(commands, everything="")
+        if command_approval is not None:
+            changes["command_approval"] = command_approval is Switch.ON
+        if access is not None:
+            changes["access"] = access is Switch.ON
+        if not changes:
+            raise ValidationError("nothing to change: give at least one option", field="policy")
+        with _governance_client(state_dir, manager) as client:
+            data = client.call(governance.set_policy(changes))
+    render(data, as_json, _policy_human)
+
+
+def _approval_line(info: governance.ApprovalInfo) -> str:
+    if info.state == "pending":
+        return f"{info.subject_id}: your decision is recorded; still waiting for the " + (
+            " and ".join(info.waiting_for)
+        )
+    grant = f" for {info.grant_seconds}s" if info.grant_seconds else ""
+    return f"{info.subject_id}: {info.state}{grant if info.state == 'approved' else ''}"
+
+
+@app.command()
+def approve(
+    subject: Annotated[str, typer.Argument(help="The dbg_… session or cmd_… command.")],
+    for_: Annotated[
+        str | None,
+        typer.Option("--for", help="How long a debug session may run: 30m, 2h, 900 (seconds)."),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Recorded in the audit.")] = None,
+    state_dir: StateDirOption = None,
+    manager: ManagerOverride = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Approve a debug session or a command that waits for you."""
+    with reporting_errors():
+        grant = governance.parse_duration(for_) if for_ is not None else None
+        with _governance_client(state_dir, manager) as client:
+            info = client.call(governance.approve(subject, grant, note))
+    render(info.model_dump(mode="json"), as_json, lambda _: console.print(_approval_line(info)))
+
+
+@app.command()
+def deny(
+    subject: Annotated[str, typer.Argument(help="The dbg_… session or cmd_… command.")],
+    note: Annotated[str | None, typer.Option("--note", help="Recorded in the audit.")] = None,
+    state_dir: StateDirOption = None,
+    manager: ManagerOverride = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Deny a debug session or a command that waits for you."""
+    with reporting_errors(), _governance_client(state_dir, manager) as client:
+        info = client.call(governance.deny(subject, note))
+    render(info.model_dump(mode="json"), as_json, lambda _: console.print(_approval_line(info)))
+
+
+def _pending_human(items: list[governance.ApprovalInfo]) -> None:
+    if not items:
+        console.print("nothing waits for approval", highlight=False)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("SUBJECT", "KIND", "REQUESTED BY", "WAITING FOR", "SINCE", "WHAT"):
+        table.add_column(column, overflow="fold")
+    for a in items:
+        table.add_row(
+            a.subject_id,
+            a.kind,
+            a.requested_by,
+            ", ".join(a.waiting_for),
+            f"{a.created_at:%Y-%m-%d %H:%M:%S}",
+            a.summary,
+        )
+    console.print(table)
+
+
+@app.command()
+def pending(
+    state_dir: StateDirOption = None, manager: ManagerOverride = None, as_json: JsonOption = False
+) -> None:
+    """What waits for approval on this deployment."""
+    with reporting_errors(), _governance_client(state_dir, manager) as client:
+        items = client.call(governance.list_approvals("pending"))
+    render(
+        [a.model_dump(mode="json") for a in items] if as_json else items, as_json, _pending_human
+    )
+
+
+@app.command("audit")
+def audit_(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check hashes, signatures and the chain locally.")
+    ] = False,
+    public_key: audit_cli.PublicKeyOption = None,
+    head: audit_cli.HeadOption = None,
+    state_dir: StateDirOption = None,
+    manager: ManagerOverride = None,
+    as_json: JsonOption = False,
+) -> None:
+    """This deployment's audit records (and nothing about any other), or --verify them."""
+    with reporting_errors():
+        config = governance.credentials(_state_dir(state_dir), manager=manager)
+    with ManagerClient(config) as client:
+        if not verify:
+            with reporting_errors():
+                records = audit_cli.read_all(client, governance.AUDIT_PATH)
+            if as_json:
+                print_json(records)
+            else:
+                audit_cli.records_table([AuditRecord.model_validate(r) for r in records])
+            return
+        with reporting_errors():  # the deployment the chain must belong to, from the manager
+            deployment = str(client.call(governance.get_policy())["deployment_id"])
+        audit_cli.verify_and_report(
+            lambda c: audit_cli.read_all(c, governance.AUDIT_PATH),
+            lambda records, key, expected: verify_deployment_chain(
+                records, key, deployment, expected_head=expected
+            ),
+            f"the audit trail of {deployment}",
+            client,
+            public_key,
+            head,
+            as_json,
+        )
+
+
+if __name__ == "__main__":
+    app()

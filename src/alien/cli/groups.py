@@ -1,0 +1,99 @@
+"""``alien groups create|ls`` and ``alien groups token create``: where deployments onboard.
+
+``token create`` prints the new onboarding token (``ax_dg_…``) alone on stdout, so a script can
+capture it; the manager shows it this once and stores only its hash. Give it to the customer's
+admin for ``alien-deploy up --token``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from alien.cli.deployments import (
+    JsonOption,
+    ManagerOption,
+    TokenOption,
+    manager_client,
+    print_table,
+)
+from alien.cli.output import console, err_console, print_json, reporting_errors
+from alien.client.models import Group
+
+groups_app = typer.Typer(
+    name="groups", help="Deployment groups and their tokens.", no_args_is_help=True
+)
+token_app = typer.Typer(name="token", help="Onboarding tokens of a group.", no_args_is_help=True)
+groups_app.add_typer(token_app)
+
+
+@groups_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Lowercase letters, digits and '-'.")],
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a deployment group."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        group = client.create_group(name, description)
+    if as_json:
+        print_json(group.model_dump(mode="json"))
+    else:
+        console.print(f"group {group.name} ({group.id})", highlight=False)
+
+
+def _table(groups: list[Group]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("GROUP", "ID", "DEPLOYMENTS", "DESCRIPTION"):
+        table.add_column(column)
+    for group in groups:
+        table.add_row(group.name, group.id, str(group.deployment_count), group.description or "")
+    print_table(table)
+
+
+@groups_app.command("ls")
+def list_groups(
+    manager: ManagerOption = None, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List deployment groups."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        groups = client.list_groups()
+    if as_json:
+        print_json([g.model_dump(mode="json") for g in groups])
+    elif not groups:
+        console.print("no groups yet", highlight=False)
+    else:
+        _table(groups)
+
+
+@token_app.command("create")
+def create_token(
+    group: Annotated[str, typer.Argument(help="Group name or id.")],
+    name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "default",
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an onboarding token; it is printed once, on stdout."""
+    with reporting_errors(), manager_client(manager, token) as client:
+        created = client.create_group_token(group, name)
+    if as_json:
+        print_json(created.model_dump(mode="json") | {"token": created.token})
+        return
+    print(created.token, flush=True)
+    err_console.print(
+        f"onboarding token {created.id} for group {group}: shown only now; "
+        "it can onboard deployments and nothing else",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``groups`` to the top-level ``alien`` app."""
+    app.add_typer(groups_app)

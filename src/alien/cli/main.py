@@ -1,0 +1,34 @@
+"""The ``alien`` command: the vendor engineer's tool.
+
+Each command group lives in its own module under ``alien.cli`` and is registered here; modules stay
+thin (parse, call, render) and keep their logic in the layers below.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from alien.redaction import install_logging_redaction
+
+app = typer.Typer(
+    name="alien",
+    help="Ship and operate your software inside your customers' environments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported here so `alien --help` lists every group and each module registers itself once.
+    from alien.cli import commands_registry
+
+    commands_registry.register_all(app)
+
+
+_register()
+# Whatever a command or a library logs is redacted (tokens, registered secrets, secret shapes).
+install_logging_redaction()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,118 @@
+"""The local endpoints a debugged command talks to, and the environment that points it there.
+
+Push model (the manager re-signs): one loopback AWS endpoint. Pull model (the deployment's agent
+answers from inside the environment): what the agent offers decides — it is asked first, over the
+session's tunnel (a ``debug_info`` stream) —
+
+* AWS: the same loopback AWS endpoint; requests travel on to the agent, which re-signs them with
+  its own identity;
+* HTTP egress: a forward proxy (``HTTP_PROXY``/``HTTPS_PROXY``, CONNECT for https) whose
+  requests the agent forwards within the customer's allowlist. Loopback addresses then mean the
+  agent's machine, so only the session's own endpoints are exempt from the proxy.
+
+Both endpoints accept only the session's secrets (SigV4 with the dummy keys; the bearer token
+as proxy credentials) and both send through :class:`~alien.debug.session.SessionUpstream`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from alien.debug.api import AwsConfig
+from alien.debug.env import ChildEnv, aws_env, http_proxy_env
+from alien.debug.forward_proxy import ForwardProxy
+from alien.debug.proxy import LoopbackProxy
+from alien.debug.session import DebugSession
+from alien.debug.session_dir import SessionDir
+from alien.debug.session_keys import SessionKeys
+from alien.errors import Conflict, ValidationError
+from alien.platforms.aws.proxy_auth import SigV4SessionAuthenticator
+from alien.platforms.aws.upstream import aws_error_response
+from alien.protocol.agent_channel import DEBUG_INFO_KIND, DebugOffer
+from alien.protocol.wire import parse
+from alien.tunnel import TunnelConnection
+from alien.tunnel.errors import TunnelMessageError
+
+MAX_OFFER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the child gets: environment changes, the AWS endpoint (for ``aws --endpoint-url``,
+    ``None`` without AWS) and one line saying what is reachable."""
+
+    env: ChildEnv
+    aws_url: str | None
+    summary: str
+
+
+async def _aws_endpoint(
+    stack: contextlib.AsyncExitStack, session: DebugSession, files: SessionDir, keys: SessionKeys
+) -> LoopbackProxy:
+    authenticator = SigV4SessionAuthenticator(
+        keys.aws_access_key_id, keys.aws_secret_access_key, spool_dir=files.path
+    )
+    proxy = LoopbackProxy(session.upstream, authenticator, error_response=aws_error_response)
+    return await stack.enter_async_context(proxy)
+
+
+async def push_endpoints(
+    stack: contextlib.AsyncExitStack,
+    session: DebugSession,
+    files: SessionDir,
+    keys: SessionKeys,
+    aws: AwsConfig,
+) -> Endpoints:
+    """The loopback AWS endpoint of a push-model session (the manager re-signs)."""
+    proxy = await _aws_endpoint(stack, session, files, keys)
+    env = aws_env(files, endpoint_url=proxy.url, region=aws.region, keys=keys)
+    summary = f"AWS {aws.region} ({', '.join(aws.allowed_services)}) via {proxy.url}"
+    return Endpoints(env, proxy.url, summary)
+
+
+async def agent_offer(connection: TunnelConnection) -> DebugOffer:
+    """Ask the deployment's agent, through the tunnel, what this session may reach."""
+    stream = await connection.open_stream({"kind": DEBUG_INFO_KIND})
+    async with stream:
+        await stream.end()
+        data = bytearray()
+        async for chunk in stream:
+            data += chunk
+            if len(data) > MAX_OFFER_BYTES:
+                raise TunnelMessageError("the agent's offer is too large", field="offer")
+    try:
+        return parse(DebugOffer, bytes(data))
+    except ValidationError as exc:
+        raise TunnelMessageError(f"the agent's offer is malformed: {exc}", field="offer") from None
+
+
+async def pull_endpoints(
+    stack: contextlib.AsyncExitStack, session: DebugSession, files: SessionDir, keys: SessionKeys
+) -> Endpoints:
+    """The endpoints of a pull-model session, for what the deployment's agent offers."""
+    assert session.connection is not None
+    offer = await agent_offer(session.connection)
+    if offer.aws is None and offer.http is None:
+        raise Conflict(
+            f"the agent of {session.info.deployment} offers nothing to debug with "
+            "(its debug.json configures neither aws nor http)",
+            field="deployment",
+            code="DEBUG_UNAVAILABLE",
+        )
+    env, parts, own = ChildEnv(), [], []
+    aws_url = None
+    if offer.aws is not None:
+        proxy = await _aws_endpoint(stack, session, files, keys)
+        aws_url, own = proxy.url, [f"{proxy.url.split('://', 1)[1]}"]
+        env |= aws_env(
+            files, endpoint_url=proxy.url, region=offer.aws.region, keys=keys, no_proxy=own
+        )
+        parts.append(f"AWS {offer.aws.region} ({', '.join(offer.aws.services)}) via {proxy.url}")
+    if offer.http is not None:
+        forward = await stack.enter_async_context(ForwardProxy(session.upstream, keys.bearer_token))
+        env |= http_proxy_env(
+            proxy_host=forward.host, proxy_port=forward.port, keys=keys, bypass=own
+        )
+        parts.append(f"HTTP(S) to {', '.join(offer.http.allow)} via proxy {forward.url}")
+    return Endpoints(env, aws_url, "; ".join(parts) + " (through the deployment's agent)")

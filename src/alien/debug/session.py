@@ -1,0 +1,187 @@
+"""The CLI's side of one debug session: open it, wait for approval, hold its tunnel, end it.
+
+The session is opened with the engineer's API key; the manager answers with the session's own
+short-lived token, which is used for one thing only: the tunnel's WebSocket handshake. Requests
+the loopback proxy accepts go through :class:`SessionUpstream`, one tunnel stream each. When the
+manager ends the session (revoked, expired) it drops the tunnel at once; :meth:`DebugSession.
+watch` notices, asks the manager why, and from then on every request is answered 403 with that
+reason instead of a bare 502.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from alien.client.aio import AsyncManagerClient
+from alien.client.errors import error_from_body, unreachable
+from alien.debug import api
+from alien.debug.api import DebugSessionInfo, OpenedSession
+from alien.errors import AlienError, Forbidden
+from alien.protocol.errors import TunnelError
+from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
+from alien.tunnel import WEBSOCKET_OPTIONS, TunnelConnection, WebsocketsTransport
+from alien.tunnel.http import TunnelUpstream
+
+#: The longest single long-poll the manager grants; longer waits are several polls.
+MAX_POLL = 60.0
+CONNECT_TIMEOUT = 15.0
+
+
+class SessionEnded(Forbidden):
+    """The session is over: requests are refused with why (AWS clients print ``AccessDenied``)."""
+
+    code = "DEBUG_SESSION_ENDED"
+
+
+class ApprovalPending(AlienError):
+    """The session was not approved within the time the engineer was willing to wait."""
+
+    code = "DEBUG_APPROVAL_TIMEOUT"
+    status = 408
+
+
+def end_message(info: DebugSessionInfo) -> str:
+    """One line saying how a session ended, e.g. ``… was revoked by key_…: incident over``."""
+    by = f" by {info.ended_by}" if info.ended_by and info.state != "closed" else ""
+    reason = f": {info.end_reason}" if info.end_reason else ""
+    return f"debug session {info.id} was {info.state}{by}{reason}"
+
+
+def websocket_url(base_url: str, path: str) -> str:
+    scheme, sep, rest = base_url.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest}{path}"
+
+
+class DebugSession:
+    """One open session: its state as last seen, its tunnel, and how it ended (``end``)."""
+
+    def __init__(self, client: AsyncManagerClient, opened: OpenedSession) -> None:
+        self._client = client
+        self._token = opened.token
+        self.info: DebugSessionInfo = opened
+        self.end: str | None = None
+        self._websocket: ClientConnection | None = None
+        self.connection: TunnelConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"DebugSession({self.id!r}, state={self.info.state!r})"
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @classmethod
+    async def open(
+        cls, client: AsyncManagerClient, deployment: str, reason: str, ttl_seconds: int | None
+    ) -> DebugSession:
+        """Ask the manager for a session (policy refusals raise, e.g. 403 DEBUG_FORBIDDEN)."""
+        opened = await client.call(api.open_session(deployment, reason, ttl_seconds))
+        return cls(client, opened)
+
+    async def wait_until_granted(
+        self, timeout: float, on_wait: Callable[[DebugSessionInfo], None] | None = None
+    ) -> DebugSessionInfo:
+        """Return once the session is active; raise if it ended or ``timeout`` seconds passed
+        while it was still waiting for approval (``on_wait`` is told once, before waiting)."""
+        deadline = time.monotonic() + timeout
+        told = False
+        while self.info.state == "pending_approval":
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ApprovalPending(
+                    f"debug session {self.id} was not approved within {timeout:g} s",
+                    field="approval",
+                )
+            if on_wait is not None and not told:
+                on_wait(self.info)
+                told = True
+            self.info = await self._client.call(
+                api.wait_session(self.id, "pending_approval", min(remaining, MAX_POLL))
+            )
+        if self.info.state != "active":
+            raise SessionEnded(end_message(self.info), field="session")
+        return self.info
+
+    async def connect(self) -> TunnelConnection:
+        """Open the session's tunnel (authenticated with the session token only)."""
+        url = websocket_url(self._client.config.base_url, self.info.tunnel_path)
+        try:
+            self._websocket = await websockets.connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {self._token}"},
+                open_timeout=CONNECT_TIMEOUT,
+                **WEBSOCKET_OPTIONS,
+            )
+        except InvalidStatus as exc:
+            raise error_from_body(exc.response.status_code, exc.response.body or b"") from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise unreachable(self._client.config.base_url, exc) from None
+        self.connection = TunnelConnection(WebsocketsTransport(self._websocket), "client")
+        await self.connection.start()
+        return self.connection
+
+    @property
+    def upstream(self) -> SessionUpstream:
+        if self.connection is None:
+            raise RuntimeError("connect the tunnel first")
+        return SessionUpstream(TunnelUpstream(self.connection), self)
+
+    async def watch(self) -> str:
+        """Wait until the tunnel is gone, then learn why; returns (and keeps) the reason."""
+        if self.connection is None:
+            raise RuntimeError("connect the tunnel first")
+        await self.connection.wait_closed()
+        if self.end is None:
+            try:
+                self.info = await self._client.call(api.get_session(self.id))
+            except AlienError as exc:
+                self.end = f"lost the tunnel of debug session {self.id} ({exc.message})"
+            else:
+                self.end = (
+                    end_message(self.info)
+                    if self.info.ended
+                    else f"lost the tunnel of debug session {self.id} to the manager"
+                )
+        return self.end
+
+    async def disconnect(self) -> None:
+        """Close the tunnel (gracefully, briefly) if it is still up."""
+        if self.connection is not None and not self.connection.closed:
+            self.end = self.end or f"debug session {self.id} is closing"
+            await self.connection.close(timeout=2.0)
+        if self._websocket is not None:
+            await self._websocket.close()
+
+    async def close(self, exit_code: int | None) -> DebugSessionInfo:
+        """End the session, reporting ``exit_code`` (idempotent on the manager's side)."""
+        self.info = await self._client.call(api.close_session(self.id, exit_code))
+        return self.info
+
+
+class SessionUpstream:
+    """The tunnel while the session lives; afterwards a refusal that says why it ended."""
+
+    def __init__(self, tunnel: TunnelUpstream, session: DebugSession) -> None:
+        self._tunnel = tunnel
+        self._session = session
+
+    def _ended(self) -> SessionEnded:
+        assert self._session.end is not None
+        return SessionEnded(
+            self._session.end, field="session", details={"aws_code": "AccessDenied"}
+        )
+
+    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
+        if self._session.end is not None:
+            raise self._ended()
+        try:
+            return await self._tunnel.send(head, body)
+        except TunnelError:
+            if self._session.end is not None:
+                raise self._ended() from None
+            raise

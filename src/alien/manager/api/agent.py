@@ -1,0 +1,321 @@
+"""The agent channel: ``/v1/agent/connect`` (WebSocket) and its long-poll fallback.
+
+An agent authenticates with its deployment token (``Authorization: Bearer ax_dep_…``) and can only
+ever speak for that deployment. Over the WebSocket it sends ``hello`` first, gets ``welcome``, and
+from then on is sent ``desired_release`` the moment a release targets it (and once on every
+connect while one is set). Without a WebSocket it long-polls ``GET /v1/agent/next`` and posts its
+messages to ``POST /v1/agent/status``. Message shapes: :mod:`alien.protocol.agent_channel`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Annotated, Any
+
+import anyio
+from anyio import CancelScope
+from fastapi import APIRouter, Depends, Query, Request, WebSocket
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected, WebSocketState
+
+from alien.errors import AlienError, NotFound, ValidationError
+from alien.manager.api.deps import Core, get_core, require
+from alien.manager.api.errors import error_response
+from alien.manager.auth import Action, Principal
+from alien.manager.commands.agent_session import AgentCommandSession, http_base_url
+from alien.manager.commands.center import center_of
+from alien.manager.core import ManagerCore
+from alien.manager.events import Subscription, deployment_key
+from alien.manager.services import channel
+from alien.manager.services.deployments import record_heartbeat
+from alien.protocol.agent_channel import (
+    AGENT_COMMAND_MESSAGES,
+    AgentMessage,
+    AgentPoll,
+    ChannelError,
+    Hello,
+    ManagerMessage,
+    encode,
+    parse_agent_message,
+)
+from alien.protocol.deployment import DeploymentStatus
+
+log = logging.getLogger("alien.manager.agent")
+router = APIRouter(tags=["agent"])
+Agent = Annotated[Principal, Depends(require(Action.AGENT))]
+
+CLOSE_DEPLOYMENT_GONE = 4404
+_IDLE_WAKE = 300.0  # seconds; a pusher with nothing to do re-reads the record this often anyway
+
+
+def _handle(core: ManagerCore, deployment_id: str, message: AgentMessage) -> list[ManagerMessage]:
+    with core.db.write() as session:
+        return channel.handle(
+            session, deployment_id, message, heartbeat_interval=core.settings.heartbeat_interval
+        )
+
+
+def _pending(core: ManagerCore, deployment_id: str, known: str | None) -> list[ManagerMessage]:
+    with core.db.read() as session:
+        return channel.pending(session, deployment_id, known)
+
+
+def _error_message(exc: AlienError) -> ChannelError:
+    status = exc.details.get("status")
+    return ChannelError(
+        code=exc.code,
+        message=exc.message[:4096],
+        field=exc.field[:128] if exc.field else None,
+        status=DeploymentStatus.model_validate(status) if status is not None else None,
+    )
+
+
+Send = Callable[[ManagerMessage], Awaitable[None]]
+
+
+class AgentPushers:
+    """The agent WebSockets open in this process, by deployment, with their capabilities.
+
+    Lets another route hand a connected agent a message at once (``tunnel_open`` when a debug
+    session's CLI connects) without a database round trip and without the agent polling. Each
+    ``/v1/agent/connect`` joins after its ``hello`` and leaves when it ends. In memory, like the
+    sockets themselves: an agent connected to another manager process is not found here.
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[str, list[tuple[frozenset[str], Send]]] = {}
+
+    def join(
+        self, deployment_id: str, capabilities: Collection[str], send: Send
+    ) -> Callable[[], None]:
+        """Register ``send``; returns the function that unregisters it (idempotent)."""
+        entry = (frozenset(capabilities), send)
+        self._live.setdefault(deployment_id, []).append(entry)
+
+        def leave() -> None:
+            entries = self._live.get(deployment_id, [])
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                self._live.pop(deployment_id, None)
+
+        return leave
+
+    def serves(self, deployment_id: str, capability: str) -> bool:
+        """Whether a connection of the deployment lists ``capability`` (safe from a thread)."""
+        live = tuple(self._live.get(deployment_id, ()))
+        return any(capability in capabilities for capabilities, _ in live)
+
+    async def send(self, deployment_id: str, capability: str, message: ManagerMessage) -> bool:
+        """Send to the newest connection of the deployment that lists ``capability``;
+        ``False`` when none is connected or none could take it."""
+        for capabilities, send in reversed(list(self._live.get(deployment_id, ()))):
+            if capability not in capabilities:
+                continue
+            try:
+                await send(message)
+            except (WebSocketDisconnect, WebSocketDisconnected, RuntimeError, OSError):
+                continue  # that socket is going away; an older one may still be up
+            return True
+        return False
+
+
+def pushers_of(conn: HTTPConnection) -> AgentPushers:
+    """The app's :class:`AgentPushers`, created on first use (call from the event loop)."""
+    state = conn.app.state
+    pushers = getattr(state, "agent_pushers", None)
+    if pushers is None:
+        pushers = state.agent_pushers = AgentPushers()
+    return pushers
+
+
+def agent_serves(conn: HTTPConnection, deployment_id: str, capability: str) -> bool:
+    """Whether a connected agent of the deployment lists ``capability`` (safe from a thread:
+    creates nothing)."""
+    pushers: AgentPushers | None = getattr(conn.app.state, "agent_pushers", None)
+    return pushers is not None and pushers.serves(deployment_id, capability)
+
+
+class _AgentConnection:
+    """One agent's WebSocket: a receiver and a pusher sharing the socket."""
+
+    def __init__(self, core: ManagerCore, websocket: WebSocket, deployment_id: str) -> None:
+        self.core = core
+        self.ws = websocket
+        self.deployment_id = deployment_id
+        self.greeted = anyio.Event()
+        self._send_lock = anyio.Lock()
+        base_url = http_base_url(str(websocket.base_url))
+        center = center_of(websocket)
+        self.commands = AgentCommandSession(center, deployment_id, base_url, self.send)
+        self.leave: Callable[[], None] = lambda: None  # see join()
+
+    def join(self, hello: Hello) -> None:
+        """From now on other routes may hand this agent messages (``tunnel_open``)."""
+        self.leave()
+        self.leave = pushers_of(self.ws).join(self.deployment_id, hello.capabilities, self.send)
+
+    async def send(self, message: ManagerMessage) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(encode(message))
+
+    async def run(self, sub: Subscription) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._receive, tg.cancel_scope)
+            tg.start_soon(self._push, sub, tg.cancel_scope)
+
+    async def _receive(self, scope: CancelScope) -> None:
+        while True:
+            frame = await self.ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            data = frame.get("text") if frame.get("text") is not None else frame.get("bytes")
+            if data is None:
+                continue
+            try:
+                message = parse_agent_message(data)
+                if not self.greeted.is_set() and not isinstance(message, Hello):
+                    raise ValidationError("send 'hello' first", field="type", code="HELLO_REQUIRED")
+                if isinstance(message, AGENT_COMMAND_MESSAGES):
+                    self.commands.received(message)  # answered by a command_receipt
+                    continue
+                replies = await run_in_threadpool(_handle, self.core, self.deployment_id, message)
+            except NotFound:
+                await self._close_gone()
+                break
+            except AlienError as exc:
+                await self.send(_error_message(exc))
+                continue
+            if isinstance(message, Hello):
+                self.join(message)  # before the welcome: a greeted agent can be handed work
+            for reply in replies:
+                await self.send(reply)
+            if isinstance(message, Hello):
+                self.greeted.set()
+                await self.commands.start(message)
+            else:
+                self.core.deployments_changed([self.deployment_id])
+        scope.cancel()
+
+    async def _push(self, sub: Subscription, scope: CancelScope) -> None:
+        await self.greeted.wait()
+        known: str | None = None
+        while True:
+            try:
+                messages = await run_in_threadpool(_pending, self.core, self.deployment_id, known)
+            except NotFound:
+                await self._close_gone()
+                scope.cancel()
+                return
+            for message in messages:
+                await self.send(message)
+                known = getattr(message, "release_id", known)
+            await sub.wait(_IDLE_WAKE)
+
+    async def _close_gone(self) -> None:
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            await self.ws.close(CLOSE_DEPLOYMENT_GONE, "deployment deleted")
+
+
+@router.websocket("/v1/agent/connect")
+async def agent_connect(websocket: WebSocket, caller: Agent) -> None:
+    core = get_core(websocket)
+    assert caller.deployment_id is not None
+    deployment_id = caller.deployment_id
+    await websocket.accept()
+    connection = _AgentConnection(core, websocket, deployment_id)
+    with (
+        core.agents.channel(deployment_id),
+        core.hub.subscribe(deployment_key(deployment_id)) as sub,
+    ):
+        try:
+            await connection.run(sub)
+        except* (WebSocketDisconnect, WebSocketDisconnected):
+            pass  # the agent went away while we were sending: it reconnects and is sent again
+        except* Exception:
+            log.exception("agent channel of %s failed", deployment_id)
+            if websocket.application_state is WebSocketState.CONNECTED:
+                await websocket.close(1011, "internal error")
+        finally:
+            await connection.commands.close()  # before presence drops: no offer to a dead link
+    connection.leave()
+    # Presence changed: wake anyone waiting on this deployment so 'connected' is fresh.
+    core.deployments_changed([deployment_id])
+
+
+async def _deny(websocket: WebSocket, exc: AlienError) -> None:
+    """Refuse the handshake with the usual JSON error body (or a policy close if unsupported)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(exc.to_dict(), exc.status))
+    else:
+        await websocket.close(1008, exc.code)
+
+
+@router.get("/v1/agent/next", response_model=AgentPoll)
+async def agent_next(
+    core: Core,
+    caller: Agent,
+    wait: Annotated[float, Query(ge=0, description="seconds to hold the request open")] = 25.0,
+    known: Annotated[
+        str | None, Query(description="the desired release the agent already has")
+    ] = None,
+) -> AgentPoll:
+    """Long-poll for work: answers at once with ``desired_release`` if the deployment's desired
+    release differs from ``known``, else as soon as that changes, else after ``wait`` seconds
+    with no messages. Each poll counts as a heartbeat."""
+    if wait > core.settings.max_wait:
+        raise ValidationError(
+            f"wait may be at most {core.settings.max_wait:g} seconds", field="wait"
+        )
+    assert caller.deployment_id is not None
+    dep_id = caller.deployment_id
+    deadline = time.monotonic() + wait
+    await run_in_threadpool(_heartbeat, core, dep_id)
+    with core.agents.channel(dep_id), core.hub.subscribe(deployment_key(dep_id)) as sub:
+        while True:
+            messages = await run_in_threadpool(_pending, core, dep_id, known)
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return AgentPoll(messages=tuple(messages))
+            await sub.wait(remaining)
+
+
+def _heartbeat(core: ManagerCore, deployment_id: str) -> None:
+    with core.db.write() as session:
+        record_heartbeat(session, channel.load(session, deployment_id))
+
+
+_AGENT_MESSAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "an agent message: hello | heartbeat | status "
+                    "(alien.protocol.agent_channel, docs/API.md)",
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/agent/status", response_model=AgentPoll, openapi_extra=_AGENT_MESSAGE_BODY)
+async def agent_status(request: Request, core: Core, caller: Agent) -> AgentPoll:
+    """Deliver one agent message over HTTP; the reply carries ``welcome`` for a ``hello``.
+
+    A refused status event answers 409 ``ILLEGAL_TRANSITION`` with the manager's current status
+    in ``error.details.status`` so the agent can resynchronise.
+    """
+    assert caller.deployment_id is not None
+    message = parse_agent_message(await request.body())
+    if isinstance(message, AGENT_COMMAND_MESSAGES):
+        receipt = await center_of(request).agent_message(caller.deployment_id, message)
+        return AgentPoll(messages=(receipt,))
+    replies = await run_in_threadpool(_handle, core, caller.deployment_id, message)
+    core.deployments_changed([caller.deployment_id])
+    return AgentPoll(messages=tuple(replies))

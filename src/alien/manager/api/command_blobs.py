@@ -1,0 +1,124 @@
+"""Signed-URL routes for whoever runs a command's handler (no token: the URL is the authority).
+
+* ``GET /v1/command-blobs/{id}/params`` — the command's large params document;
+* ``PUT /v1/command-blobs/{id}/result`` — upload a large result document (streamed, hashed);
+  the answer is the ``BlobRef`` to send back as the response's ``result_ref``;
+* ``GET /v1/command-blobs/{id}/result`` — a large result, for the caller (URL from the command);
+* ``POST /v1/command-responses/{id}`` — the envelope's ``response_url``: post the
+  ``CommandResponse``; the answer is a ``command_receipt``.
+
+Each URL carries ``dep``, ``exp`` (unix seconds), for responses ``lease``, and ``sig`` (see
+:mod:`alien.manager.commands.signing`); a wrong or expired signature is 403
+``SIGNED_URL_INVALID`` / ``SIGNED_URL_EXPIRED``. Bodies stream from and to disk in chunks, so a
+100 MB payload never sits in the manager's memory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from alien.errors import NotFound, PayloadTooLarge, ValidationError
+from alien.manager.api.deps import require
+from alien.manager.auth import Action
+from alien.manager.commands import records
+from alien.manager.commands.center import CommandCenter, center_of
+from alien.manager.commands.offers import signed_url
+from alien.manager.commands.records import CommandSnapshot
+from alien.manager.commands.signing import Grant, UrlOp
+from alien.manager.schemas import TOO_LARGE
+from alien.protocol.agent_channel import CommandReceipt, CommandResponseMessage
+from alien.protocol.command_messages import COMMAND_NOT_FOUND, BlobRef, CommandResponse
+from alien.protocol.wire import parse
+
+router = APIRouter(tags=["command payloads (signed URLs)"])
+Dep = Annotated[str, Query(description="the deployment the URL was signed for")]
+Exp = Annotated[int, Query(description="expiry, unix seconds")]
+# The signature is verified by the route's one authorisation dependency (``require``).
+ParamsFetch = Annotated[Grant, Depends(require(Action.COMMAND_PARAMS_FETCH))]
+ResultStore = Annotated[Grant, Depends(require(Action.COMMAND_RESULT_STORE))]
+ResultFetch = Annotated[Grant, Depends(require(Action.COMMAND_RESULT_FETCH))]
+Respond = Annotated[Grant, Depends(require(Action.COMMAND_RESPOND))]
+_JSON_FILE = {200: {"content": {"application/json": {}}, "description": "the JSON document"}}
+
+
+def _load(center: CommandCenter, command_id: str, deployment_id: str) -> CommandSnapshot:
+    with center.core.db.read() as session:
+        snap = records.read(session, command_id)
+    if snap is None or snap.deployment_id != deployment_id:
+        raise NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND)
+    return snap
+
+
+def _file(center: CommandCenter, sha256: str) -> FileResponse:
+    path = center.payloads.path_for(f"sha256:{sha256}")
+    if not path.exists():
+        raise NotFound("the payload is missing from the blob store", field="payload")
+    return FileResponse(path, media_type="application/json", headers={"X-Alien-Sha256": sha256})
+
+
+@router.get("/v1/command-blobs/{command_id}/params", responses=_JSON_FILE)
+async def get_params(
+    command_id: str, request: Request, dep: Dep, exp: Exp, _: ParamsFetch
+) -> FileResponse:
+    center = center_of(request)
+    snap = await run_in_threadpool(_load, center, command_id, dep)
+    if snap.params_sha256 is None:
+        raise NotFound("this command's params are inline, in its envelope", field="params")
+    return _file(center, snap.params_sha256)
+
+
+@router.put("/v1/command-blobs/{command_id}/result", response_model=BlobRef, responses=TOO_LARGE)
+async def put_result(
+    command_id: str, request: Request, dep: Dep, exp: Exp, _: ResultStore
+) -> BlobRef:
+    """Store a large result; send the answer back as ``result_ref`` in the response."""
+    center = center_of(request)
+    await center.writer.run(center.ops.check_result_upload(command_id, dep))
+    limit = center.settings.max_payload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the result exceeds the limit of {limit} bytes", field="body")
+    info = await center.payloads.put_stream(request.stream(), max_bytes=limit)
+    if info.size == 0:
+        raise ValidationError("the result document is empty", field="body")
+    sha256 = info.digest.removeprefix("sha256:")
+    await center.writer.run(center.ops.record_result_payload(command_id, dep, sha256, info.size))
+    expires = max(exp, int(time.time() + center.settings.caller_url_seconds))
+    grant = Grant(UrlOp.RESULT_GET, command_id, dep, expires)
+    base = str(request.base_url).rstrip("/")
+    url = signed_url(center.signer, base, f"/v1/command-blobs/{command_id}/result", grant)
+    return BlobRef(url=url, size=info.size, sha256=sha256)
+
+
+@router.get("/v1/command-blobs/{command_id}/result", responses=_JSON_FILE)
+async def get_result(
+    command_id: str, request: Request, dep: Dep, exp: Exp, _: ResultFetch
+) -> FileResponse:
+    center = center_of(request)
+    snap = await run_in_threadpool(_load, center, command_id, dep)
+    response = CommandResponse.model_validate(snap.response) if snap.response else None
+    if response is None or response.result_ref is None:
+        raise NotFound("this command has no stored result", field="result")
+    return _file(center, response.result_ref.sha256)
+
+
+@router.post("/v1/command-responses/{command_id}", response_model=CommandReceipt)
+async def post_response(
+    command_id: str,
+    request: Request,
+    dep: Dep,
+    exp: Exp,
+    lease: Annotated[str, Query(description="the lease the URL was signed for")],
+    _: Respond,
+) -> CommandReceipt:
+    """The envelope's ``response_url``: answer one delivery without a token."""
+    center = center_of(request)
+    response = parse(CommandResponse, await request.body())
+    if response.command_id != command_id or response.lease_id != lease:
+        raise ValidationError("this URL answers another command or lease", field="lease_id")
+    return await center.agent_message(dep, CommandResponseMessage(response=response))

@@ -1,0 +1,107 @@
+"""ORM rows → response bodies, kept apart so every route renders a thing the same way."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.orm import Session
+
+from alien.manager.agents import AgentRegistry
+from alien.manager.auth import Role
+from alien.manager.models import ApiKey, Deployment, Group, GroupToken, Release
+from alien.manager.schemas import (
+    ApiKeyGroupOut,
+    ApiKeyOut,
+    DeploymentOut,
+    GroupOut,
+    GroupTokenOut,
+    ReleaseDetail,
+    ReleaseOut,
+)
+from alien.manager.services.deployments import assigned_deployments, group_names
+from alien.protocol.deployment import DeploymentState
+
+
+def key_out(key: ApiKey, groups: list[Group] | None) -> ApiKeyOut:
+    """``groups``: the key's groups when it is scoped (see ``services.keys.key_groups``)."""
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        role=Role(key.role),
+        groups=None if groups is None else [ApiKeyGroupOut(id=g.id, name=g.name) for g in groups],
+        created_at=key.created_at,
+        created_by=key.created_by,
+        revoked_at=key.revoked_at,
+    )
+
+
+def group_out(group: Group, deployment_count: int) -> GroupOut:
+    return GroupOut(
+        id=group.id,
+        name=group.name,
+        description=group.description,
+        created_at=group.created_at,
+        deployment_count=deployment_count,
+    )
+
+
+def group_token_out(row: GroupToken) -> GroupTokenOut:
+    return GroupTokenOut.model_validate(row, from_attributes=True)
+
+
+def deployments_out(
+    session: Session, deployments: list[Deployment], agents: AgentRegistry
+) -> list[DeploymentOut]:
+    names = group_names(session, {d.group_id for d in deployments})
+    return [
+        DeploymentOut(
+            id=d.id,
+            name=d.name,
+            group_id=d.group_id,
+            group=names.get(d.group_id, ""),
+            platform=d.platform,
+            state=DeploymentState(d.state),
+            provisioned=d.provisioned,
+            desired_release=d.desired_release_id,
+            current_release=d.current_release_id,
+            target_release=d.target_release_id,
+            last_good_release=d.last_good_release_id,
+            failed_release=d.failed_release_id,
+            error=d.error,
+            connected=agents.is_connected(d.id),
+            last_heartbeat_at=d.last_heartbeat_at,
+            agent_version=d.agent_version,
+            status_detail=d.status_detail,
+            metadata=d.deployment_metadata,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+        )
+        for d in deployments
+    ]
+
+
+def deployment_out(session: Session, dep: Deployment, agents: AgentRegistry) -> DeploymentOut:
+    return deployments_out(session, [dep], agents)[0]
+
+
+def release_out(session: Session, release: Release) -> ReleaseOut:
+    return ReleaseOut(**_release_fields(session, release))
+
+
+def release_detail(session: Session, release: Release) -> ReleaseDetail:
+    return ReleaseDetail(**_release_fields(session, release), manifest=json.loads(release.manifest))
+
+
+def _release_fields(session: Session, release: Release) -> dict[str, object]:
+    return {
+        "id": release.id,
+        "stack_name": release.stack_name,
+        "manifest_digest": release.manifest_digest,
+        "package_digest": release.package_digest,
+        "package_size": release.package_size,
+        "targets": release.targets,
+        "deployments": assigned_deployments(session, release.id),
+        "description": release.description,
+        "created_at": release.created_at,
+        "created_by": release.created_by,
+    }

@@ -1,0 +1,118 @@
+"""Audit records of the vendor's management actions outside debugging and commands: API keys,
+releases, and refused attempts.
+
+Each helper appends in the caller's write transaction, so the trail and the change it describes
+commit together. Releases get one global record (what was released, to whom) plus one record per
+target deployment (delivered or held): a customer verifying their deployment's chain sees every
+release the vendor sent them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.orm import Session
+
+from alien.errors import AlienError
+from alien.manager.auth import Principal
+from alien.manager.models import ApiKey, Release
+from alien.manager.services import debug_sessions
+from alien.manager.services.audit import AuditEntry, AuditLog, actor_of
+from alien.protocol.audit import Outcome
+
+
+def key_created(session: Session, log: AuditLog, caller: Principal, key: ApiKey) -> None:
+    log.record(
+        session,
+        AuditEntry(
+            actor=actor_of(caller),
+            action="key.create",
+            outcome=Outcome.SUCCEEDED,
+            target=key.id,
+            details={"name": key.name, "role": key.role},
+        ),
+    )
+
+
+def key_revoked(session: Session, log: AuditLog, caller: Principal, key: ApiKey) -> list[str]:
+    """Audit a key's revocation and revoke the live debug sessions it opened; returns their ids
+    (publish them after the commit: their tunnels drop within a second)."""
+    revoked = debug_sessions.revoke_live(
+        session, log, caller, reason=f"the API key {key.id} was revoked", opened_by=key.id
+    )
+    log.record(
+        session,
+        AuditEntry(
+            actor=actor_of(caller),
+            action="key.revoke",
+            outcome=Outcome.SUCCEEDED,
+            target=key.id,
+            details={"role": key.role, "revoked_sessions": revoked},
+        ),
+    )
+    return revoked
+
+
+def release_created(
+    session: Session,
+    log: AuditLog,
+    caller: Principal,
+    release: Release,
+    delivered: Iterable[str],
+    held: Iterable[str],
+) -> None:
+    """``delivered``: deployments whose desired release it became; ``held``: deployments whose
+    customer suspended access (it waits for them)."""
+    actor = actor_of(caller)
+    delivered, held = sorted(delivered), sorted(held)
+    summary = {
+        "stack": release.stack_name,
+        "manifest_digest": release.manifest_digest,
+        "package_digest": release.package_digest,
+        "targets": release.targets,
+    }
+    entries = [
+        AuditEntry(
+            actor=actor,
+            action="release.create",
+            outcome=Outcome.SUCCEEDED,
+            target=release.id,
+            details={**summary, "deployments": len(delivered) + len(held), "held": len(held)},
+        )
+    ]
+    entries += [
+        AuditEntry(
+            actor=actor,
+            action="release.assign",
+            outcome=Outcome.SUCCEEDED,
+            deployment=dep,
+            target=release.id,
+            details={**summary, "held": dep in held},
+        )
+        for dep in [*delivered, *held]
+    ]
+    log.append(session, entries)
+
+
+def denied(
+    session: Session,
+    log: AuditLog,
+    caller: Principal,
+    action: str,
+    error: AlienError,
+    *,
+    deployment: str | None = None,
+    target: str | None = None,
+) -> None:
+    """A refused attempt by an authenticated caller (authorisation or policy said no)."""
+    log.record(
+        session,
+        AuditEntry(
+            actor=actor_of(caller),
+            action="access.denied",
+            outcome=Outcome.DENIED,
+            deployment=deployment,
+            target=target,
+            details={"attempted": action, "code": error.code, "message": error.message},
+        ),
+    )

@@ -1,0 +1,100 @@
+"""Content-addressed blob store on the local filesystem (code packages).
+
+A blob lives at ``<blob_dir>/sha256/<first 2 hex>/<all 64 hex>``. Uploads stream into a temporary
+file in the same filesystem while being hashed, are checked against the size limit and (when the
+client declared one) the expected digest, and are then renamed into place atomically: a reader
+never sees a half-written blob, and uploading the same bytes twice stores them once. Nothing here
+holds a whole package in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+
+from alien.errors import PayloadTooLarge, ValidationError
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    digest: str
+    size: int
+
+
+def check_digest(value: str, *, field: str = "digest") -> str:
+    """``value`` if it is ``sha256:<64 lowercase hex>``, else a ``ValidationError`` on ``field``."""
+    if not _DIGEST_RE.match(value):
+        raise ValidationError("digest must look like sha256:<64 lowercase hex>", field=field)
+    return value
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, digest: str) -> Path:
+        hexdigest = check_digest(digest).removeprefix("sha256:")
+        return self.root / "sha256" / hexdigest[:2] / hexdigest
+
+    def stat(self, digest: str) -> BlobInfo | None:
+        try:
+            size = self.path_for(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+        return BlobInfo(digest=digest, size=size)
+
+    async def put_stream(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_bytes: int,
+        expected_digest: str | None = None,
+    ) -> BlobInfo:
+        """Store the streamed bytes; raise before storing anything on a limit or digest mismatch."""
+        if expected_digest is not None:
+            check_digest(expected_digest)
+        hasher = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="upload-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLarge(
+                            f"package exceeds the limit of {max_bytes} bytes", field="body"
+                        )
+                    hasher.update(chunk)
+                    await anyio.to_thread.run_sync(out.write, chunk)
+                await anyio.to_thread.run_sync(_flush_and_sync, out)
+            digest = "sha256:" + hasher.hexdigest()
+            if expected_digest is not None and digest != expected_digest:
+                raise ValidationError(
+                    f"uploaded bytes hash to {digest}, not the declared digest",
+                    field="digest",
+                    code="DIGEST_MISMATCH",
+                )
+            final = self.path_for(digest)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            return BlobInfo(digest=digest, size=size)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _flush_and_sync(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())

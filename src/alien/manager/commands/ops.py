@@ -1,0 +1,896 @@
+"""The operations the writer runs on commands (each ``op(session) -> (value, effects)``).
+
+Every state change is one of the protocol's pure functions applied to the stored record:
+``new_command`` + ``dispatch`` (create), ``lease`` (ack, long-poll lease), ``renew``,
+``respond``, ``cancel``, ``tick`` (sweep, and first thing in every other operation). What this
+module adds is only *where* things go: which receiver gets a pending command, which waiters and
+agents must hear about a change — as effects run after the commit.
+
+Receivers: a push dispatcher registered for the deployment wins; else the newest agent link
+taking commands; else nobody — the command stays ``pending`` for the agent's next lease request
+(long-poll), which is woken through the event hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alien.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from alien.manager.auth import Action, Principal, authorize, resolve
+from alien.manager.commands.dispatch import DispatchChannel, Dispatcher, DispatcherRegistry
+from alien.manager.commands.links import AgentLink, LinkRegistry
+from alien.manager.commands.offers import build_offer
+from alien.manager.commands.records import (
+    COLUMNS,
+    TABLE,
+    CommandSnapshot,
+    CommandStore,
+    record_of,
+    with_record,
+)
+from alien.manager.commands.schemas import CommandCreate
+from alien.manager.commands.settings import CommandSettings
+from alien.manager.commands.signing import UrlSigner
+from alien.manager.commands.targets import NO_COMMAND_TARGET, TargetCache, choose_target
+from alien.manager.commands.writer import Effect, Op, keyed
+from alien.manager.db import utcnow
+from alien.manager.events import EventHub
+from alien.manager.ids import new_id
+from alien.manager.models import CommandPayload, Deployment, Release
+from alien.manager.services import approvals, policy_commands
+from alien.manager.services.audit import SYSTEM, AuditLog, actor_of
+from alien.manager.services.deployments import is_alive, resolve_deployment
+from alien.manager.services.policy import access_suspended
+from alien.manager.services.policy_effective import Party
+from alien.protocol.agent_channel import (
+    CommandAck,
+    CommandCancel,
+    CommandOffer,
+    CommandReceipt,
+    CommandRenew,
+    CommandResponseMessage,
+)
+from alien.protocol.audit import Actor, ActorKind, Outcome, format_time
+from alien.protocol.command_messages import (
+    COMMAND_CANCELLED,
+    COMMAND_EXPIRED,
+    COMMAND_FINISHED,
+    COMMAND_NOT_FOUND,
+    DUPLICATE_RESPONSE,
+    STALE_LEASE,
+    TARGET_AMBIGUOUS,
+    fits_inline,
+)
+from alien.protocol.commands import (
+    CommandRecord,
+    CommandRefused,
+    CommandState,
+    IllegalTransition,
+    cancel,
+    dispatch,
+    lease,
+    new_command,
+    next_wakeup,
+    renew,
+    respond,
+    tick,
+)
+
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+UNKNOWN_PAYLOAD = "UNKNOWN_PAYLOAD"
+SWEEP_BATCH = 500
+ATTACH_BATCH = 1000
+_HELD = frozenset({CommandState.DISPATCHED, CommandState.LEASED})
+_LIVE = (CommandState.PENDING.value, CommandState.DISPATCHED.value, CommandState.LEASED.value)
+_ENDED_CODES = {
+    CommandState.SUCCEEDED: COMMAND_FINISHED,
+    CommandState.FAILED: COMMAND_FINISHED,
+    CommandState.EXPIRED: COMMAND_EXPIRED,
+    CommandState.CANCELLED: COMMAND_CANCELLED,
+}
+
+AgentCommandMessage = CommandAck | CommandRenew | CommandResponseMessage
+
+
+def pending_key(deployment_id: str) -> str:
+    """Event-hub key woken when a command of the deployment waits for a lease request."""
+    return f"commands:{deployment_id}"
+
+
+@dataclass(frozen=True)
+class Created:
+    snapshot: CommandSnapshot
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """Where a delivery goes: an agent link or a push dispatcher."""
+
+    base_url: str
+    link: AgentLink | None = None
+    dispatcher: Dispatcher | None = None
+
+
+class CommandOps:
+    def __init__(
+        self,
+        *,
+        settings: CommandSettings,
+        signer: UrlSigner,
+        links: LinkRegistry,
+        dispatchers: DispatcherRegistry,
+        targets: TargetCache,
+        hub: EventHub,
+        publish: Callable[[CommandSnapshot], None],
+        hint: Callable[[datetime], None],
+        channel_for: Callable[[str], DispatchChannel],
+        audit: AuditLog | None = None,
+    ) -> None:
+        """``audit``: the sealed trail that records creates, cancels and results, and where the
+        customer's policy is enforced (``None``: neither, for tests of the lifecycle alone)."""
+        self.audit = audit
+        self.settings = settings
+        self.signer = signer
+        self.links = links
+        self.dispatchers = dispatchers
+        self.targets = targets
+        self.hub = hub
+        self._publish = publish
+        self._hint = hint
+        self._channel_for = channel_for
+
+    # --- create ------------------------------------------------------------------------------
+
+    def create(self, token: str, body: CommandCreate, command_id: str) -> Op[Created]:
+        """Authenticate, resolve, target, store and dispatch — in the writer's transaction, so a
+        create costs no separate read (the token check included)."""
+
+        def op(session: Session) -> tuple[Created, Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            caller = caller_of(session, token, Action.COMMANDS_INVOKE)
+            dep = _deployment(session, body.deployment)
+            authorize(
+                caller,
+                Action.COMMANDS_INVOKE,
+                deployments=[dep.id],
+                missing=_unknown(body.deployment),
+            )
+            digest = request_digest(body)
+            if body.idempotency_key is not None:
+                replay = _replay(store, dep.id, body.idempotency_key, digest)
+                if replay is not None:
+                    return Created(replay, replayed=True), ()
+            if not is_alive(dep):
+                raise Conflict(
+                    f"deployment {body.deployment} is being torn down",
+                    field="deployment",
+                    code=NO_COMMAND_TARGET,
+                )
+            target = choose_target(
+                deployment=body.deployment,
+                functions=self._functions(session, dep),
+                requested=body.target,
+                command=body.command,
+                detail=dep.status_detail,
+            )
+            parties = self._admit(session, caller, dep, body.command)
+            params, params_sha256, params_size = self._params(session, dep.id, body)
+            record = new_command(
+                command_id=command_id,
+                deployment_id=dep.id,
+                command=body.command,
+                now=now,
+                deadline=self._deadline(body, now),
+                max_attempts=body.max_attempts or self.settings.default_max_attempts,
+            )
+            snap = with_record(
+                CommandSnapshot(
+                    id=command_id,
+                    deployment_id=dep.id,
+                    command=body.command,
+                    target=target,
+                    state=record.state,
+                    attempt=record.attempt,
+                    max_attempts=record.max_attempts,
+                    created_at=now,
+                    deadline=record.deadline,
+                    lease_id=None,
+                    lease_expires_at=None,
+                    ended_at=None,
+                    wakeup_at=None,
+                    params=params,
+                    params_sha256=params_sha256,
+                    params_size=params_size,
+                    response=None,
+                    error=None,
+                    idempotency_key=body.idempotency_key,
+                    request_digest=digest,
+                    traceparent=body.traceparent,
+                    created_by=caller.label,
+                    updated_at=now,
+                ),
+                record,
+            )
+            effects: list[Effect] = []
+            if not parties:
+                record = self._dispatch(snap, record, now, effects)
+            snap = with_record(snap, record)
+            store.insert(snap)
+            self._wake_at(record, effects)
+            self._audit_create(session, caller, dep, snap, parties)
+            return Created(snap, replayed=False), effects
+
+        return op
+
+    def _functions(self, session: Session, dep: Deployment) -> tuple[str, ...] | None:
+        release_id = dep.current_release_id
+        if release_id is None:
+            return None
+        return self.targets.functions(
+            release_id,
+            lambda: session.scalar(select(Release.manifest).where(Release.id == release_id)),
+        )
+
+    def _params(
+        self, session: Session, dep_id: str, body: CommandCreate
+    ) -> tuple[dict[str, object] | None, str | None, int | None]:
+        if body.params_ref is None:
+            params = body.params if body.params is not None else {}
+            if not fits_inline(params):
+                raise PayloadTooLarge(
+                    "params over 256 KiB travel by reference: upload them with "
+                    "POST /v1/commands/payloads and pass params_ref",
+                    field="params",
+                )
+            return dict(params), None, None
+        ref = body.params_ref
+        size = session.scalar(
+            select(CommandPayload.size)
+            .where(
+                CommandPayload.kind == "params",
+                CommandPayload.deployment_id == dep_id,
+                CommandPayload.sha256 == ref.sha256,
+            )
+            .limit(1)
+        )
+        if size is None:
+            raise ValidationError(
+                "no params with that sha256 were uploaded for this deployment",
+                field="params_ref.sha256",
+                code=UNKNOWN_PAYLOAD,
+            )
+        if size != ref.size:
+            raise ValidationError(
+                f"the uploaded params are {size} bytes, not {ref.size}", field="params_ref.size"
+            )
+        return None, ref.sha256, ref.size
+
+    def _deadline(self, body: CommandCreate, now: datetime) -> datetime:
+        if body.deadline is not None:
+            deadline, field = body.deadline, "deadline"
+        else:
+            timeout = body.timeout or self.settings.default_timeout
+            deadline, field = now + timedelta(seconds=timeout), "timeout"
+        if deadline - now > timedelta(seconds=self.settings.max_timeout):
+            raise ValidationError(
+                f"a command may run for at most {self.settings.max_timeout:g} seconds", field=field
+            )
+        if deadline <= now:
+            raise ValidationError("the deadline must be in the future", field=field)
+        return deadline
+
+    # --- messages from whoever runs the handler ---------------------------------------------
+
+    def agent_message(self, deployment_id: str, message: AgentCommandMessage) -> Op[CommandReceipt]:
+        """``command_ack`` / ``command_renew`` / ``command_response`` of an agent (or a push
+        dispatcher, or a handler posting to its signed response URL) of ``deployment_id``.
+
+        Never raises for what the message says: every outcome is a receipt (refusals carry the
+        code), and what time alone changed (``tick``) is stored either way."""
+        command_id, lease_id, of = _identify(message)
+
+        def op(session: Session) -> tuple[CommandReceipt, Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            snap = store.get(command_id)
+            if snap is None or snap.deployment_id != deployment_id:
+                text = "no such command for this deployment"
+                return _receipt(
+                    command_id, lease_id, of, ok=False, code=COMMAND_NOT_FOUND, message=text
+                ), ()
+            effects: list[Effect] = []
+            before = record_of(snap)
+            current = tick(before, now)
+            try:
+                after = self._apply_message(session, current, message, now)
+            except (CommandRefused, IllegalTransition, ValidationError) as exc:
+                self._settle(store, snap, before, current, now, effects)
+                return self._refusal(exc, message, current), effects
+            stored = self._settle(store, snap, before, after, now, effects)
+            if isinstance(message, CommandResponseMessage):
+                self._audit_result(session, stored)
+            receipt = _receipt(
+                command_id,
+                lease_id,
+                of,
+                ok=True,
+                state=after.state,
+                lease_expires_at=after.lease_expires_at,
+            )
+            return receipt, effects
+
+        return keyed(op, command_id)
+
+    def _apply_message(
+        self, session: Session, record: CommandRecord, message: AgentCommandMessage, now: datetime
+    ) -> CommandRecord:
+        ttl = self.settings.lease_seconds
+        if isinstance(message, CommandAck):
+            return lease(record, lease_id=message.lease_id, now=now, ttl=ttl)
+        if isinstance(message, CommandRenew):
+            return renew(record, lease_id=message.lease_id, now=now, ttl=ttl)
+        response = message.response
+        if response.result_ref is not None:
+            ref = response.result_ref
+            size = session.scalar(
+                select(CommandPayload.size)
+                .where(
+                    CommandPayload.kind == "result",
+                    CommandPayload.command_id == record.id,
+                    CommandPayload.sha256 == ref.sha256,
+                )
+                .limit(1)
+            )
+            if size is None or size != ref.size:
+                raise ValidationError(
+                    "result_ref names no result uploaded for this command (use the delivery's "
+                    "result_upload_url)",
+                    field="response.result_ref",
+                    code=UNKNOWN_PAYLOAD,
+                )
+        return respond(record, response, now=now)
+
+    @staticmethod
+    def _refusal(
+        exc: Exception, message: AgentCommandMessage, current: CommandRecord
+    ) -> CommandReceipt:
+        command_id, lease_id, of = _identify(message)
+        if isinstance(exc, IllegalTransition):
+            if isinstance(message, CommandAck) and current.lease_id == lease_id:
+                # A repeated ack of the lease the agent already holds: harmless.
+                return _receipt(
+                    command_id,
+                    lease_id,
+                    of,
+                    ok=True,
+                    state=current.state,
+                    lease_expires_at=current.lease_expires_at,
+                )
+            code, text = STALE_LEASE, "this lease is not the command's current lease"
+        else:
+            assert isinstance(exc, CommandRefused | ValidationError)
+            code, text = exc.code, exc.message
+        # A duplicate response is a success for the agent: its answer is stored (the first).
+        ok = code == DUPLICATE_RESPONSE
+        return _receipt(
+            command_id, lease_id, of, ok=ok, code=code, message=text, state=current.state
+        )
+
+    # --- cancel ------------------------------------------------------------------------------
+
+    def cancel(self, token: str, command_id: str, reason: str | None) -> Op[CommandSnapshot]:
+        def op(session: Session) -> tuple[CommandSnapshot, Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            caller = caller_of(session, token, Action.COMMANDS_CANCEL)
+            snap = store.get(command_id)
+            if snap is None:
+                raise NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND)
+            authorize(
+                caller,
+                Action.COMMANDS_CANCEL,
+                deployments=[snap.deployment_id],
+                missing=NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND),
+            )
+            before = record_of(snap)
+            after = cancel(before, now=now, reason=reason)
+            effects: list[Effect] = []
+            stored = self._settle(store, snap, before, after, now, effects)
+            self._audit(session, actor_of(caller), "command.cancel", stored, {"reason": reason})
+            approvals.withdraw(session, snap.id)
+            return stored, effects
+
+        return keyed(op, command_id)
+
+    # --- time: the sweeper -------------------------------------------------------------------
+
+    def sweep(self, limit: int = SWEEP_BATCH) -> Op[datetime | None]:
+        """Apply ``tick`` to every command whose wake-up time passed; answer the next one."""
+
+        def op(session: Session) -> tuple[datetime | None, Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            due = store.select(
+                select(TABLE)
+                .where(COLUMNS.wakeup_at <= now)
+                .order_by(COLUMNS.wakeup_at)
+                .limit(limit)
+            )
+            effects: list[Effect] = []
+            for snap in due:
+                before = record_of(snap)
+                stored = self._settle(store, snap, before, tick(before, now), now, effects)
+                if stored.terminal and not before.terminal:
+                    self._audit_result(session, stored, SYSTEM)
+                    if before.state is CommandState.PENDING:
+                        approvals.withdraw(session, snap.id)  # it may have waited for one
+            store.flush()
+            upcoming = session.scalar(select(func.min(COLUMNS.wakeup_at)))
+            return upcoming, effects
+
+        return op
+
+    # --- agents taking commands --------------------------------------------------------------
+
+    def attach(self, deployment_id: str, receiver: Receiver) -> Op[int]:
+        """A receiver became available: offer it every pending command of the deployment. An
+        agent link is also sent again every command it holds (it may have missed them while
+        disconnected; it ignores a lease it already runs)."""
+        states = _LIVE if receiver.link is not None else (CommandState.PENDING.value,)
+
+        def op(session: Session) -> tuple[int, Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            if self._suspended(session, deployment_id):
+                return 0, ()  # nothing is handed out while the customer suspended access
+            live = store.select(
+                select(TABLE)
+                .where(
+                    COLUMNS.deployment_id == deployment_id,
+                    COLUMNS.state.in_(states),
+                    policy_commands.not_held(COLUMNS.id),
+                )
+                .order_by(COLUMNS.id)
+                .limit(ATTACH_BATCH)
+            )
+            effects: list[Effect] = []
+            for snap in live:
+                before = record_of(snap)
+                after = tick(before, now)
+                if after.state is CommandState.PENDING:
+                    after = self._offer(receiver, snap, after, now, effects)
+                elif after.state in _HELD and after == before:
+                    effects.append(self._deliver(receiver, snap, after))
+                self._settle(store, snap, before, after, now, effects)
+            return len(live), effects
+
+        return op
+
+    def lease_pending(
+        self, deployment_id: str, base_url: str, limit: int
+    ) -> Op[list[CommandOffer]]:
+        """Lease up to ``limit`` pending commands to an agent polling over HTTP (pull model)."""
+
+        def op(session: Session) -> tuple[list[CommandOffer], Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            if self._suspended(session, deployment_id):
+                return [], ()  # nothing is handed out while the customer suspended access
+            waiting = store.select(
+                select(TABLE)
+                .where(
+                    COLUMNS.deployment_id == deployment_id,
+                    COLUMNS.state == CommandState.PENDING.value,
+                    policy_commands.not_held(COLUMNS.id),
+                )
+                .order_by(COLUMNS.id)
+                .limit(limit)
+            )
+            offers: list[CommandOffer] = []
+            effects: list[Effect] = []
+            for snap in waiting:
+                before = record_of(snap)
+                after = tick(before, now)
+                if after.state is CommandState.PENDING:
+                    ttl = self.settings.lease_seconds
+                    after = lease(after, lease_id=new_id("lse"), now=now, ttl=ttl)
+                    offers.append(build_offer(snap, after, base_url=base_url, signer=self.signer))
+                self._settle(store, snap, before, after, now, effects)
+            return offers, effects
+
+        return op
+
+    # --- payloads ----------------------------------------------------------------------------
+
+    def record_params_payload(
+        self, token: str, deployment_ref: str, sha256: str, size: int
+    ) -> Op[str]:
+        def op(session: Session) -> tuple[str, Sequence[Effect]]:
+            caller = caller_of(session, token, Action.COMMANDS_INVOKE)
+            dep = _deployment(session, deployment_ref)
+            authorize(
+                caller,
+                Action.COMMANDS_INVOKE,
+                deployments=[dep.id],
+                missing=_unknown(deployment_ref),
+            )
+            _add_payload(session, "params", sha256, size, dep.id, None, caller.label)
+            return dep.id, ()
+
+        return op
+
+    def check_result_upload(self, command_id: str, deployment_id: str) -> Op[None]:
+        """Refuse (before any byte is stored) a result upload for a command that ended."""
+
+        def op(session: Session) -> tuple[None, Sequence[Effect]]:
+            snap = _own_command(session, command_id, deployment_id)
+            record = tick(record_of(snap), utcnow())
+            if record.terminal:
+                raise CommandRefused(
+                    f"command {command_id} is {record.state.value}; its result can no longer "
+                    "be stored",
+                    field="state",
+                    code=_ENDED_CODES[record.state],
+                )
+            return None, ()
+
+        return op
+
+    def record_result_payload(
+        self, command_id: str, deployment_id: str, sha256: str, size: int
+    ) -> Op[None]:
+        def op(session: Session) -> tuple[None, Sequence[Effect]]:
+            _own_command(session, command_id, deployment_id)
+            _add_payload(session, "result", sha256, size, deployment_id, command_id, None)
+            return None, ()
+
+        return op
+
+    # --- access governance ------------------------------------------------------------------
+
+    def _suspended(self, session: Session, deployment_id: str) -> bool:
+        return self.audit is not None and access_suspended(session, deployment_id)
+
+    def _admit(
+        self, session: Session, caller: Principal, dep: Deployment, command: str
+    ) -> tuple[Party, ...]:
+        if self.audit is None:
+            return ()
+        return policy_commands.admit(session, self.audit, caller, dep, command)
+
+    def _audit(
+        self,
+        session: Session,
+        actor: Actor,
+        action: str,
+        snap: CommandSnapshot,
+        details: dict[str, object],
+        outcome: Outcome | None = None,
+    ) -> None:
+        if self.audit is not None:
+            details = {"command": snap.command, "state": snap.state.value, **details}
+            policy_commands.record(
+                session, self.audit, actor, action, snap.deployment_id, snap.id, details, outcome
+            )
+
+    def _audit_create(
+        self,
+        session: Session,
+        caller: Principal,
+        dep: Deployment,
+        snap: CommandSnapshot,
+        parties: tuple[Party, ...],
+    ) -> None:
+        if self.audit is None:
+            return
+        details: dict[str, object] = {"target": snap.target, "deadline": format_time(snap.deadline)}
+        if parties:
+            details["approval"] = [p.value for p in parties]
+        self._audit(session, actor_of(caller), "command.create", snap, details)
+        if parties:
+            policy_commands.hold(
+                session,
+                self.audit,
+                caller,
+                command_id=snap.id,
+                deployment=dep,
+                command=snap.command,
+                parties=parties,
+            )
+
+    def _audit_result(
+        self, session: Session, snap: CommandSnapshot, actor: Actor | None = None
+    ) -> None:
+        if not snap.terminal:
+            return
+        error = snap.error or {}
+        outcome = Outcome.SUCCEEDED if snap.state is CommandState.SUCCEEDED else Outcome.FAILED
+        who = actor or Actor(kind=ActorKind.DEPLOYMENT, id=snap.deployment_id)
+        details = {"attempt": snap.attempt, "code": error.get("code")}
+        self._audit(session, who, "command.result", snap, details, outcome)
+
+    def suspend(self, deployment_id: str, actor: Actor, reason: str) -> Op[list[str]]:
+        """Cancel every command of the deployment that is being worked on (the customer
+        suspended vendor access): whoever holds it is sent ``command_cancel``. Pending ones
+        stay, held, until access returns or their deadline passes."""
+
+        def op(session: Session) -> tuple[list[str], Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            running = store.select(
+                select(TABLE)
+                .where(
+                    COLUMNS.deployment_id == deployment_id,
+                    COLUMNS.state.in_([s.value for s in _HELD]),
+                )
+                .order_by(COLUMNS.id)
+            )
+            effects: list[Effect] = []
+            cancelled = []
+            for snap in running:
+                before = record_of(snap)
+                current = tick(before, now)
+                if current.terminal:
+                    self._settle(store, snap, before, current, now, effects)
+                    continue
+                after = cancel(current, now=now, reason=reason)
+                stored = self._settle(store, snap, before, after, now, effects)
+                self._audit(session, actor, "command.cancel", stored, {"reason": reason})
+                cancelled.append(snap.id)
+            return cancelled, effects
+
+        return op
+
+    def decided(self, command_id: str, actor: Actor, *, approved: bool) -> Op[CommandSnapshot]:
+        """An approval of the command was completed: dispatch it, or cancel it (denied)."""
+
+        def op(session: Session) -> tuple[CommandSnapshot, Sequence[Effect]]:
+            now = utcnow()
+            store = CommandStore.of(session)
+            snap = store.get(command_id)
+            if snap is None:
+                raise NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND)
+            before = record_of(snap)
+            current = tick(before, now)
+            effects: list[Effect] = []
+            if current.terminal:
+                return self._settle(store, snap, before, current, now, effects), effects
+            if not approved:
+                after = cancel(current, now=now, reason="the approval was denied")
+                stored = self._settle(store, snap, before, after, now, effects)
+                self._audit(session, actor, "command.cancel", stored, {"reason": "denied"})
+                return stored, effects
+            if current.state is CommandState.PENDING and not self._suspended(
+                session, snap.deployment_id
+            ):
+                after = self._dispatch(snap, current, now, effects)
+                return self._settle(store, snap, before, after, now, effects), effects
+            return self._settle(store, snap, before, current, now, effects), effects
+
+        return keyed(op, command_id)
+
+    # --- where deliveries go -----------------------------------------------------------------
+
+    def receiver(self, deployment_id: str) -> Receiver | None:
+        dispatcher = self.dispatchers.get(deployment_id)
+        if dispatcher is not None:
+            return Receiver(base_url=dispatcher.base_url, dispatcher=dispatcher)
+        link = self.links.current(deployment_id)
+        if link is not None:
+            return Receiver(base_url=link.base_url, link=link)
+        return None
+
+    def _dispatch(
+        self, snap: CommandSnapshot, record: CommandRecord, now: datetime, effects: list[Effect]
+    ) -> CommandRecord:
+        """Hand a pending command to its receiver, or tell lease requests it is waiting."""
+        receiver = self.receiver(snap.deployment_id)
+        if receiver is None:
+            effects.append(partial(self.hub.publish, pending_key(snap.deployment_id)))
+            return record
+        return self._offer(receiver, snap, record, now, effects)
+
+    def _offer(
+        self,
+        receiver: Receiver,
+        snap: CommandSnapshot,
+        record: CommandRecord,
+        now: datetime,
+        effects: list[Effect],
+    ) -> CommandRecord:
+        record = dispatch(record, lease_id=new_id("lse"), now=now, ttl=self.settings.lease_seconds)
+        effects.append(self._deliver(receiver, snap, record))
+        return record
+
+    def _deliver(self, receiver: Receiver, snap: CommandSnapshot, record: CommandRecord) -> Effect:
+        offer = build_offer(snap, record, base_url=receiver.base_url, signer=self.signer)
+        if receiver.link is not None:
+            return partial(receiver.link.push, offer)
+        assert receiver.dispatcher is not None
+        return partial(receiver.dispatcher.deliver, offer, self._channel_for(snap.deployment_id))
+
+    def _settle(
+        self,
+        store: CommandStore,
+        snap: CommandSnapshot,
+        before: CommandRecord,
+        after: CommandRecord,
+        now: datetime,
+        effects: list[Effect],
+    ) -> CommandSnapshot:
+        """Store ``after`` and say so: re-dispatch a command whose lease was lost, stop whoever
+        held a lease that is gone, wake waiters when it ended, and the sweeper when due."""
+        if after.state is CommandState.PENDING and before.state is not CommandState.PENDING:
+            after = self._dispatch(snap, after, now, effects)
+        lost = (
+            before.state in _HELD
+            and after.response is None
+            and (after.state not in _HELD or after.lease_id != before.lease_id)
+        )
+        if lost:
+            effects.append(self._stop(snap.deployment_id, before, after))
+        if after is before:
+            return snap
+        stored = with_record(snap, after)
+        store.update(stored)
+        if after.terminal and not before.terminal:
+            effects.append(partial(self._publish, stored))
+        if next_wakeup(after) != next_wakeup(before):
+            self._wake_at(after, effects)
+        return stored
+
+    def _stop(self, deployment_id: str, before: CommandRecord, after: CommandRecord) -> Effect:
+        error = after.outcome_error if after.terminal else None
+        code = error.code if error is not None else STALE_LEASE
+        message = error.message if error is not None else "the lease expired before a response"
+        cancel_message = CommandCancel(
+            command_id=before.id, lease_id=before.lease_id, code=code, message=message
+        )
+        links = self.links.all(deployment_id)
+        dispatcher = self.dispatchers.get(deployment_id)
+
+        def effect() -> None:
+            for link in links:
+                link.push(cancel_message)
+            if dispatcher is not None:
+                dispatcher.cancel(before.id, code, message)
+
+        return effect
+
+    def _wake_at(self, record: CommandRecord, effects: list[Effect]) -> None:
+        wake = next_wakeup(record)
+        if wake is not None:
+            effects.append(partial(self._hint, wake))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def request_digest(body: CommandCreate) -> str:
+    """What makes two creates "the same request" for idempotency: command, target, params,
+    attempts — not the deadline, which a retry recomputes from its timeout."""
+    material = {
+        "command": body.command,
+        "target": body.target,
+        "params": body.params if body.params_ref is None else None,
+        "params_ref": body.params_ref.sha256 if body.params_ref is not None else None,
+        "max_attempts": body.max_attempts,
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def caller_of(session: Session, token: str, action: Action) -> Principal:
+    """Who presents ``token``, if they could ever take ``action`` (401/403 otherwise).
+
+    Looked up once per transaction (``session.info``): under load one writer batch carries many
+    requests of the same caller."""
+    memo: dict[str, Principal | None] = session.info.setdefault("principals", {})
+    if token not in memo:
+        memo[token] = resolve(session, token)
+    return authorize(memo[token], action)
+
+
+def _deployment(session: Session, ref: str) -> Deployment:
+    """The deployment ``ref`` names (looked up once per transaction)."""
+    memo: dict[str, Deployment] = session.info.setdefault("deployments", {})
+    known = memo.get(ref)
+    if known is not None:
+        return known
+    try:
+        dep = resolve_deployment(session, ref, field="deployment")
+    except Conflict as exc:
+        if exc.code != "AMBIGUOUS_NAME":
+            raise
+        raise Conflict(exc.message, field="deployment", code=TARGET_AMBIGUOUS) from None
+    memo[ref] = dep
+    return dep
+
+
+def _unknown(ref: str) -> NotFound:
+    """What a group-scoped key is told about a deployment outside its groups: exactly what
+    ``resolve_deployment`` says when there is none by that reference."""
+    return NotFound(f"no deployment {ref!r}", field="deployment")
+
+
+def _replay(store: CommandStore, dep_id: str, key: str, digest: str) -> CommandSnapshot | None:
+    found = store.select(
+        select(TABLE).where(COLUMNS.deployment_id == dep_id, COLUMNS.idempotency_key == key)
+    )
+    if found and found[0].request_digest != digest:
+        raise Conflict(
+            "this idempotency_key was used for a different request (command, target or params)",
+            field="idempotency_key",
+            code=IDEMPOTENCY_KEY_REUSED,
+            details={"command_id": found[0].id},
+        )
+    return found[0] if found else None
+
+
+def _own_command(session: Session, command_id: str, deployment_id: str) -> CommandSnapshot:
+    snap = CommandStore.of(session).get(command_id)
+    if snap is None or snap.deployment_id != deployment_id:
+        raise NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND)
+    return snap
+
+
+def _add_payload(
+    session: Session,
+    kind: str,
+    sha256: str,
+    size: int,
+    deployment_id: str,
+    command_id: str | None,
+    created_by: str | None,
+) -> None:
+    session.add(
+        CommandPayload(
+            kind=kind,
+            sha256=sha256,
+            size=size,
+            deployment_id=deployment_id,
+            command_id=command_id,
+            created_at=utcnow(),
+            created_by=created_by,
+        )
+    )
+
+
+def _identify(message: AgentCommandMessage) -> tuple[str, str, str]:
+    if isinstance(message, CommandResponseMessage):
+        return message.response.command_id, message.response.lease_id, "response"
+    of = "ack" if isinstance(message, CommandAck) else "renew"
+    return message.command_id, message.lease_id, of
+
+
+def _receipt(
+    command_id: str,
+    lease_id: str,
+    of: str,
+    *,
+    ok: bool,
+    state: CommandState | None = None,
+    lease_expires_at: datetime | None = None,
+    code: str | None = None,
+    message: str | None = None,
+) -> CommandReceipt:
+    return CommandReceipt(
+        command_id=command_id,
+        lease_id=lease_id,
+        of=of,  # type: ignore[arg-type]
+        ok=ok,
+        state=state,
+        lease_expires_at=lease_expires_at,
+        code=code,
+        message=message[:4096] if message else None,
+    )

@@ -1,0 +1,54 @@
+"""Long-polls on one command: "tell me when it ends" without polling the database.
+
+The writer publishes a command's snapshot after the commit that ended it; every waiter of that
+command is woken with it. What a waiter gets is exactly what was just committed, so it needs no
+second read; a waiter that is not woken (a timeout, or a manager restart in between) reads the
+database, the source of truth. Register **before** reading or creating: an ending that lands
+between the read and the wait then still wakes the waiter.
+
+Everything here runs on the event loop (the writer delivers through ``call_soon_threadsafe``),
+so no lock is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alien.manager.commands.records import CommandSnapshot
+
+
+class Waiters:
+    def __init__(self) -> None:
+        self._futures: dict[str, set[asyncio.Future[CommandSnapshot]]] = {}
+
+    @contextmanager
+    def watch(self, command_id: str) -> Iterator[asyncio.Future[CommandSnapshot]]:
+        """A future resolved with the command's snapshot when it ends (during the block)."""
+        future: asyncio.Future[CommandSnapshot] = asyncio.get_running_loop().create_future()
+        self._futures.setdefault(command_id, set()).add(future)
+        try:
+            yield future
+        finally:
+            waiting = self._futures.get(command_id)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del self._futures[command_id]
+            if not future.done():
+                future.cancel()
+
+    def publish(self, snap: CommandSnapshot) -> None:
+        """Wake the waiters of ``snap.id`` (call on the event loop, after the commit)."""
+        for future in self._futures.pop(snap.id, ()):
+            if not future.done():
+                future.set_result(snap)
+
+    def count(self, command_id: str) -> int:
+        return len(self._futures.get(command_id, ()))
+
+    @property
+    def commands_waited_on(self) -> int:
+        """How many commands someone is waiting on now: a measure of the load."""
+        return len(self._futures)

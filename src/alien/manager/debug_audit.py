@@ -1,0 +1,163 @@
+"""Recording every request a debug tunnel proxies, without slowing the requests down.
+
+:class:`AuditingUpstream` wraps the re-signing upstream: it refuses what the deployment's
+allowlist does not allow (and records the refusal), names the AWS operation, counts the bytes
+that stream each way and times the exchange, and hands one :class:`RequestRecord` per request to
+a :class:`RequestRecorder`. The recorder writes records in batches from a worker thread (one
+transaction per batch, at most ``max_delay`` seconds after a request ended), so a burst of small
+requests costs a few database writes instead of one per request; what is pending when the tunnel
+ends is written before the tunnel's handler returns. Headers and bodies are never recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from alien.errors import AlienError
+from alien.manager.aws_operations import operation_of
+from alien.manager.db import utcnow
+from alien.manager.services.debug_sessions import RequestRecord
+from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
+from alien.platforms.aws.error_shape import aws_status
+from alien.platforms.aws.sigv4 import caller_scope
+from alien.platforms.aws.upstream import aws_error_response
+from alien.protocol.http_exchange import Body, RequestHead, Upstream, UpstreamResponse
+
+log = logging.getLogger(__name__)
+
+Writer = Callable[[list[RequestRecord]], None]
+
+
+class RequestRecorder:
+    """Buffers request records and writes them in batches with ``write`` (run in a thread)."""
+
+    def __init__(self, write: Writer, *, max_batch: int = 200, max_delay: float = 0.5) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._pending: list[RequestRecord] = []
+        self._has_items = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, record: RequestRecord) -> None:
+        self._pending.append(record)
+        self._has_items.set()
+        if len(self._pending) >= self._max_batch:
+            self._full.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="debug-audit-writer")
+
+    async def _run(self) -> None:
+        while True:
+            await self._has_items.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self._max_delay)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything pending now."""
+        batch, self._pending = self._pending, []
+        self._has_items.clear()
+        self._full.clear()
+        if not batch:
+            return
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except Exception:
+            log.exception("could not write %d debug request audit records", len(batch))
+
+    async def aclose(self) -> None:
+        """Stop the background writer and write what is still pending."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+
+class _Exchange:
+    """Counts and times one request/response as its bodies stream."""
+
+    def __init__(self, head: RequestHead, service: str) -> None:
+        self.head = head
+        self.service = service
+        self.operation = "unknown"
+        self.started = time.monotonic()
+        self.time = utcnow()
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    async def count_in(self, body: Body) -> AsyncIterator[bytes]:
+        async for chunk in body:
+            self.bytes_in += len(chunk)
+            yield chunk
+
+    async def count_out(self, body: Body) -> AsyncIterator[bytes]:
+        async for chunk in body:
+            self.bytes_out += len(chunk)
+            yield chunk
+
+    def record(
+        self, status: int, *, refused: bool = False, error: str | None = None
+    ) -> RequestRecord:
+        return RequestRecord(
+            time=self.time,
+            service=self.service,
+            operation=self.operation,
+            method=self.head.method,
+            status=status,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            duration_ms=(time.monotonic() - self.started) * 1000,
+            refused=refused,
+            error=error,
+        )
+
+
+class AuditingUpstream:
+    """Allowlist check, operation naming and per-request audit around the re-signer."""
+
+    def __init__(
+        self, inner: Upstream, policy: AwsEndpointPolicy, recorder: RequestRecorder
+    ) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._recorder = recorder
+
+    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
+        exchange = _Exchange(head, "unknown")
+        try:
+            scope = caller_scope(head.target, head.headers)
+            exchange.service = scope.service
+            exchange.operation, body = await operation_of(scope.service, head, body)
+            route_request(self._policy, scope.service, scope.region)
+        except AlienError as exc:
+            self._recorder.add(exchange.record(aws_status(exc), refused=True, error=exc.message))
+            return aws_error_response(head, exc)
+        try:
+            response = await self._inner.send(head, exchange.count_in(body))
+        except AlienError as exc:
+            self._recorder.add(exchange.record(aws_status(exc), error=exc.message))
+            raise
+        inner_close = response.close
+        recorded = False
+
+        async def close() -> None:
+            nonlocal recorded
+            try:
+                await inner_close()
+            finally:
+                if not recorded:
+                    recorded = True
+                    self._recorder.add(exchange.record(response.head.status))
+
+        return UpstreamResponse(
+            head=response.head, body=exchange.count_out(response.body), close=close
+        )

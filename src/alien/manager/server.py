@@ -1,0 +1,138 @@
+"""Run the manager under uvicorn (what ``alien serve`` does).
+
+The socket is bound here, before uvicorn starts, so ``port=0`` works (the OS picks a free port)
+and the real port is known. Two lines go to stdout, each in a stable, parseable form — the admin
+key on a fresh manager (``alien manager admin key: ax_key_…``, printed this once and never
+logged) and, once the server accepts connections, ``alien manager listening on http://H:P``.
+All logging (uvicorn's included) goes to stderr, so stdout carries nothing else, and every
+handler redacts (:class:`alien.redaction.RedactingFilter`): tokens the manager issued or accepted,
+the configured secrets (admin key, database password) and anything secret-shaped are masked
+before a line is written. Libraries' warnings (root logger) go through the same handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from typing import Any, TextIO
+
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from alien.manager.app import create_app
+from alien.manager.core import open_core
+from alien.manager.services.keys import ensure_admin_key
+from alien.manager.settings import ManagerSettings
+from alien.redaction import (
+    DEFAULT_LOGGERS,
+    RedactingFilter,
+    add_secret,
+    install_logging_redaction,
+)
+
+LISTENING_PREFIX = "alien manager listening on "
+ADMIN_KEY_PREFIX = "alien manager admin key: "
+GRACEFUL_SHUTDOWN_SECONDS = 3
+WS_PING_SECONDS = 20.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (``port`` 0: any free port)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that announces its URL once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, announce: str, out: TextIO) -> None:
+        super().__init__(config)
+        self._announce = announce
+        self._out = out
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(self._announce, file=self._out, flush=True)
+
+
+class _DeniedHandshakeFilter(logging.Filter):
+    """Drop uvicorn's false alarm after a refused WebSocket handshake.
+
+    A handshake refused with a JSON 401/403 (the ASGI denial-response extension) is complete and
+    correct, but uvicorn's sans-I/O WebSocket protocol still logs "ASGI callable returned without
+    completing handshake." at ERROR for it; an ERROR per rejected token would drown real ones.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, to stderr, with redaction on every handler: the filters sit in the
+    very config uvicorn applies, so no handler it creates can come up without them."""
+    config: dict[str, Any] = {**uvicorn.config.LOGGING_CONFIG}
+    config["filters"] = {
+        "denied_handshake": {"()": _DeniedHandshakeFilter},
+        "redact": {"()": RedactingFilter},
+    }
+    config["handlers"] = {
+        name: {**handler, "stream": "ext://sys.stderr", "filters": ["denied_handshake", "redact"]}
+        for name, handler in uvicorn.config.LOGGING_CONFIG["handlers"].items()
+    }
+    config["loggers"] = {
+        **uvicorn.config.LOGGING_CONFIG["loggers"],
+        "alien": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+    }
+    config["root"] = {"handlers": ["default"], "level": "WARNING"}
+    return config
+
+
+def register_secrets(settings: ManagerSettings) -> None:
+    """Tell the process redactor about the secrets the manager was configured with."""
+    if settings.admin_key:
+        add_secret(settings.admin_key)
+    if settings.database_url:
+        password = make_url(settings.database_url).password
+        if password:
+            add_secret(str(password))
+
+
+def serve(
+    settings: ManagerSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    out: TextIO = sys.stdout,
+) -> None:
+    """Open (and migrate) the database, create the first admin key if needed, then serve."""
+    register_secrets(settings)
+    core = open_core(settings)
+    new_key = ensure_admin_key(core.db, settings.admin_key)
+    if new_key is not None:
+        print(f"{ADMIN_KEY_PREFIX}{new_key}", file=out, flush=True)
+    sock = bind(host, port)
+    config = uvicorn.Config(
+        create_app(settings, core=core),
+        log_config=log_config(log_level),
+        log_level=log_level,
+        ws_ping_interval=WS_PING_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    # uvicorn applied its logging config just now; cover the loggers' own filters too (records
+    # logged on them directly), idempotently.
+    install_logging_redaction(loggers=(*DEFAULT_LOGGERS, "alien"))
+    logging.getLogger("alien.manager").info("manager data dir: %s", settings.data_dir)
+    _Server(config, f"{LISTENING_PREFIX}{url_of(sock)}", out).run(sockets=[sock])

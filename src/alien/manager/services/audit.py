@@ -1,0 +1,250 @@
+"""The audit trail: append-only, sealed, kept forever.
+
+Every debug session event (opened, refused, closed, revoked, expired), every request proxied in
+a session, and every debug-policy or AWS-deployment change is appended here, in the same
+transaction as the change it describes, so the trail cannot disagree with the state.
+
+Records are sealed with :mod:`alien.protocol.audit`: each carries the hash of the one before it
+(and of its deployment's previous record) and is signed with the manager's Ed25519 key, kept in
+``<data dir>/audit-signing-key.pem`` (0600, created on first use). Appends are serialised — a
+write transaction on SQLite is already exclusive, on PostgreSQL a transaction-scoped advisory
+lock is taken — so two writers never seal onto the same predecessor. Details are redacted
+(:mod:`alien.redaction`) before sealing: a secret in the trail could never be taken back.
+Publishing heads and verification routes come with the audit issue; the stored ``record`` text
+is already what :func:`alien.protocol.audit.verify_chain` reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, or_, select, text
+from sqlalchemy.orm import Session, SessionTransaction
+
+from alien.manager.auth import Principal
+from alien.manager.db import utcnow
+from alien.manager.models import StoredAuditRecord
+from alien.manager.tokens import TokenKind
+from alien.protocol.audit import (
+    GENESIS,
+    Actor,
+    ActorKind,
+    AuditDraft,
+    AuditRecord,
+    ChainHead,
+    Outcome,
+    Signer,
+    parse_record,
+    seal,
+)
+from alien.redaction import redact
+
+KEY_FILE = "audit-signing-key.pem"
+MAX_PAGE = 1000
+_PG_LOCK_KEY = 0x616C69656E61  # "aliena": audit appends
+SYSTEM = Actor(kind=ActorKind.SYSTEM, id="manager")
+_HEADS_KEY = "alien.audit.heads"
+
+_ACTOR_KINDS = {
+    TokenKind.API_KEY: ActorKind.API_KEY,
+    TokenKind.GROUP: ActorKind.GROUP_TOKEN,
+    TokenKind.DEPLOYMENT: ActorKind.DEPLOYMENT,
+    TokenKind.DEBUG_SESSION: ActorKind.DEBUG_SESSION,
+}
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Who a caller is, for the trail (never a secret: ids and the role only)."""
+    role = principal.role.value if principal.role is not None else None
+    return Actor(kind=_ACTOR_KINDS[principal.kind], id=principal.id, role=role)
+
+
+def debug_session_actor(session_id: str) -> Actor:
+    return Actor(kind=ActorKind.DEBUG_SESSION, id=session_id)
+
+
+@functools.cache
+def load_signer(data_dir: Path) -> Signer:
+    """The manager's audit key from ``data_dir``, generated (0600) on first use."""
+    path = data_dir / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return Signer.from_pem(path.read_bytes())
+    signer = Signer.generate()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(signer.to_pem())
+    return signer
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """A record to append (``time`` defaults to now)."""
+
+    actor: Actor
+    action: str
+    outcome: Outcome
+    deployment: str | None = None
+    target: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    time: datetime | None = None
+
+
+class AuditLog:
+    """Appends sealed records in the caller's (write) transaction."""
+
+    def __init__(self, signer: Signer) -> None:
+        self.signer = signer
+
+    def __repr__(self) -> str:
+        return f"AuditLog(key_id={self.signer.key_id!r})"
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> AuditLog:
+        """The manager's log, signing with the key kept in its data dir."""
+        return cls(load_signer(data_dir))
+
+    def record(self, session: Session, entry: AuditEntry) -> AuditRecord:
+        return self.append(session, [entry])[0]
+
+    def append(self, session: Session, entries: Iterable[AuditEntry]) -> list[AuditRecord]:
+        """Seal and insert ``entries`` in order, after the newest record.
+
+        The first append of a transaction takes the append lock (PostgreSQL; a SQLite write
+        transaction holds it already) and reads the heads; later appends in the same transaction
+        continue from the heads remembered in ``session.info`` — nobody else can append until
+        the commit, so they cannot be stale, and a batch of many small operations (the command
+        writer's) costs no extra query per record."""
+        drafts = [_draft(entry) for entry in entries]
+        if not drafts:
+            return []
+        heads = _heads(session)
+        sealed = []
+        for draft in drafts:
+            dep = draft.deployment_id
+            if dep is not None and dep not in heads.deployments:
+                heads.deployments[dep] = _latest(session, dep)
+            record = seal(
+                heads.last,
+                draft,
+                self.signer,
+                deployment_prev=heads.deployments.get(dep) if dep is not None else None,
+            )
+            session.add(_row(record))
+            heads.last = record
+            if dep is not None:
+                heads.deployments[dep] = record
+            sealed.append(record)
+        session.flush()
+        return sealed
+
+
+@dataclass
+class _Heads:
+    """The newest record, and the newest of each deployment seen, in this transaction."""
+
+    last: AuditRecord | None
+    deployments: dict[str, AuditRecord | None] = field(default_factory=dict)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_heads(session: Session, transaction: SessionTransaction) -> None:
+    """Heads are valid for one transaction only (the lock is released at its end)."""
+    if transaction.parent is None:
+        session.info.pop(_HEADS_KEY, None)
+
+
+def _heads(session: Session) -> _Heads:
+    heads = session.info.get(_HEADS_KEY)
+    if heads is None:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        heads = _Heads(last=_latest(session, None))
+        session.info[_HEADS_KEY] = heads
+    return heads
+
+
+def _draft(entry: AuditEntry) -> AuditDraft:
+    return AuditDraft(
+        time=entry.time or utcnow(),
+        actor=entry.actor,
+        action=entry.action,
+        outcome=entry.outcome,
+        deployment_id=entry.deployment,
+        target=entry.target,
+        details=redact(entry.details),
+    )
+
+
+def _latest(session: Session, deployment: str | None) -> AuditRecord | None:
+    query = select(StoredAuditRecord.record).order_by(StoredAuditRecord.seq.desc()).limit(1)
+    if deployment is not None:
+        query = query.where(StoredAuditRecord.deployment == deployment)
+    stored = session.scalar(query)
+    return parse_record(stored) if stored is not None else None
+
+
+def _row(record: AuditRecord) -> StoredAuditRecord:
+    return StoredAuditRecord(
+        seq=record.seq,
+        time=record.time,
+        actor=record.actor.id,
+        action=record.action,
+        deployment=record.deployment_id,
+        target=record.target,
+        outcome=record.outcome.value,
+        details=dict(record.details),
+        hash=record.hash,
+        record=record.to_json(),
+    )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which records to list; every given field must match. ``action`` ending in ``.`` is a
+    prefix; ``subject`` matches the actor or the target (e.g. a ``dbg_…`` session: its own
+    events and its requests); ``after`` is an exclusive ``seq`` cursor."""
+
+    action: str | None = None
+    deployment: str | None = None
+    target: str | None = None
+    actor: str | None = None
+    subject: str | None = None
+    after: int | None = None
+    limit: int = 100
+
+
+def head(session: Session) -> ChainHead:
+    """The newest record as the head of the global chain (``GENESIS`` when there is none)."""
+    latest = _latest(session, None)
+    return latest.head if latest is not None else GENESIS
+
+
+def list_records(session: Session, query: AuditFilter) -> list[AuditRecord]:
+    """Sealed records in ``seq`` order (oldest first), at most ``query.limit`` (≤ ``MAX_PAGE``)."""
+    row = StoredAuditRecord
+    stmt = select(row.record).order_by(row.seq)
+    if query.action is not None:
+        if query.action.endswith("."):
+            stmt = stmt.where(row.action.startswith(query.action, autoescape=True))
+        else:
+            stmt = stmt.where(row.action == query.action)
+    for column, value in (
+        (row.deployment, query.deployment),
+        (row.target, query.target),
+        (row.actor, query.actor),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if query.subject is not None:
+        stmt = stmt.where(or_(row.actor == query.subject, row.target == query.subject))
+    if query.after is not None:
+        stmt = stmt.where(row.seq > query.after)
+    limited = stmt.limit(min(max(query.limit, 1), MAX_PAGE))
+    return [parse_record(stored) for stored in session.scalars(limited)]

@@ -1,0 +1,8 @@
+"""The function runtime: what a platform runs for each function (``python -m alien.sdk.runtime``).
+
+Modules: ``config`` (the environment contract), ``loader`` (import the entrypoint), ``http``
+(uvicorn), ``loops`` (queue consumers and cron), ``wiring`` (triggers ↔ handlers), ``dispatch``
+(calling a handler safely), ``control_address`` / ``control_app`` / ``control`` (the command
+control endpoint the platform invokes commands through) and ``main`` (start, ready line,
+graceful stop).
+"""

@@ -1,0 +1,49 @@
+"""The asyncio tunnel: many flow-controlled byte streams over one WebSocket (or any transport).
+
+Layers, bottom up:
+
+* :mod:`alien.protocol.tunnel` (not here) — the sans-I/O wire protocol: frames, streams, credit;
+* :mod:`~alien.tunnel.transport` — the message transport interface and adapters for
+  ``websockets`` connections and Starlette/FastAPI WebSockets (:mod:`~alien.tunnel.memory`: an
+  in-memory pair for tests);
+* :mod:`~alien.tunnel.connection` / :mod:`~alien.tunnel.stream` — :class:`TunnelConnection`
+  drives the protocol over a transport; :class:`TunnelStream` is one stream with backpressure;
+* :mod:`~alien.tunnel.http` — HTTP exchanges on streams (the debug proxy's ``TunnelUpstream``,
+  ``serve_http_stream`` for the answering side, ``relay`` for the manager between CLI and agent,
+  ``ForwardingUpstream`` for the agent's allowlisted egress); the on-stream layout of a request
+  and response is specified in :mod:`~alien.tunnel.http_heads`.
+
+A typical client::
+
+    async with websockets.asyncio.client.connect(url, **WEBSOCKET_OPTIONS) as ws:
+        async with TunnelConnection(WebsocketsTransport(ws), "client") as conn:
+            response = await TunnelUpstream(conn).send(head, body)
+"""
+
+from alien.tunnel.connection import StreamHandler, TunnelConnection
+from alien.tunnel.errors import TunnelClosed, TunnelMessageError, TunnelStreamReset
+from alien.tunnel.memory import MemoryTransport, memory_pair
+from alien.tunnel.stream import TunnelStream
+from alien.tunnel.transport import (
+    MAX_MESSAGE_SIZE,
+    WEBSOCKET_OPTIONS,
+    MessageTransport,
+    StarletteTransport,
+    WebsocketsTransport,
+)
+
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "WEBSOCKET_OPTIONS",
+    "MemoryTransport",
+    "MessageTransport",
+    "StarletteTransport",
+    "StreamHandler",
+    "TunnelClosed",
+    "TunnelConnection",
+    "TunnelMessageError",
+    "TunnelStream",
+    "TunnelStreamReset",
+    "WebsocketsTransport",
+    "memory_pair",
+]

@@ -1,0 +1,132 @@
+"""Message transports a tunnel runs over, and adapters for the WebSocket libraries we use.
+
+The tunnel's byte stream may be cut anywhere (see :mod:`alien.protocol.tunnel`), so all a
+transport must do is carry binary messages in order, reliably, with backpressure: ``send`` waits
+while the peer is not reading. The CLI dials the manager with the ``websockets`` client, the
+manager accepts through FastAPI/Starlette, and the agent dials out with ``websockets`` again.
+
+Compression is off on purpose: tunnelled bodies are mostly compressed or encrypted already, and
+per-message deflate would cost more CPU than the whole rest of the tunnel. The ``websockets``
+adapter refuses a connection that negotiated it; the client options below never offer it, so a
+Starlette server never agrees to it either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.connection import Connection as WebsocketsConnection
+from websockets.exceptions import ConnectionClosed
+
+from alien.errors import ValidationError
+from alien.tunnel.errors import TunnelClosed
+
+MiB = 1024 * 1024
+
+MAX_MESSAGE_SIZE = 1 * MiB
+"""The largest WebSocket message the tunnel sends: big enough to amortise per-message costs,
+small enough that one message never delays a stream's PING or credit for long."""
+
+WEBSOCKET_OPTIONS: dict[str, Any] = {
+    "compression": None,
+    "max_size": 4 * MAX_MESSAGE_SIZE,
+    "ping_interval": None,
+    "write_limit": MiB,
+}
+"""Keyword arguments for ``websockets.asyncio.client.connect`` and ``…server.serve``.
+
+Keepalive is the tunnel's own PING (it travels the same path as the data and works behind
+Starlette too), so the library's is off. ``max_size`` leaves room for a peer with a larger
+message cap; ``write_limit`` lets the socket buffer hold a whole message while we prepare the
+next one.
+"""
+
+
+class MessageTransport(Protocol):
+    """An ordered, reliable carrier of binary messages (a WebSocket, or a queue in tests).
+
+    ``send`` and ``recv`` raise :class:`TunnelClosed` once the transport is closed or broken.
+    """
+
+    async def send(self, data: bytes | memoryview) -> None:
+        """Send one message; waits while the peer is not keeping up."""
+        ...
+
+    async def recv(self) -> bytes:
+        """The next message from the peer."""
+        ...
+
+    async def close(self) -> None:
+        """Close cleanly: messages already sent are delivered first."""
+        ...
+
+    async def abort(self) -> None:
+        """Drop the transport now, without waiting for anything."""
+        ...
+
+
+class WebsocketsTransport:
+    """A ``websockets`` (asyncio API) client or server connection as a message transport."""
+
+    def __init__(self, websocket: WebsocketsConnection) -> None:
+        if websocket.protocol.extensions:
+            names = ", ".join(ext.name for ext in websocket.protocol.extensions)
+            raise ValidationError(
+                f"the tunnel needs a WebSocket without extensions, this one negotiated {names}; "
+                "connect with compression=None (see WEBSOCKET_OPTIONS)",
+                field="compression",
+            )
+        self._ws = websocket
+
+    async def send(self, data: bytes | memoryview) -> None:
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed as exc:
+            raise TunnelClosed(f"the WebSocket closed: {exc}") from None
+
+    async def recv(self) -> bytes:
+        try:
+            return await self._ws.recv(decode=False)
+        except ConnectionClosed as exc:
+            raise TunnelClosed(f"the WebSocket closed: {exc}") from None
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    async def abort(self) -> None:
+        self._ws.transport.abort()
+
+
+class StarletteTransport:
+    """An accepted Starlette/FastAPI ``WebSocket`` as a message transport (the manager's side)."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def send(self, data: bytes | memoryview) -> None:
+        try:
+            await self._ws.send_bytes(bytes(data))
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise TunnelClosed(f"the WebSocket closed: {exc!r}") from None
+
+    async def recv(self) -> bytes:
+        try:
+            message = await self._ws.receive()
+        except (RuntimeError, OSError) as exc:
+            raise TunnelClosed(f"the WebSocket closed: {exc!r}") from None
+        if message["type"] == "websocket.disconnect":
+            raise TunnelClosed(f"the WebSocket closed (code {message.get('code')})")
+        data = message.get("bytes")
+        if data is None:
+            raise TunnelClosed("the peer sent a text message; the tunnel speaks binary only")
+        return data
+
+    async def close(self) -> None:
+        with contextlib.suppress(RuntimeError, OSError):
+            await self._ws.close()
+
+    async def abort(self) -> None:
+        with contextlib.suppress(RuntimeError, OSError):
+            await self._ws.close(code=1011)

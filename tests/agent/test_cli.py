@@ -1,0 +1,135 @@
+"""``alien release``, ``alien deployments``, ``alien groups`` and ``alien-deploy``: exit codes
+and one-line errors (never a traceback), against a real manager on SQLite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_support import unique, write_app
+from typer.testing import CliRunner, Result
+
+from alien.cli.deploy import app as deploy_cli
+from alien.cli.main import app as alien_cli
+from alien.client import ClientConfig, ManagerClient
+from support.manager import ManagerProcess
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
+    proc = ManagerProcess(tmp_path_factory.mktemp("manager")).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _env(manager: ManagerProcess, token: str | None = None) -> dict[str, str | None]:
+    return {
+        "ALIEN_MANAGER_URL": manager.url,
+        "ALIEN_API_KEY": token if token is not None else manager.admin_key,
+        "ALIEN_TOKEN": None,
+        "ALIEN_DEPLOY_STATE_DIR": None,
+        "ALIEN_GROUP_TOKEN": None,
+    }
+
+
+def alien(manager: ManagerProcess, *args: str, token: str | None = None) -> Result:
+    return CliRunner().invoke(alien_cli, list(args), env=_env(manager, token))
+
+
+def _one_line_error(result: Result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_groups_tokens_release_and_listing(manager: ManagerProcess, tmp_path: Path) -> None:
+    group = unique("grp")
+    created = alien(manager, "groups", "create", group, "--json")
+    assert created.exit_code == 0 and json.loads(created.stdout)["name"] == group
+    listed = alien(manager, "groups", "ls")
+    assert listed.exit_code == 0 and group in listed.stdout
+
+    token = alien(manager, "groups", "token", "create", group)
+    assert token.exit_code == 0
+    assert token.stdout.strip().startswith("ax_dg_") and "\n" not in token.stdout.strip()
+    assert "shown only now" in token.stderr
+
+    app = write_app(tmp_path / "app", "v1")
+    released = alien(manager, "release", "--path", str(app), "--group", group)
+    assert released.exit_code == 0, released.output
+    release_id = released.stdout.strip()
+    assert release_id.startswith("rel_") and "sent to 0 deployment(s)" in released.stderr
+    again = alien(manager, "release", "--path", str(app), "--json")
+    body = json.loads(again.stdout)
+    assert body["id"] != release_id and body["uploaded"] is False and "manifest" not in body
+
+    listing = alien(manager, "deployments", "ls", "--json")
+    assert listing.exit_code == 0 and isinstance(json.loads(listing.stdout), list)
+
+
+def test_bad_input_and_bad_tokens_fail_in_one_line(manager: ManagerProcess, tmp_path: Path) -> None:
+    _one_line_error(alien(manager, "release", "--path", str(tmp_path)), 1, "no alien_stack.py")
+    app = write_app(tmp_path / "app", "v1")
+    _one_line_error(
+        alien(manager, "release", "--path", str(app), "--all", "--group", "g"), 1, "choose one"
+    )
+    _one_line_error(
+        alien(manager, "deployments", "describe", "nope"), 1, "no deployment 'nope'", "(deployment)"
+    )
+    bad = "ax_key_0123456789abcdef_" + "s" * 43
+    result = alien(manager, "deployments", "ls", token=bad)
+    _one_line_error(result, 1, "invalid or revoked token")
+    assert bad not in result.output
+    _one_line_error(alien(manager, "groups", "ls", token=""), 1, "no token")
+    _one_line_error(alien(manager, "groups", "create", "Bad_Name"), 1, "(name)")
+    unreachable = CliRunner().invoke(
+        alien_cli, ["deployments", "ls", "--manager", "http://127.0.0.1:9"], env=_env(manager)
+    )
+    _one_line_error(unreachable, 1, "cannot reach the manager at http://127.0.0.1:9")
+    _one_line_error(
+        CliRunner().invoke(alien_cli, ["groups", "ls", "--manager", "ftp://x"], env=_env(manager)),
+        1,
+        "not an http(s) URL",
+    )
+
+
+def test_wait_exits_3_on_timeout(manager: ManagerProcess, tmp_path: Path) -> None:
+    group = unique("grp")
+    alien(manager, "groups", "create", group)
+    token = alien(manager, "groups", "token", "create", group).stdout.strip()
+    # An onboarded deployment without an agent never runs anything.
+    with ManagerClient(ClientConfig(base_url=manager.url, token=token)) as client:
+        dep = client.onboard("idle", "local").deployment
+    app = write_app(tmp_path / "app", "v1")
+    release_id = alien(manager, "release", "--path", str(app), "--group", group).stdout.strip()
+    result = alien(
+        manager, "deployments", "wait", f"{group}/idle", "--release", release_id, "--timeout", "0.5"
+    )
+    _one_line_error(result, 3, f"{group}/idle does not run {release_id}", "state pending")
+    described = alien(manager, "deployments", "describe", dep.id, "--json")
+    assert json.loads(described.stdout)["desired_release"] == release_id
+
+
+def test_alien_deploy_refuses_what_it_cannot_do(tmp_path: Path, manager: ManagerProcess) -> None:
+    def deploy(*args: str) -> Result:
+        return CliRunner().invoke(deploy_cli, list(args), env=_env(manager))
+
+    empty = str(tmp_path / "state")
+    _one_line_error(deploy("run", "--state-dir", empty), 1, "holds no onboarded deployment")
+    _one_line_error(deploy("status", "--state-dir", empty), 1, "holds no onboarded deployment")
+    _one_line_error(deploy("up", "--state-dir", empty), 1, "pass --token", "(token)")
+    _one_line_error(
+        deploy("up", "--state-dir", empty, "--token", "x", "--platform", "aws"), 1, "(platform)"
+    )
+    bad_token = "ax_dg_0123456789abcdef_" + "t" * 43
+    result = deploy("up", "--state-dir", empty, "--token", bad_token, "--name", "x")
+    _one_line_error(result, 1, "invalid or revoked token")
+    assert bad_token not in result.output
+    assert not (tmp_path / "state" / "agent.json").exists()

@@ -1,0 +1,85 @@
+"""The manager restarts in the middle of a run of commands handled by a real agent: none is
+lost, none runs twice, each answers its own params.
+
+Commands are created by 16 concurrent submitters with idempotency keys (a create that hits the
+restart is retried and still creates one command); each handler takes a little while, so some
+are held by the agent when the manager goes away. The agent keeps running them, keeps their
+responses until the manager confirms them, and ignores the deliveries the manager sends again
+on reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import pytest
+from agent_command_helpers import journal
+from agent_deployments import Deployed, assert_clean
+
+from alien.client.errors import ManagerUnreachable
+from alien.commands import Command, CommandsClient
+
+
+def _restart_during_run(deployed: Deployed, tmp_path: Path, total: int) -> None:
+    """Create ``total`` commands (16 at a time, each a little slow), restart the manager once a
+    third of them exist, then check every one ran exactly once and answered its own ``n``."""
+    log = tmp_path / "journal"
+    manager = deployed.manager
+    created: dict[int, Command] = {}
+    run = secrets.token_hex(4)  # idempotency keys of this run only
+
+    async def create(client: CommandsClient, n: int) -> None:
+        params = {"n": n, "seconds": 0.05, "journal": str(log)}
+        while True:  # a create may hit the restart: retry, the idempotency key makes it once
+            try:
+                created[n] = await client.submit_async(
+                    "sequence", params, idempotency_key=f"restart-{run}-{n}", timeout=120
+                )
+                return
+            except ManagerUnreachable:
+                await asyncio.sleep(0.1)
+
+    async def scenario() -> dict[int, Command]:
+        async with deployed.client(http_timeout=10) as client:
+            numbers = iter(range(total))
+            restarted = asyncio.Event()
+
+            async def submitter() -> None:
+                for n in numbers:
+                    await create(client, n)
+
+            async def restart() -> None:
+                while len(created) < total // 3:
+                    await asyncio.sleep(0.01)
+                await asyncio.to_thread(manager.restart)
+                restarted.set()
+
+            await asyncio.gather(restart(), *(submitter() for _ in range(16)))
+            assert restarted.is_set()
+            ended = await asyncio.gather(
+                *(client.wait_async(c.id, timeout=120) for c in created.values())
+            )
+            return {c.result["n"] if c.result else -1: c for c in ended}
+
+    ended = asyncio.run(scenario())
+    assert sorted(ended) == list(range(total))  # none lost, each answered its own n
+    assert {c.state for c in ended.values()} == {"succeeded"}
+    runs = [line.split() for line in journal(log)]
+    assert sorted(int(n) for _, _, _, n in runs) == list(range(total))  # none ran twice
+    assert {attempt for _, _, attempt, _ in runs} == {"1"}
+    assert_clean(deployed.agent.log_path.read_text())
+
+
+def test_manager_restart_during_200_commands_loses_and_repeats_none(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    _restart_during_run(deployed, tmp_path, 200)
+
+
+@pytest.mark.slow
+def test_manager_restart_during_1000_commands_loses_and_repeats_none(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    _restart_during_run(deployed, tmp_path, 1000)

@@ -1,0 +1,153 @@
+"""``alien commands …`` against the real manager, with a test agent answering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_double import CommandAgent, Deployment, echo
+from typer.testing import CliRunner
+
+from alien.cli.main import app as alien_cli
+from support.manager import ManagerProcess
+
+
+@pytest.fixture
+def serving(commands_manager: ManagerProcess, deployment: Deployment) -> Iterator[CommandAgent]:
+    with CommandAgent(commands_manager.ws_url, deployment.token) as agent:
+        agent.serve(echo)
+        yield agent
+
+
+def _env(manager: ManagerProcess) -> dict[str, str]:
+    return {"ALIEN_MANAGER_URL": manager.url, "ALIEN_TOKEN": manager.admin_key}
+
+
+def run(manager: ManagerProcess, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(alien_cli, ["commands", *args], env=_env(manager))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_invoke_prints_the_result(
+    commands_manager: ManagerProcess, deployment: Deployment, serving: CommandAgent
+) -> None:
+    code, out, err = run(
+        commands_manager,
+        "invoke",
+        "--deployment",
+        deployment.ref,
+        "--command",
+        "generate-report",
+        "--params",
+        '{"start_date": "2025-01-01"}',
+    )
+    assert code == 0, err
+    assert json.loads(out)["params"] == {"start_date": "2025-01-01"}
+
+
+def test_invoke_json_target_and_params_file(
+    commands_manager: ManagerProcess,
+    deployment: Deployment,
+    serving: CommandAgent,
+    tmp_path: Path,
+) -> None:
+    params = tmp_path / "params.json"
+    params.write_text('{"from": "file"}')
+    code, out, err = run(
+        commands_manager,
+        "invoke",
+        "-d",
+        deployment.ref,
+        "-c",
+        "echo",
+        "--target",
+        "api",
+        "--params",
+        f"@{params}",
+        "--json",
+    )
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["state"] == "succeeded" and shown["target"] == "api"
+    assert shown["result"]["params"] == {"from": "file"}
+
+
+def test_failures_exit_non_zero_with_one_line(
+    commands_manager: ManagerProcess, deployment: Deployment, serving: CommandAgent
+) -> None:
+    code, out, err = run(commands_manager, "invoke", "-d", deployment.ref, "-c", "fail")
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == ["error: HANDLER_ERROR: ValueError: asked to fail"]
+    code, _, err = run(commands_manager, "invoke", "-d", deployment.ref, "-c", "nope")
+    assert code == 1 and err.startswith("error: UNKNOWN_COMMAND: ")
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(commands_manager, "invoke", "-d", deployment.ref, "-c", "echo", "-p", "[1]")
+    assert code == 1 and "must be a JSON object" in err
+
+
+def test_timeout_expires_the_command(
+    commands_manager: ManagerProcess, deployment: Deployment
+) -> None:
+    code, _, err = run(
+        commands_manager, "invoke", "-d", deployment.ref, "-c", "echo", "--timeout", "0.5"
+    )
+    assert code == 1 and err.startswith("error: COMMAND_EXPIRED: ")
+
+
+def test_async_get_ls_cancel(commands_manager: ManagerProcess, deployment: Deployment) -> None:
+    code, out, err = run(commands_manager, "invoke", "-d", deployment.ref, "-c", "slow", "--async")
+    assert code == 0, err
+    command_id = out.strip()
+    assert command_id.startswith("cmd_")
+
+    code, out, _ = run(commands_manager, "get", command_id, "--json")
+    assert code == 0 and json.loads(out)["state"] == "pending"
+    code, out, _ = run(commands_manager, "ls", "--deployment", deployment.ref, "--json")
+    assert code == 0 and [c["id"] for c in json.loads(out)] == [command_id]
+    code, out, _ = run(commands_manager, "ls", "--deployment", deployment.ref)
+    assert code == 0 and command_id in out
+
+    code, out, _ = run(commands_manager, "cancel", command_id, "--reason", "no longer needed")
+    assert code == 0 and out.strip() == f"{command_id} cancelled"
+    code, out, _ = run(commands_manager, "get", command_id)
+    assert code == 0 and "cancelled" in out and "COMMAND_CANCELLED" in out
+    code, _, err = run(commands_manager, "cancel", command_id)
+    assert code == 1 and err.startswith("error: COMMAND_CANCELLED: ")
+
+
+def test_group_fan_out(
+    commands_manager: ManagerProcess, deployment: Deployment, serving: CommandAgent
+) -> None:
+    code, out, err = run(commands_manager, "invoke", "-g", deployment.group, "-c", "echo", "--json")
+    assert code == 0, err
+    assert json.loads(out)[deployment.ref]["ok"] is True
+
+
+def test_usage_errors(commands_manager: ManagerProcess, deployment: Deployment) -> None:
+    code, _, err = run(commands_manager, "invoke", "-c", "echo")
+    assert code == 1 and "--deployment or --group" in err
+    unreachable = CliRunner().invoke(
+        alien_cli,
+        ["commands", "ls", "--manager", "http://127.0.0.1:9"],
+        env={"ALIEN_TOKEN": commands_manager.admin_key},
+    )
+    assert unreachable.exit_code == 1 and "MANAGER_UNREACHABLE" in unreachable.stderr
+
+
+def test_real_process_exit_code(commands_manager: ManagerProcess, deployment: Deployment) -> None:
+    """The installed entry point, not the in-process runner: exit status and stderr as a shell
+    sees them."""
+    argv = ["commands", "invoke", "-d", deployment.ref, "-c", "echo", "--timeout", "0.3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "alien.cli.main", *argv],
+        env={**_env(commands_manager), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: COMMAND_EXPIRED: ")

@@ -1,0 +1,165 @@
+"""Dispatch: over the agent's WebSocket at once, by long-poll lease without one, and answers by
+WebSocket, by ``POST /v1/agent/status`` and by the signed ``response_url`` — real manager."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+from agent_double import CommandAgent, Deployment, create_command, wait_disconnected
+
+from support.api import ApiClient
+from support.manager import ManagerProcess
+
+PUSH_LIMIT = 0.5  # seconds from the create's answer to the agent holding the delivery
+
+
+def test_created_command_is_pushed_at_once_and_the_response_ends_it(
+    admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    response = create_command(admin, deployment, params={"start_date": "2025-01-01"})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    answered = time.monotonic()
+    assert created["state"] == "dispatched" and created["target"] == "api"
+
+    offer = agent.command()
+    assert time.monotonic() - answered < PUSH_LIMIT
+    envelope = offer["envelope"]
+    assert envelope["id"] == created["id"] and envelope["command"] == "echo"
+    assert envelope["params"] == {"start_date": "2025-01-01"} and envelope["params_ref"] is None
+    assert envelope["attempt"] == 1 and envelope["deployment_id"] == deployment.id
+    assert offer["target"] == "api"
+
+    receipt = agent.respond(offer, {"rows": 3})
+    assert receipt["ok"] is True and receipt["state"] == "succeeded"
+    done = admin.get(f"/v1/commands/{created['id']}", params={"wait": 5}).json()
+    assert done["state"] == "succeeded" and done["result"] == {"rows": 3}
+    assert done["error"] is None and done["ended_at"] is not None
+
+
+def test_create_and_wait_in_one_request(
+    admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    agent.serve(lambda offer: {"ok": True, "result": offer["envelope"]["params"]})
+    response = create_command(admin, deployment, params={"n": 1}, wait=10)
+    assert response.status_code == 201, response.text
+    assert response.json()["state"] == "succeeded" and response.json()["result"] == {"n": 1}
+
+
+def test_handler_failure_ends_the_command_failed_with_its_error(
+    admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    created = create_command(admin, deployment, "fail").json()
+    offer = agent.command()
+    error = {"code": "HANDLER_ERROR", "message": "ValueError: bad date", "details": {}}
+    receipt = agent.respond(offer, ok=False, result=None, error=error)
+    assert receipt["ok"] is True and receipt["state"] == "failed"
+    done = admin.get(f"/v1/commands/{created['id']}").json()
+    assert done["state"] == "failed" and done["error"]["code"] == "HANDLER_ERROR"
+
+
+def test_wait_returns_as_soon_as_the_command_ends(
+    admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    created = create_command(admin, deployment).json()
+    offer = agent.command()
+    timed = admin.get(f"/v1/commands/{created['id']}", params={"wait": 0.2}).json()
+    assert timed["state"] == "dispatched"  # the wait ran out first
+    agent.send_response(offer, ok=True, result=1)
+    started = time.monotonic()
+    done = admin.get(f"/v1/commands/{created['id']}", params={"wait": 10}).json()
+    assert done["state"] == "succeeded" and time.monotonic() - started < 5
+
+
+def test_ack_and_renew_extend_the_lease(
+    admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    created = create_command(admin, deployment, "slow").json()
+    offer = agent.command()
+    acked = agent.ack(offer)
+    assert acked["ok"] is True and acked["state"] == "leased"
+    renewed = agent.renew(offer)
+    assert renewed["ok"] is True and renewed["lease_expires_at"] >= acked["lease_expires_at"]
+    assert agent.ack(offer)["ok"] is True  # a repeated ack of the held lease is harmless
+    assert admin.get(f"/v1/commands/{created['id']}").json()["state"] == "leased"
+    assert agent.respond(offer, "done")["state"] == "succeeded"
+
+
+def test_reconnecting_agent_is_sent_what_it_holds_and_what_waits(
+    commands_manager: ManagerProcess, admin: ApiClient, deployment: Deployment
+) -> None:
+    waiting = create_command(admin, deployment).json()
+    assert waiting["state"] == "pending"  # no agent takes commands yet
+    with CommandAgent(commands_manager.ws_url, deployment.token) as first:
+        offer = first.command()
+        assert offer["envelope"]["id"] == waiting["id"]
+    wait_disconnected(admin, deployment)
+    with CommandAgent(commands_manager.ws_url, deployment.token) as second:
+        again = second.command()
+        assert again["envelope"]["lease_id"] == offer["envelope"]["lease_id"]  # same lease
+        assert second.respond(again, "ok")["state"] == "succeeded"
+
+
+def test_agent_without_the_capability_gets_no_commands(
+    commands_manager: ManagerProcess, admin: ApiClient, deployment: Deployment
+) -> None:
+    with CommandAgent(commands_manager.ws_url, deployment.token, capabilities=()):
+        created = create_command(admin, deployment).json()
+        assert created["state"] == "pending"
+
+
+def test_long_poll_lease_without_a_websocket(admin: ApiClient, deployment: Deployment) -> None:
+    agent = admin.with_token(deployment.token)
+    empty = agent.post("/v1/agent/commands/lease", params={"wait": 0})
+    assert empty.status_code == 200 and empty.json() == {"messages": []}
+
+    created = create_command(admin, deployment, params={"a": 1}).json()
+    assert created["state"] == "pending"
+    polled = agent.post("/v1/agent/commands/lease", params={"wait": 5}).json()["messages"]
+    assert [m["envelope"]["id"] for m in polled] == [created["id"]]
+    offer = polled[0]
+    assert admin.get(f"/v1/commands/{created['id']}").json()["state"] == "leased"
+
+    renew = {"v": 1, "type": "command_renew", "command_id": created["id"]}
+    renew["lease_id"] = offer["envelope"]["lease_id"]
+    receipt = agent.post("/v1/agent/status", json=renew).json()["messages"][0]
+    assert receipt["type"] == "command_receipt" and receipt["ok"] is True
+
+    response = {"command_id": created["id"], "lease_id": offer["envelope"]["lease_id"]}
+    message = {"v": 1, "type": "command_response", "response": {**response, "ok": True}}
+    receipt = agent.post("/v1/agent/status", json=message).json()["messages"][0]
+    assert receipt["ok"] is True and receipt["state"] == "succeeded"
+    agent.close()
+
+
+def test_long_poll_wakes_when_a_command_is_created(
+    admin: ApiClient, deployment: Deployment
+) -> None:
+    agent = admin.with_token(deployment.token)
+    creator = threading.Timer(0.3, create_command, args=(admin, deployment))
+    creator.start()
+    started = time.monotonic()
+    polled = agent.post("/v1/agent/commands/lease", params={"wait": 20}).json()["messages"]
+    elapsed = time.monotonic() - started
+    creator.join()
+    assert len(polled) == 1 and polled[0]["type"] == "command"
+    assert elapsed < 5  # woken by the create, not by the 20 s timeout
+    agent.close()
+
+
+def test_signed_response_url_answers_without_a_token(
+    admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    create_command(admin, deployment)
+    offer = agent.command()
+    envelope = offer["envelope"]
+    body = {"command_id": envelope["id"], "lease_id": envelope["lease_id"], "ok": True, "result": 7}
+    answer = httpx.post(envelope["response_url"], json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["type"] == "command_receipt" and answer.json()["state"] == "succeeded"
+    assert admin.get(f"/v1/commands/{envelope['id']}").json()["result"] == 7
+    # The URL is bound to its lease: posting another lease's response there is refused.
+    other = {**body, "lease_id": "lse_0000000000000000000000000a"}
+    assert httpx.post(envelope["response_url"], json=other, timeout=10).status_code == 422

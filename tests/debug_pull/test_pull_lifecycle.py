@@ -1,0 +1,76 @@
+"""How a pull-model session's agent leg starts and ends: revoking the session cuts the agent's
+connection to the destination within a second (measured at the destination), the command is
+stopped (exit 4), and the agent's tunnel is gone; a deployment without a connected agent cannot
+be debugged at all."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+from dbg_world import World
+from pull_world import PullDeployment, wait_for_log
+from targets import Targets
+
+from support.manager import ManagerProcess
+from support.names import unique
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+EXIT_SESSION_ENDED = 4
+
+
+def _open_session_id(world: World, process: subprocess.Popen[str]) -> str:
+    sessions = [s for s in world.sessions() if s["state"] == "active"]
+    assert len(sessions) == 1, (sessions, process.poll())
+    return sessions[0]["id"]
+
+
+def test_revoke_closes_the_agent_leg_within_a_second(
+    world: World, targets: Targets, deployment: PullDeployment
+) -> None:
+    slow = targets.http.reset_slow()
+    # The command outlives its request: it is the session's end that must stop it.
+    script = f"curl -sS -N {targets.http.url('/slow')}; sleep 60"
+    process = world.start_debug("bash", "-c", script)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "started\n"  # through the agent, held open
+        assert slow.started.wait(10)
+        session_id = _open_session_id(world, process)
+        revoked_at = time.monotonic()
+        revoked = world.admin.post(
+            f"/v1/debug-sessions/{session_id}/revoke", json={"reason": "incident over"}
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert slow.disconnected.wait(5), "the agent never closed its connection to the target"
+        assert slow.disconnected_at - revoked_at < 1.0
+        assert process.wait(timeout=30) == EXIT_SESSION_ENDED
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.stderr is not None
+    assert "incident over" in process.stderr.read()
+    wait_for_log(deployment.agent, f"debug tunnel of {session_id} closed", timeout=5)
+    [request] = world.requests(session_id)
+    assert request["target"] == f"http:GET {targets.http.url('/slow')}"
+    assert request["outcome"] == "failed" and request["details"]["status"] == 200
+
+
+def test_a_deployment_without_a_connected_agent_cannot_be_debugged(
+    pull_manager: ManagerProcess, world: World
+) -> None:
+    admin = world.admin
+    group = unique("bare")
+    admin.create_group(group)
+    bare = admin.onboard(admin.create_group_token(group), unique("idle"))["deployment"]
+    opened = admin.post("/v1/debug-sessions", json={"deployment": bare["id"], "reason": "no agent"})
+    assert opened.status_code == 409
+    error = opened.json()["error"]
+    assert (
+        error["code"] == "DEBUG_UNAVAILABLE"
+        and "no agent serving debug tunnels" in error["message"]
+    )

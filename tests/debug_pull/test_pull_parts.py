@@ -1,0 +1,351 @@
+"""The pull-model pieces in one process, over real tunnels on in-memory transports:
+
+    CLI (TunnelUpstream / ForwardProxy) ⇄ manager (relay_to_agent, auditing) ⇄ agent
+    (handle_stream: SessionUpstream, ForwardingUpstream, ConnectUpstream) → real HTTP(S) services
+
+plus the protocol message, the agent's configuration file, the one-time credentials of the
+agent's leg and the registry of agents that can be handed a ``tunnel_open``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import ssl
+import string
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+import boto3
+import botocore.session
+import httpx
+import pytest
+from botocore.credentials import CredentialResolver
+from hypothesis import given
+from hypothesis import strategies as st
+from targets import HELLO, Targets
+
+from alien.agent.debug import (
+    AmbientCredentials,
+    DebugConfig,
+    SessionUpstream,
+    handle_stream,
+    load_config,
+)
+from alien.debug.endpoints import agent_offer
+from alien.debug.forward_proxy import ForwardProxy
+from alien.errors import PlatformError, Unauthenticated, ValidationError
+from alien.manager.api.agent import AgentPushers
+from alien.manager.debug_audit import RequestRecorder
+from alien.manager.debug_tunnel import AgentDials, relay_to_agent
+from alien.manager.services.debug_sessions import RequestRecord
+from alien.protocol.agent_channel import (
+    CAPABILITY_DEBUG_TUNNELS,
+    TunnelOpen,
+    encode,
+    parse_manager_message,
+)
+from alien.protocol.audit import Outcome
+from alien.protocol.http_exchange import RequestHead, iterate_once
+from alien.tunnel import TunnelConnection, memory_pair
+from alien.tunnel.http import TunnelUpstream
+
+TOKEN = "session-token-" + "x" * 20
+
+
+# --- the chain ---------------------------------------------------------------------------------
+
+
+class Chain:
+    """CLI ⇄ manager ⇄ agent over memory transports; ``records`` is what the manager audited."""
+
+    def __init__(self, config: DebugConfig) -> None:
+        self.records: list[RequestRecord] = []
+        self.recorder = RequestRecorder(self.records.extend, max_delay=0.01)
+        cli_t, manager_t = memory_pair()
+        agent_side_t, agent_t = memory_pair()
+        self.upstream = SessionUpstream(config, "dbg_test")
+        self.agent = TunnelConnection(
+            agent_t, "client", handler=partial(handle_stream, self.upstream)
+        )
+        self.agent_leg = TunnelConnection(agent_side_t, "server")
+        self.manager = TunnelConnection(
+            manager_t, "server", handler=partial(relay_to_agent, self.agent_leg, self.recorder)
+        )
+        self.cli = TunnelConnection(cli_t, "client")
+
+    async def __aenter__(self) -> Chain:
+        for connection in (self.agent, self.agent_leg, self.manager, self.cli):
+            await connection.start()
+        await self.recorder.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for connection in (self.cli, self.manager, self.agent_leg, self.agent):
+            await connection.abort("test over")
+        await self.recorder.aclose()
+        await self.upstream.aclose()
+
+    async def audited(self, count: int, timeout: float = 5.0) -> list[RequestRecord]:
+        """The records, once ``count`` exchanges were audited (the manager records one when
+        its relay ends, a moment after the client has its answer)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                await self.recorder.flush()
+                if len(self.records) >= count:
+                    return self.records
+                await asyncio.sleep(0.01)
+
+
+def _config(targets: Targets) -> DebugConfig:
+    return DebugConfig.model_validate(
+        {"http": {"allow": [targets.http.authority, targets.https.authority]}}
+    )
+
+
+@pytest.fixture
+async def chain(targets: Targets) -> AsyncIterator[Chain]:
+    async with Chain(_config(targets)) as chain:
+        yield chain
+
+
+async def _read(body: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in body])
+
+
+async def test_the_cli_learns_what_the_agent_offers(chain: Chain, targets: Targets) -> None:
+    offer = await agent_offer(chain.cli)
+    assert offer.aws is None
+    assert offer.http is not None and targets.http.authority in offer.http.allow
+    assert await chain.audited(0) == []  # asking is not a request to anything
+
+
+async def test_an_allowed_request_is_relayed_and_audited(chain: Chain, targets: Targets) -> None:
+    url = targets.http.url("/hello")
+    head = RequestHead.create("GET", url, [("host", targets.http.authority)])
+    response = await TunnelUpstream(chain.cli).send(head, iterate_once(b""))
+    try:
+        assert response.head.status == 200 and await _read(response.body) == HELLO
+    finally:
+        await response.aclose()
+    [record] = await chain.audited(1)
+    assert (record.service, record.operation, record.status) == ("http", f"GET {url}", 200)
+    assert record.outcome is Outcome.SUCCEEDED and record.bytes_out == len(HELLO)
+
+
+async def test_a_refusal_is_marked_and_audited_as_denied(chain: Chain, targets: Targets) -> None:
+    url = targets.outside.url("/hello?secret=never-logged")
+    head = RequestHead.create("GET", url, [])
+    response = await TunnelUpstream(chain.cli).send(head, iterate_once(b""))
+    try:
+        body = json.loads(await _read(response.body))
+    finally:
+        await response.aclose()
+    assert response.head.status == 403 and response.head.get("alien-error") == body["error"]["code"]
+    assert body["error"]["code"] == "DESTINATION_NOT_ALLOWED"
+    [record] = await chain.audited(1)
+    assert record.outcome is Outcome.DENIED and record.error == "DESTINATION_NOT_ALLOWED"
+    assert "never-logged" not in record.operation  # the query string stays out of the audit
+
+
+async def test_a_channel_the_agent_does_not_offer_is_refused(chain: Chain) -> None:
+    head = RequestHead.create("GET", "/", [("authorization", "AWS4-HMAC-SHA256 …")])
+    response = await TunnelUpstream(chain.cli).send(head, iterate_once(b""))
+    try:
+        assert response.head.status == 403
+        assert b"offers no AWS access" in await _read(response.body)
+    finally:
+        await response.aclose()
+
+
+# --- the forward proxy, on the chain ---------------------------------------------------------
+
+
+@pytest.fixture
+async def proxy(chain: Chain) -> AsyncIterator[str]:
+    async with ForwardProxy(TunnelUpstream(chain.cli), TOKEN) as forward:
+        yield f"http://alien:{TOKEN}@{forward.host}:{forward.port}"
+
+
+async def test_keep_alive_and_streamed_bodies_through_the_proxy(
+    proxy: str, chain: Chain, targets: Targets
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b"z" * 100_000
+
+    async with httpx.AsyncClient(proxy=proxy, trust_env=False) as client:
+        first = await client.get(targets.http.url("/hello"))
+        echoed = await client.post(targets.http.url("/echo"), content=chunks())  # chunked
+        again = await client.get(targets.http.url("/hello"))
+    assert first.content == again.content == HELLO
+    assert echoed.text == f"{hashlib.sha256(b'z' * 800_000).hexdigest()} 800000"
+    assert [r.status for r in await chain.audited(3)] == [200, 200, 200]
+
+
+async def test_https_through_connect(proxy: str, targets: Targets, chain: Chain) -> None:
+    assert targets.https.ca_file is not None
+    verify = ssl.create_default_context(cafile=str(targets.https.ca_file))
+    async with httpx.AsyncClient(proxy=proxy, verify=verify, trust_env=False) as client:
+        answer = await client.get(targets.https.url("/hello"))
+    assert answer.content == HELLO
+    [record] = await chain.audited(1)
+    assert record.operation == f"CONNECT {targets.https.authority}" and record.status == 200
+
+
+async def test_the_proxy_refuses_without_the_token_or_in_origin_form(
+    proxy: str, targets: Targets, chain: Chain
+) -> None:
+    bare = proxy.replace(f"alien:{TOKEN}@", "")
+    async with httpx.AsyncClient(proxy=bare, trust_env=False) as client:
+        refused = await client.get(targets.http.url("/hello"))
+    assert refused.status_code == 407 and "proxy-authenticate" in refused.headers
+    origin = proxy.replace(f"alien:{TOKEN}@", "")
+    async with httpx.AsyncClient(base_url=origin, trust_env=False) as client:
+        direct = await client.get("/hello", headers={"proxy-authorization": f"Bearer {TOKEN}"})
+    assert direct.status_code == 400 and b"absolute-form" in direct.content
+    assert await chain.audited(0) == []
+
+
+# --- protocol, configuration, credentials, registry -------------------------------------------
+
+
+def _open(**changes: object) -> dict[str, object]:
+    message: dict[str, object] = {
+        "v": 1,
+        "type": "tunnel_open",
+        "session_id": "dbg_01abc",
+        "tunnel_path": "/v1/agent/debug-tunnels/dbg_01abc",
+        "credential": "c" * 43,
+        "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    }
+    return {**message, **changes}
+
+
+def test_tunnel_open_round_trips_and_hides_its_credential() -> None:
+    message = parse_manager_message(_open())
+    assert isinstance(message, TunnelOpen)
+    assert "c" * 43 not in repr(message)
+    assert parse_manager_message(encode(message)) == message
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"tunnel_path": "/v1/debug-sessions/dbg_01abc/tunnel"}, "tunnel_path"),
+        ({"tunnel_path": "//evil.example/v1/agent/debug-tunnels/dbg_1"}, "tunnel_path"),
+        ({"credential": "short"}, "credential"),
+        ({"session_id": "dep_01abc"}, "session_id"),
+    ],
+)
+def test_tunnel_open_refuses_what_could_send_the_agent_elsewhere(
+    changes: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        parse_manager_message(_open(**changes))
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ("{", "debug"),
+        ('{"aws": {"region": "eu-west-1", "allowed_services": []}}', "aws.allowed_services"),
+        ('{"http": {"allow": ["bad host!"]}}', "allow.0"),
+        ('{"ssh": {}}', "ssh"),
+    ],
+)
+def test_a_bad_debug_config_names_the_field(tmp_path: Path, content: str, field: str) -> None:
+    path = tmp_path / "debug.json"
+    path.write_text(content)
+    with pytest.raises(ValidationError) as refused:
+        load_config(path)
+    assert refused.value.field == field
+
+
+async def test_an_agent_credential_is_one_time_and_bound_to_its_deployment() -> None:
+    dials = AgentDials()
+    credential, dial = dials.expect("dbg_1", "dep_1")
+    with pytest.raises(Unauthenticated):
+        dials.claim("dbg_1", "dep_other", credential)
+    with pytest.raises(Unauthenticated):
+        dials.claim("dbg_1", "dep_1", credential[:-1] + "x")
+    with pytest.raises(Unauthenticated):
+        dials.claim("dbg_2", "dep_1", credential)
+    assert dials.claim("dbg_1", "dep_1", credential) is dial
+    with pytest.raises(Unauthenticated):
+        dials.claim("dbg_1", "dep_1", credential)  # used up
+
+
+async def test_tunnel_open_goes_to_the_newest_agent_that_serves_tunnels() -> None:
+    pushers = AgentPushers()
+    got: list[str] = []
+
+    async def gone(message: object) -> None:
+        raise RuntimeError("the socket closed")
+
+    def sender(name: str) -> Callable[[object], Awaitable[None]]:
+        async def send(message: object) -> None:
+            got.append(name)
+
+        return send
+
+    leave_old = pushers.join("dep_1", [CAPABILITY_DEBUG_TUNNELS], sender("old"))
+    pushers.join("dep_1", [], sender("no-capability"))
+    pushers.join("dep_1", [CAPABILITY_DEBUG_TUNNELS], gone)
+    message = parse_manager_message(_open())
+    assert pushers.serves("dep_1", CAPABILITY_DEBUG_TUNNELS)
+    assert await pushers.send("dep_1", CAPABILITY_DEBUG_TUNNELS, message)
+    assert got == ["old"]  # the newest failed, the one without the capability was skipped
+    leave_old()
+    leave_old()
+    assert not await pushers.send("dep_2", CAPABILITY_DEBUG_TUNNELS, message)
+
+
+async def test_without_a_role_the_agent_signs_with_its_own_credentials() -> None:
+    session = boto3.Session(aws_access_key_id="AKIAAGENT", aws_secret_access_key="agent-secret")
+    credentials = await AmbientCredentials(session).get()
+    assert (credentials.access_key_id, credentials.secret_access_key) == (
+        "AKIAAGENT",
+        "agent-secret",
+    )
+    assert "agent-secret" not in repr(credentials)
+    empty_chain = botocore.session.Session()
+    empty_chain.register_component("credential_provider", CredentialResolver(providers=[]))
+    with pytest.raises(PlatformError):
+        await AmbientCredentials(boto3.Session(botocore_session=empty_chain)).get()
+
+
+_ID = st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=64)
+
+
+@given(
+    session=_ID,
+    credential=st.text(
+        alphabet=string.ascii_letters + string.digits + "-_", min_size=32, max_size=128
+    ),
+    offset=st.integers(min_value=-(10**6), max_value=10**8),
+)
+def test_every_well_formed_tunnel_open_round_trips(
+    session: str, credential: str, offset: int
+) -> None:
+    message = TunnelOpen(
+        session_id=f"dbg_{session}",
+        tunnel_path=f"/v1/agent/debug-tunnels/dbg_{session}",
+        credential=credential,
+        expires_at=datetime.now(UTC) + timedelta(seconds=offset),
+    )
+    assert parse_manager_message(encode(message)) == message
+    assert "credential" not in repr(message)
+
+
+@given(path=st.text(max_size=80))
+def test_no_other_tunnel_path_is_accepted(path: str) -> None:
+    if re.fullmatch(r"/v1/agent/debug-tunnels/dbg_[A-Za-z0-9]{1,64}", path):
+        return
+    with pytest.raises(ValidationError):
+        parse_manager_message(_open(tunnel_path=path))

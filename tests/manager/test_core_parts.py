@@ -1,0 +1,128 @@
+"""The manager's building blocks: wake-ups, blob store, settings, database, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from alien.errors import PayloadTooLarge, ValidationError
+from alien.manager import migrate
+from alien.manager.blobs import BlobStore
+from alien.manager.db import Database
+from alien.manager.events import EventHub
+from alien.manager.models import Base
+from alien.manager.settings import ManagerSettings
+from support.databases import DATABASES, database_for
+
+
+async def test_publish_from_another_thread_wakes_a_subscriber() -> None:
+    hub = EventHub()
+    with hub.subscribe("deployment:a") as sub:
+        threading.Thread(target=hub.publish, args=("deployment:a",)).start()
+        assert await sub.wait(5) is True
+    assert hub.subscriber_count("deployment:a") == 0
+
+
+async def test_a_change_between_read_and_wait_is_not_lost() -> None:
+    hub = EventHub()
+    with hub.subscribe("k") as sub:
+        hub.publish("k")  # lands before the subscriber starts waiting
+        await asyncio.sleep(0)  # let call_soon_threadsafe run
+        assert await sub.wait(0) is True
+        assert await sub.wait(0.05) is False  # consumed
+
+
+async def test_other_keys_do_not_wake() -> None:
+    hub = EventHub()
+    with hub.subscribe("a") as sub:
+        hub.publish("b")
+        assert await sub.wait(0.05) is False
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_blob_store_streams_hashes_and_dedupes(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    info = await store.put_stream(_chunks(b"ab", b"cd"), max_bytes=10)
+    assert info.digest == "sha256:" + hashlib.sha256(b"abcd").hexdigest() and info.size == 4
+    assert store.path_for(info.digest).read_bytes() == b"abcd"
+    again = await store.put_stream(_chunks(b"abcd"), max_bytes=10, expected_digest=info.digest)
+    assert again == info
+    assert store.stat(info.digest) == info
+    assert store.stat("sha256:" + "0" * 64) is None
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_blob_store_refuses_without_leaving_files(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    with pytest.raises(PayloadTooLarge):
+        await store.put_stream(_chunks(b"x" * 6, b"x" * 6), max_bytes=10)
+    with pytest.raises(ValidationError) as err:
+        await store.put_stream(_chunks(b"abc"), max_bytes=10, expected_digest="sha256:" + "1" * 64)
+    assert err.value.code == "DIGEST_MISMATCH"
+    with pytest.raises(ValidationError):
+        store.path_for("sha256:../../etc/passwd")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not (tmp_path / "sha256").exists()
+
+
+def test_settings_from_env_and_overrides(tmp_path: Path) -> None:
+    env = {
+        "ALIEN_DATA_DIR": str(tmp_path / "env"),
+        "ALIEN_DATABASE_URL": "postgresql+psycopg://u@h/db",
+        "ALIEN_ADMIN_KEY": "ax_key_secret",
+        "ALIEN_MAX_PACKAGE_BYTES": "1000",
+    }
+    settings = ManagerSettings.from_env(env, data_dir=tmp_path / "flag")
+    assert settings.data_dir == tmp_path / "flag"
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+    assert settings.max_package_bytes == 1000
+    assert "ax_key_secret" not in repr(settings)
+    default = ManagerSettings.from_env({"ALIEN_DATA_DIR": str(tmp_path)})
+    assert default.resolved_database_url() == f"sqlite:///{tmp_path / 'manager.db'}"
+    with pytest.raises(ValidationError) as err:
+        ManagerSettings.from_env({"ALIEN_MAX_PACKAGE_BYTES": "lots"})
+    assert err.value.field == "ALIEN_MAX_PACKAGE_BYTES"
+
+
+def test_unsupported_database_url_is_refused() -> None:
+    with pytest.raises(ValidationError) as err:
+        Database("mysql://x")
+    assert err.value.field == "ALIEN_DATABASE_URL"
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    with db.read() as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert session.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+        assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    db.dispose()
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_migrations_reach_head_match_the_models_and_are_idempotent(
+    kind: str, tmp_path: Path
+) -> None:
+    with database_for(kind) as url:
+        db = Database(url or f"sqlite:///{tmp_path / 'm.db'}")
+        try:
+            migrate.upgrade(db.engine)
+            migrate.upgrade(db.engine)
+            assert migrate.current_revision(db.engine) == migrate.head_revision()
+            with db.engine.connect() as conn:
+                context = MigrationContext.configure(conn, opts={"compare_type": True})
+                assert compare_metadata(context, Base.metadata) == []
+        finally:
+            db.dispose()

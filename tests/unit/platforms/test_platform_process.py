@@ -1,0 +1,164 @@
+"""Function processes: readiness, output capture, graceful stop, restarts with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from alien.errors import PlatformError
+from alien.platforms.local.backoff import Backoff
+from alien.platforms.local.process import FunctionProcess, ProcessSpec
+from alien.platforms.local.supervisor import FunctionState, Supervised, Timeouts
+
+# A stand-in for the runtime: the same ready-line protocol, none of the start-up cost.
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys, time
+    mode = sys.argv[1]
+    runs = os.path.join(os.getcwd(), "runs")
+    with open(runs, "a") as f:
+        f.write("x")
+    run = len(open(runs).read())
+    print(f"starting run {run}", flush=True)
+    if mode == "crash":
+        sys.exit(3)
+    if mode == "silent":
+        time.sleep(60)
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode == "family":
+        print("grandchild", subprocess.Popen(["sleep", "60"]).pid, flush=True)
+    def bye(*_):
+        os.write(1, b"graceful bye\\n")  # not print(): it may be interrupted mid-print
+        os._exit(0)
+    if mode != "stubborn":
+        signal.signal(signal.SIGTERM, bye)
+    print(f"alien-runtime: ready function=fn url=http://127.0.0.1:{run}", flush=True)
+    if mode == "crash-once" and run == 1:
+        sys.exit(1)
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+def _spec(tmp_path: Path, mode: str) -> ProcessSpec:
+    (tmp_path / "fn.py").write_text(SCRIPT)
+    return ProcessSpec(
+        function="fn",
+        argv=[sys.executable, "fn.py", mode],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        log_file=tmp_path / "logs" / "fn.log",
+    )
+
+
+async def test_ready_line_url_and_output_go_to_the_log_and_the_sink(tmp_path: Path) -> None:
+    lines: list[tuple[str, str]] = []
+    process = FunctionProcess(
+        _spec(tmp_path, "serve"), sink=lambda fn, line: lines.append((fn, line))
+    )
+    await process.start()
+    assert await process.wait_ready(10) == "http://127.0.0.1:1"
+    assert await process.stop(grace=5) == 0
+    log = (tmp_path / "logs" / "fn.log").read_text()
+    assert "starting run 1" in log and "graceful bye" in log  # SIGTERM handled gracefully
+    assert ("fn", "graceful bye") in lines
+
+
+async def test_exiting_before_ready_fails_with_its_last_output(tmp_path: Path) -> None:
+    process = FunctionProcess(_spec(tmp_path, "crash"))
+    await process.start()
+    with pytest.raises(PlatformError, match="exited with code 3 before it was ready") as info:
+        await process.wait_ready(10)
+    assert "starting run 1" in info.value.message and info.value.field == "fn"
+
+
+async def test_silence_is_a_ready_timeout(tmp_path: Path) -> None:
+    process = FunctionProcess(_spec(tmp_path, "silent"))
+    await process.start()
+    with pytest.raises(PlatformError, match=r"not ready after 0\.3s"):
+        await process.wait_ready(0.3)
+    await process.stop(grace=1)
+
+
+async def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(
+    tmp_path: Path,
+) -> None:
+    process = FunctionProcess(_spec(tmp_path, "stubborn"))
+    await process.start()
+    await process.wait_ready(10)
+    assert await process.stop(grace=0.3) == -9
+
+
+async def test_stop_leaves_nothing_the_function_spawned(tmp_path: Path) -> None:
+    lines: list[str] = []
+    process = FunctionProcess(_spec(tmp_path, "family"), sink=lambda fn, line: lines.append(line))
+    await process.start()
+    await process.wait_ready(10)
+    grandchild = int(next(x for x in lines if x.startswith("grandchild")).split()[1])
+    await process.stop(grace=5)
+    assert _gone(grandchild)  # killed with the function's process group
+
+
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    """True once ``pid`` has exited (a zombie awaiting its new parent's reaping counts)."""
+    try:
+        proc = psutil.Process(pid)
+        proc.wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    return True
+
+
+async def test_a_crash_is_restarted_with_backoff_and_the_new_url_reported(
+    tmp_path: Path,
+) -> None:
+    reported: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def on_ready(sup: Supervised, url: str | None) -> None:
+        await reported.put(url)
+
+    sup = Supervised(
+        _spec(tmp_path, "crash-once"),
+        release="r1",
+        on_ready=on_ready,
+        backoff=Backoff(base=0.05, cap=0.1, rng=random.Random(0)),
+        timeouts=Timeouts(ready=10, grace=5),
+    )
+    assert await sup.start() == "http://127.0.0.1:1"  # then it crashes at once
+    assert await asyncio.wait_for(reported.get(), 10) == "http://127.0.0.1:2"
+    assert sup.restarts == 1 and sup.last_exit == 1 and sup.state == FunctionState.RUNNING
+    assert sup.url == "http://127.0.0.1:2"
+    pid = sup.pid
+    await sup.stop()
+    assert sup.state == FunctionState.STOPPED and pid is not None and not psutil.pid_exists(pid)
+
+
+async def test_a_first_start_that_fails_is_not_retried(tmp_path: Path) -> None:
+    sup = Supervised(_spec(tmp_path, "crash"), release="r1")
+    with pytest.raises(PlatformError):
+        await sup.start()
+    assert sup.state == FunctionState.STOPPED
+    assert (tmp_path / "runs").read_text() == "x"  # one attempt only
+
+
+async def test_stop_during_a_backoff_wait_starts_nothing_new(tmp_path: Path) -> None:
+    sup = Supervised(
+        _spec(tmp_path, "crash-once"),
+        release="r1",
+        backoff=Backoff(base=30, cap=30),  # the restart would come much later
+    )
+    await sup.start()
+    while sup.state != FunctionState.RESTARTING:
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(sup.stop(), 5)
+    assert (tmp_path / "runs").read_text() == "x"
