@@ -4,7 +4,12 @@ The params are uploaded to the manager's blob store, fetched by the agent from t
 into a file in the area and streamed from there to the function; the result document is spooled
 by the agent to a file and streamed to the signed upload URL. Neither the manager nor the agent
 may hold a payload whole: their peak RSS during the transfers (``VmHWM``, reset right before)
-must stay within three transfer chunks of what they used at rest.
+must stay within three transfer chunks of what they used at rest, plus a fixed allowance for what
+any busy Python process allocates besides (allocator arenas, thread stacks, SQLite page cache).
+Without that allowance the check flaked: the agent's own copies are about three chunks (the chunk
+read from the file, h11's joined copy, the socket's unsent remainder) and the noise on top reached
+0.25 MiB on a quiet machine, more under CI load. The allowance does not grow with the payload:
+holding even the 16 MB payload whole would exceed the bound fourfold, the 100 MB one 25-fold.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from alien.platforms.local.control_client import STREAM_CHUNK
 
 SIZE = 100 * 1000 * 1000
 CHUNK = max(CHUNK_BYTES, STREAM_CHUNK)
-ALLOWED_GROWTH = 3 * CHUNK
+RUNTIME_NOISE = 3 * 1024 * 1024
+ALLOWED_GROWTH = 3 * CHUNK + RUNTIME_NOISE
 
 
 def _status_kib(pid: int, field: str) -> int:
