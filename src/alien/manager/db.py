@@ -25,7 +25,7 @@ from sqlalchemy.types import TypeDecorator
 from alien.errors import ValidationError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-_WRITE_OPTION = "alien_write"
+WRITE_OPTION = "alien_write"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -80,7 +80,7 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "DEFERRED"
+        mode = "IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -92,7 +92,7 @@ class Database:
         self.engine = make_engine(url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(
-            self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
 
     @contextmanager
