@@ -6,9 +6,12 @@ loop stays free for what must keep happening meanwhile (lease renewals, the HTTP
 commands); a thread cannot be interrupted, so when the command must stop its context's flag is
 set, the runtime stops waiting, and whatever the thread returns later is discarded.
 
-Each sync call gets a fresh daemon thread rather than a slot in asyncio's default executor: a
-handler that ignores its flag would otherwise hold an executor worker for ever, starve the other
-users of ``asyncio.to_thread`` and block the event loop's shutdown, which waits for that executor.
+Sync calls run on :class:`HandlerThreads`, daemon threads of our own rather than asyncio's
+default executor: a handler that ignores its flag would otherwise hold an executor worker for
+ever, starve the other users of ``asyncio.to_thread`` and block the event loop's shutdown, which
+waits for that executor. The threads are kept for reuse when idle (starting one costs more than
+a no-op command's whole run here), and a call never waits for a busy one: with none idle, a new
+thread starts, so a stuck handler only ever costs its own thread.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,7 +139,7 @@ def _identity(value: Any) -> Any:
 
 
 def _in_thread(call: Callable[[], Any], label: str) -> asyncio.Future[Finished | Raised]:
-    """Run ``call`` in a new daemon thread (with the caller's context variables).
+    """Run ``call`` on a handler thread (with the caller's context variables).
 
     Everything the thread raises, ``SystemExit`` included, is the handler's failure: it must not
     travel into the event loop, which would stop the whole runtime.
@@ -158,8 +162,61 @@ def _in_thread(call: Callable[[], Any], label: str) -> asyncio.Future[Finished |
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(deliver, outcome)
 
-    threading.Thread(target=work, name=f"alien-command-{label}", daemon=True).start()
+    HANDLER_THREADS.run(work, label)
     return future
+
+
+class HandlerThreads:
+    """Daemon threads that run sync handlers, reused while idle (see the module docstring).
+
+    A thread idle for ``idle_seconds`` exits; at most ``max_idle`` wait for work at once (the
+    rest exit as soon as they finish), so a burst does not leave a crowd of threads behind.
+    """
+
+    def __init__(self, *, idle_seconds: float = 60.0, max_idle: int = 16) -> None:
+        self._idle_seconds = idle_seconds
+        self._max_idle = max_idle
+        self._work: queue.SimpleQueue[tuple[Callable[[], None], str]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    @property
+    def idle(self) -> int:
+        with self._lock:
+            return self._idle
+
+    def run(self, work: Callable[[], None], label: str) -> None:
+        """Start ``work`` now: on an idle thread if there is one, else on a new thread."""
+        with self._lock:
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1  # that thread is spoken for: the next call will not count it
+        if reuse:
+            self._work.put((work, label))
+            return
+        threading.Thread(target=self._serve, args=(work, label), daemon=True).start()
+
+    def _serve(self, work: Callable[[], None], label: str) -> None:
+        while True:
+            threading.current_thread().name = f"alien-command-{label}"  # for thread dumps
+            work()
+            with self._lock:
+                if self._idle >= self._max_idle:
+                    return
+                self._idle += 1
+            try:
+                work, label = self._work.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    # Waiting threads = unclaimed idle ones + work claimed but not yet taken:
+                    # retire only an unclaimed one, or claimed work would find nobody.
+                    if self._idle > 0:
+                        self._idle -= 1
+                        return
+                work, label = self._work.get()
+
+
+HANDLER_THREADS = HandlerThreads()
 
 
 async def _stop(task: asyncio.Task[Any], grace: float, label: str) -> None:
