@@ -12,6 +12,11 @@ delivery's signed upload URL (the dispatcher's ``offload`` hook); the manager an
 
 The signed URLs are the authority (no token): this client sends none, so the deployment token is
 never handed to whatever host a URL names.
+
+The transfers use aiohttp, whose reader pauses the socket from inside ``data_received`` once its
+buffer is full. httpx (through anyio) pauses only when its reader coroutine next runs, and on
+uvloop — the agent's loop — libuv reads up to 32 buffers in a row before that: a fast manager
+then put megabytes into the agent's memory per params download.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from alien.client.transport import CHUNK_BYTES, USER_AGENT
 from alien.errors import AlienError, PlatformError, ValidationError
@@ -42,14 +48,20 @@ class CommandPayloads:
 
     def __init__(self, work_dir: Path, *, timeout: float = TRANSFER_TIMEOUT) -> None:
         self.work_dir = work_dir
-        self._http = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            follow_redirects=False,
-        )
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=10.0)
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        """Created on first use: a session belongs to the loop it was made on."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                headers={"User-Agent": USER_AGENT}, timeout=self._timeout
+            )
+        return self._http
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
     async def download(self, ref: BlobRef) -> Path:
         """Stream ``ref`` into a new 0600 file in ``work_dir``; its path once size and sha256
@@ -74,18 +86,16 @@ class CommandPayloads:
         hasher = hashlib.sha256()
         size = 0
         try:
-            async with self._http.stream("GET", ref.url) as response:
-                if response.status_code >= 400:
-                    raise _invalid(
-                        f"the params blob could not be fetched (HTTP {response.status_code})"
-                    )
-                async for chunk in response.aiter_bytes():  # as received: no re-chunking copies
+            async with self._session().get(_exact(ref.url), allow_redirects=False) as response:
+                if response.status >= 400:
+                    raise _invalid(f"the params blob could not be fetched (HTTP {response.status})")
+                async for chunk in response.content.iter_any():  # as received: no re-chunking
                     size += len(chunk)
                     if size > ref.size:
                         raise _invalid(f"the params blob is larger than the announced {ref.size}")
                     hasher.update(chunk)
                     out.write(chunk)
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise _invalid(f"the params blob could not be fetched: {type(exc).__name__}") from None
         return hasher.hexdigest(), size
 
@@ -96,13 +106,17 @@ class CommandPayloads:
             size = document.stat().st_size if isinstance(document, Path) else len(document)
             headers = {"Content-Type": "application/json", "Content-Length": str(size)}
             try:
-                response = await self._http.put(url, content=_chunks(document), headers=headers)
-            except httpx.HTTPError as exc:
+                async with self._session().put(
+                    _exact(url), data=_chunks(document), headers=headers, allow_redirects=False
+                ) as response:
+                    body = await response.read()
+                    if response.status >= 400:
+                        text = body[:200].decode("utf-8", "replace")
+                        raise _upload_failed(f"HTTP {response.status}: {text}")
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise _upload_failed(f"{type(exc).__name__}") from None
-            if response.status_code >= 400:
-                raise _upload_failed(f"HTTP {response.status_code}: {response.text[:200]}")
             try:
-                return parse(BlobRef, response.content)
+                return parse(BlobRef, body)
             except AlienError:
                 raise _upload_failed(
                     "the manager answered something other than a BlobRef"
@@ -121,6 +135,12 @@ async def _chunks(document: ResultDocument) -> AsyncIterator[bytes]:
         return
     for start in range(0, len(document), CHUNK_BYTES):
         yield document[start : start + CHUNK_BYTES]
+
+
+def _exact(url: str) -> URL:
+    """The signed URL byte for byte (aiohttp would otherwise re-quote it, breaking the
+    signature over its query)."""
+    return URL(url, encoded=True)
 
 
 def _invalid(message: str) -> ValidationError:

@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import uvloop
+
 from alien.bindings.env import from_environ
 from alien.errors import AlienError
 from alien.redaction import add_secret, install_logging_redaction, is_sensitive_key
@@ -152,7 +154,7 @@ def main() -> None:
     install_logging_redaction()
     try:
         config = RuntimeConfig.from_environ()
-        asyncio.run(run(config))
+        uvloop.run(run(config))  # a function's loop carries every request and command
     except AlienError as exc:
         where = f" ({exc.field})" if exc.field else ""
         print(f"alien-runtime: error: {exc.message}{where}", file=sys.stderr, flush=True)
