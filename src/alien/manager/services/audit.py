@@ -151,8 +151,7 @@ class AuditLog:
             if dep is not None:
                 heads.deployments[dep] = record
             sealed.append(record)
-        session.flush()
-        return sealed
+        return sealed  # inserted with the rest of the transaction's writes (one executemany)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from alien.manager.auth import Principal
 from alien.manager.models import Approval, Deployment
 from alien.manager.services import approvals, audit
 from alien.manager.services.policy import effective_policy
-from alien.manager.services.policy_effective import Party
+from alien.manager.services.policy_effective import EffectivePolicy, Party
 from alien.protocol.audit import Actor, Outcome
 
 ACCESS_SUSPENDED = "ACCESS_SUSPENDED"
@@ -43,7 +43,7 @@ def admit(
 ) -> tuple[Party, ...]:
     """Raise (after auditing the refusal) when the effective policy refuses ``command`` on
     ``dep``; else the parties that must approve it first (empty: none)."""
-    policy = effective_policy(session, dep)
+    policy = _effective_policy(session, dep)
     error: Forbidden | None = None
     if not policy.access:
         error = Forbidden(
@@ -63,6 +63,16 @@ def admit(
         record(session, log, audit.actor_of(caller), "command.create", dep.id, None, details)
         raise error
     return policy.command_approvers
+
+
+def _effective_policy(session: Session, dep: Deployment) -> EffectivePolicy:
+    """Looked up once per transaction (``session.info``): one command-writer batch admits many
+    commands, mostly of the same deployments, and a policy change is a transaction of its own."""
+    memo: dict[str, EffectivePolicy] = session.info.setdefault("effective_policies", {})
+    policy = memo.get(dep.id)
+    if policy is None:
+        policy = memo[dep.id] = effective_policy(session, dep)
+    return policy
 
 
 def hold(
