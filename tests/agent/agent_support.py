@@ -41,6 +41,7 @@ class AgentProcess:
         name: str | None = None,
         transport: str = "auto",
         reconnect_max: float = 1.0,
+        command_tracebacks: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.manager_url = manager_url
@@ -48,6 +49,7 @@ class AgentProcess:
         self.name = name
         self.transport = transport
         self.reconnect_max = reconnect_max
+        self.command_tracebacks = command_tracebacks
         self.log_path = state_dir.with_name(state_dir.name + ".log")
         self.deployment_id: str | None = None
         self.urls: dict[str, str] = {}
@@ -72,6 +74,8 @@ class AgentProcess:
             if self.name:
                 cmd += ["--name", self.name]
         cmd += ["--transport", self.transport, "--reconnect-max", str(self.reconnect_max)]
+        if self.command_tracebacks:
+            cmd.append("--command-tracebacks")
         return cmd
 
     def start(self, verb: str = "up") -> AgentProcess:

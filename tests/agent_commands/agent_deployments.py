@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent"))  # agent_support
 
@@ -54,7 +55,7 @@ def wait_commands_reported(admin: ManagerClient, deployment_id: str) -> dict[str
 
 
 def deploy_many(
-    manager: PinnedManager, root: Path, group: str, names: list[str], **agent: str
+    manager: PinnedManager, root: Path, group: str, names: list[str], **agent: Any
 ) -> list[Deployed]:
     """Onboard one agent per name into ``group`` (created if new), release the command app to
     them, and wait until each runs it and its command names reached the manager."""
@@ -82,7 +83,7 @@ def deploy_many(
 
 
 def deploy(
-    manager: PinnedManager, root: Path, *, group: str = "acme", name: str = "prod", **agent: str
+    manager: PinnedManager, root: Path, *, group: str = "acme", name: str = "prod", **agent: Any
 ) -> Deployed:
     """:func:`deploy_many` for one deployment."""
     (deployed,) = deploy_many(manager, root, group, [name], **agent)

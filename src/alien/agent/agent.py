@@ -126,6 +126,7 @@ class Agent:
                 dispatcher,
                 CommandPayloads(work_dir),
                 concurrency=self.config.command_concurrency,
+                include_traceback=self.config.command_tracebacks,
             )
             runner.attach()
             converger = Converger(

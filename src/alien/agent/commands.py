@@ -92,13 +92,17 @@ class CommandRunner:
         payloads: CommandPayloads,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        include_traceback: bool = False,
     ) -> None:
+        """``include_traceback``: the customer's opt-in (``alien-deploy --command-tracebacks``)
+        to ship a failed handler's traceback in its failure details."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.link = link
         self.dispatcher = dispatcher
         self.payloads = payloads
         self.concurrency = concurrency
+        self.include_traceback = include_traceback
         self.receipts = Receipts()
         self.outbox = Outbox(link.send)
         self.poller = CommandPoller(link, self.take, self._capacity)
@@ -242,6 +246,7 @@ class CommandRunner:
                     envelope,
                     params,
                     offload=self.payloads.offload_to(delivery.offer.result_upload_url),
+                    include_traceback=self.include_traceback,
                 )
             except AlienError as exc:
                 return _failure(delivery, exc.code, exc.message, _details(exc))

@@ -32,6 +32,8 @@ class AgentConfig:
     ``status_interval``: how often ``status.json`` and the detail sent to the manager are
     refreshed (crashed and restarted functions show up within that time).
     ``command_concurrency``: how many remote commands run at once (more wait for a slot).
+    ``command_tracebacks``: the customer's opt-in to let a failed handler's traceback leave the
+    environment in the command's failure details (off: type and message only).
     """
 
     transport: Transport = "auto"
@@ -43,6 +45,7 @@ class AgentConfig:
     status_interval: float = 2.0
     heartbeat_default: float = 15.0
     command_concurrency: int = 64
+    command_tracebacks: bool = False
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
