@@ -57,7 +57,11 @@ def _load(center: CommandCenter, command_id: str, deployment_id: str) -> Command
 def _file(center: CommandCenter, sha256: str) -> FileResponse:
     path = center.payloads.path_for(f"sha256:{sha256}")
     if not path.exists():
-        raise NotFound("the payload is missing from the blob store", field="payload")
+        raise NotFound(
+            "the payload is no longer stored (payloads are removed some time after their "
+            "command ended: ALIEN_COMMAND_PAYLOAD_RETENTION)",
+            field="payload",
+        )
     return FileResponse(path, media_type="application/json", headers={"X-Alien-Sha256": sha256})
 
 

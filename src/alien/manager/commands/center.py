@@ -34,6 +34,7 @@ from alien.manager.commands.ops import (
     pending_key,
 )
 from alien.manager.commands.records import COLUMNS, TABLE, CommandSnapshot
+from alien.manager.commands.retention import PayloadJanitor
 from alien.manager.commands.schemas import CommandCreate, CommandOut
 from alien.manager.commands.settings import CommandSettings
 from alien.manager.commands.signing import UrlSigner
@@ -84,6 +85,9 @@ class CommandCenter:
             busy=lambda: self.waiters.commands_waited_on > QUIET_WAITERS,
         )
         self.sweeper = Sweeper(lambda: self.writer.run(self.ops.sweep()))
+        self.janitor = PayloadJanitor(
+            self.writer.run, self.payloads, self.settings.payload_retention
+        )
         self.ops = CommandOps(
             settings=self.settings,
             signer=self.signer,
@@ -95,8 +99,10 @@ class CommandCenter:
             hint=self.sweeper.hint,
             channel_for=self.channel,
             audit=AuditLog.in_data_dir(core.settings.data_dir),
+            blobs=self.payloads,
         )
         self._sweeper_task: asyncio.Task[None] | None = None
+        self._janitor_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -105,13 +111,15 @@ class CommandCenter:
         self._loop = asyncio.get_running_loop()
         self.writer.start(self._loop)
         self._sweeper_task = asyncio.create_task(self.sweeper.run(), name="command sweeper")
+        self._janitor_task = asyncio.create_task(self.janitor.run(), name="payload retention")
 
     async def stop(self) -> None:
-        if self._sweeper_task is not None:
-            self._sweeper_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper_task
-            self._sweeper_task = None
+        for task in (self._sweeper_task, self._janitor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper_task = self._janitor_task = None
         await asyncio.to_thread(self.writer.stop)
 
     @asynccontextmanager

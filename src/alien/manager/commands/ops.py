@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from alien.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from alien.manager.auth import Action, Principal, authorize, resolve
+from alien.manager.blobs import BlobStore
 from alien.manager.commands.dispatch import DispatchChannel, Dispatcher, DispatcherRegistry
 from alien.manager.commands.links import AgentLink, LinkRegistry
 from alien.manager.commands.offers import build_offer
@@ -134,10 +135,13 @@ class CommandOps:
         hint: Callable[[datetime], None],
         channel_for: Callable[[str], DispatchChannel],
         audit: AuditLog | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         """``audit``: the sealed trail that records creates, cancels and results, and where the
-        customer's policy is enforced (``None``: neither, for tests of the lifecycle alone)."""
+        customer's policy is enforced (``None``: neither, for tests of the lifecycle alone).
+        ``blobs``: the payload store, checked when a payload is recorded (see ``retention``)."""
         self.audit = audit
+        self.blobs = blobs
         self.settings = settings
         self.signer = signer
         self.links = links
@@ -524,6 +528,7 @@ class CommandOps:
                 deployments=[dep.id],
                 missing=_unknown(deployment_ref),
             )
+            self._check_stored(sha256)
             _add_payload(session, "params", sha256, size, dep.id, None, caller.label)
             return dep.id, ()
 
@@ -551,10 +556,20 @@ class CommandOps:
     ) -> Op[None]:
         def op(session: Session) -> tuple[None, Sequence[Effect]]:
             _own_command(session, command_id, deployment_id)
+            self._check_stored(sha256)
             _add_payload(session, "result", sha256, size, deployment_id, command_id, None)
             return None, ()
 
         return op
+
+    def _check_stored(self, sha256: str) -> None:
+        """The file just stored is still there: payload retention may have removed a file of
+        the same content in between (its last row expired), which this upload recreated."""
+        if self.blobs is not None and self.blobs.stat(f"sha256:{sha256}") is None:
+            raise Conflict(
+                "the upload raced the removal of an expired payload of the same content; retry",
+                field="body",
+            )
 
     # --- access governance ------------------------------------------------------------------
 
