@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from alien.errors import AlienError, Conflict, ValidationError
 from alien.manager.commands.signing import Grant, SignedUrlRefused, UrlOp, UrlSigner
 from alien.manager.commands.sweeper import Sweeper
-from alien.manager.commands.targets import NO_COMMAND_TARGET, choose_target
+from alien.manager.commands.targets import choose_target
 from alien.manager.commands.writer import BatchWriter
 from alien.manager.db import Database, utcnow
+from alien.protocol.command_messages import NO_COMMAND_TARGET
 
 
 def test_signing_key_is_private_stable_and_binds_every_part(tmp_path: Path) -> None:

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from alien.errors import NotFound, PlatformError, ValidationError
+from alien.errors import Conflict, PlatformError, ValidationError
 from alien.protocol.command_messages import (
     HANDLER_ERROR,
+    NO_COMMAND_TARGET,
     TARGET_AMBIGUOUS,
     TARGET_REQUIRED,
     BlobRef,
@@ -140,37 +141,41 @@ def command_targets(manifest: ManifestLike) -> list[str]:
 
 
 def resolve_target(manifest: ManifestLike, target: str | None) -> str:
-    """The function a command goes to: ``target`` if given, else the one that accepts commands.
-
-    ``TARGET_REQUIRED`` when no function accepts commands, or none is given; ``TARGET_AMBIGUOUS``
-    when several do and none is named; ``NOT_FOUND`` when ``target`` is not one of them. Every
-    message lists the candidates.
-    """
+    """The function a command goes to: ``target`` if given, else the one that accepts commands
+    (the rules and codes of :func:`choose_target`)."""
     return choose_target(command_targets(manifest), target)
 
 
-def choose_target(candidates: Iterable[str], target: str | None) -> str:
-    """:func:`resolve_target` over a list of function ids that accept commands."""
+def choose_target(
+    candidates: Iterable[str], target: str | None, *, where: str = "the stack"
+) -> str:
+    """The one rule every platform and the manager apply, over the ids of the functions of
+    ``where`` that accept commands: none → 409 ``NO_COMMAND_TARGET``; one → implied; several
+    and none named → 422 ``TARGET_REQUIRED``; a named one that is not among them → 422
+    ``TARGET_AMBIGUOUS``. Every refusal lists the candidates (``details.targets``)."""
     names = sorted(candidates)
-    listing = ", ".join(names) or "none"
+    listing = ", ".join(names)
+    if not names:
+        raise Conflict(
+            f"{where} has no function with commands enabled (.commands_enabled() in the stack); "
+            "nothing can run commands there",
+            field="target",
+            code=NO_COMMAND_TARGET,
+        )
     if target is not None:
         if target in names:
             return target
-        raise NotFound(
-            f"function {target!r} does not accept commands; functions with commands enabled: "
-            f"{listing}",
+        raise ValidationError(
+            f"{target!r} is not a function of {where} with commands enabled (those are: {listing})",
             field="target",
+            code=TARGET_AMBIGUOUS,
+            details={"targets": names},
         )
     if len(names) == 1:
         return names[0]
-    if not names:
-        raise ValidationError(
-            "no function of the stack has commands enabled (.commands_enabled() in the stack)",
-            field="target",
-            code=TARGET_REQUIRED,
-        )
     raise ValidationError(
-        f"several functions accept commands ({listing}): name one as the target",
+        f"{where} has several functions with commands enabled ({listing}); name one as the target",
         field="target",
-        code=TARGET_AMBIGUOUS,
+        code=TARGET_REQUIRED,
+        details={"targets": names},
     )

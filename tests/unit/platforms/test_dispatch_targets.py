@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 import alien
-from alien.errors import NotFound, ValidationError
+from alien.errors import Conflict, ValidationError
 from alien.platforms.dispatch import Invocation, command_targets, resolve_target
 from alien.protocol.command_messages import BlobRef, CommandResponse
 from alien.stack.spec import Manifest
@@ -31,27 +31,29 @@ def test_the_one_function_with_commands_is_implied() -> None:
     assert resolve_target(manifest.model_dump(mode="json"), "api") == "api"
 
 
+# The codes are the manager's (docs/ERRORS.md): `alien dev` and a deployment answer alike.
+
+
 def test_several_functions_with_commands_need_a_target() -> None:
     manifest = _manifest("b", "a")
     with pytest.raises(ValidationError) as info:
         resolve_target(manifest, None)
-    assert info.value.code == "TARGET_AMBIGUOUS" and info.value.field == "target"
-    assert "a, b" in info.value.message
+    assert info.value.code == "TARGET_REQUIRED" and info.value.field == "target"
+    assert "a, b" in info.value.message and info.value.details["targets"] == ["a", "b"]
     assert resolve_target(manifest, "b") == "b"
 
 
-def test_no_function_with_commands_is_target_required() -> None:
-    with pytest.raises(ValidationError) as info:
+def test_no_function_with_commands_is_no_command_target() -> None:
+    with pytest.raises(Conflict) as info:
         resolve_target(_manifest(without=("api",)), None)
-    assert info.value.code == "TARGET_REQUIRED"
+    assert info.value.code == "NO_COMMAND_TARGET" and info.value.status == 409
 
 
-def test_a_target_without_commands_is_not_found_and_lists_the_candidates() -> None:
-    with pytest.raises(NotFound) as info:
+def test_a_target_without_commands_is_ambiguous_and_lists_the_candidates() -> None:
+    with pytest.raises(ValidationError) as info:
         resolve_target(_manifest("api", without=("worker",)), "worker")
-    assert info.value.field == "target" and "functions with commands enabled: api" in str(
-        info.value
-    )
+    assert info.value.code == "TARGET_AMBIGUOUS" and info.value.field == "target"
+    assert "(those are: api)" in info.value.message and info.value.details["targets"] == ["api"]
 
 
 async def test_a_large_result_document_is_stored_through_the_offload_hook() -> None:

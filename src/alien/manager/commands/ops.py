@@ -40,7 +40,7 @@ from alien.manager.commands.records import (
 from alien.manager.commands.schemas import CommandCreate
 from alien.manager.commands.settings import CommandSettings
 from alien.manager.commands.signing import UrlSigner
-from alien.manager.commands.targets import NO_COMMAND_TARGET, TargetCache, choose_target
+from alien.manager.commands.targets import TargetCache, choose_target
 from alien.manager.commands.writer import Effect, Op, keyed
 from alien.manager.db import utcnow
 from alien.manager.events import EventHub
@@ -66,6 +66,7 @@ from alien.protocol.command_messages import (
     COMMAND_FINISHED,
     COMMAND_NOT_FOUND,
     DUPLICATE_RESPONSE,
+    NO_COMMAND_TARGET,
     STALE_LEASE,
     TARGET_AMBIGUOUS,
     fits_inline,

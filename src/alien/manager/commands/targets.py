@@ -23,12 +23,13 @@ from collections import OrderedDict
 from typing import Any
 
 from alien.errors import Conflict, ValidationError
+from alien.platforms.dispatch import choose_target as platform_choice
 from alien.platforms.dispatch import command_targets
 from alien.protocol.agent_channel import known_commands
-from alien.protocol.command_messages import TARGET_AMBIGUOUS, TARGET_REQUIRED, UNKNOWN_COMMAND
+from alien.protocol.command_messages import NO_COMMAND_TARGET, UNKNOWN_COMMAND
 from alien.stack import manifest_from_json
 
-NO_COMMAND_TARGET = "NO_COMMAND_TARGET"
+__all__ = ["NO_COMMAND_TARGET", "TargetCache", "choose_target"]
 _CACHE_SIZE = 1024
 
 
@@ -67,40 +68,18 @@ def choose_target(
     command: str,
     detail: dict[str, Any] | None,
 ) -> str:
-    """The function to run ``command`` on (see the module docstring for the rules).
+    """The function to run ``command`` on: the platforms' rule
+    (:func:`alien.platforms.dispatch.choose_target`), then the agent's list of known commands.
 
     ``functions`` is ``None`` when the deployment runs no release yet.
     """
-    if not functions:
-        why = (
-            "runs no release yet" if functions is None else "has no function with commands enabled"
-        )
+    if functions is None:
         raise Conflict(
-            f"deployment {deployment} {why}; nothing can run commands there",
+            f"deployment {deployment} runs no release yet; nothing can run commands there",
             field="deployment",
             code=NO_COMMAND_TARGET,
         )
-    listing = ", ".join(functions)
-    if requested is None:
-        if len(functions) > 1:
-            raise ValidationError(
-                f"deployment {deployment} has several functions with commands enabled "
-                f"({listing}); name one with target",
-                field="target",
-                code=TARGET_REQUIRED,
-                details={"targets": list(functions)},
-            )
-        target = functions[0]
-    elif requested in functions:
-        target = requested
-    else:
-        raise ValidationError(
-            f"{requested!r} is not a function of deployment {deployment} with commands enabled "
-            f"(those are: {listing})",
-            field="target",
-            code=TARGET_AMBIGUOUS,
-            details={"targets": list(functions)},
-        )
+    target = platform_choice(functions, requested, where=f"deployment {deployment}")
     _check_known(target, command, detail)
     return target
 
