@@ -5,12 +5,14 @@ their upload), never while a command that names them is still running."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-from agent_double import CommandAgent, create_command, running_deployment
+import pytest
+from agent_double import CommandAgent, Deployment, create_command, running_deployment
 
+from support.api import ApiClient
 from support.manager import ManagerProcess
 
 RETENTION = "1"
@@ -21,7 +23,7 @@ def _blob_path(manager: ManagerProcess, sha256: str) -> Path:
     return manager.data_dir / "command-blobs" / "sha256" / sha256[:2] / sha256
 
 
-def _upload(admin, deployment, fill: bytes) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _upload(admin: ApiClient, deployment: Deployment, fill: bytes) -> dict[str, object]:
     body = b'{"blob":"' + fill * BLOB + b'"}'
     response = admin.post(
         "/v1/commands/payloads", params={"deployment": deployment.ref}, content=body
@@ -37,52 +39,56 @@ def _eventually(condition: Callable[[], bool], what: str, timeout: float = 15.0)
         time.sleep(0.05)
 
 
-def test_expired_payloads_are_removed_and_live_ones_kept(
+@pytest.fixture
+def short_retention(
     own_manager: Callable[..., ManagerProcess],
-) -> None:
+) -> Iterator[tuple[ManagerProcess, ApiClient, Deployment]]:
+    """A manager keeping payloads for one second, its admin client and a running deployment."""
     manager = own_manager(ALIEN_COMMAND_PAYLOAD_RETENTION=RETENTION)
     with manager.client() as admin:
-        deployment = running_deployment(admin)
-        unused = _upload(admin, deployment, b"u")
-        used = _upload(admin, deployment, b"p")
-        created = create_command(admin, deployment, params_ref=used, timeout=60).json()
-        with CommandAgent(manager.ws_url, deployment.token) as agent:
-            offer = agent.command()
-            params_url = offer["envelope"]["params_ref"]["url"]
+        yield manager, admin, running_deployment(admin)
 
-            _eventually(lambda: not _blob_path(manager, str(unused["sha256"])).exists(), "unused")
-            time.sleep(1.5)  # well past the retention: the running command's params stay
-            assert _blob_path(manager, str(used["sha256"])).exists()
-            assert httpx.get(params_url, timeout=10).status_code == 200
 
-            uploaded = httpx.put(
-                offer["result_upload_url"], content=b'{"r":"' + b"r" * BLOB + b'"}'
-            )
-            assert uploaded.status_code == 200, uploaded.text
-            result_ref = uploaded.json()
-            assert agent.respond(offer, ok=True, result=None, result_ref=result_ref)["ok"]
-        done = admin.get(f"/v1/commands/{created['id']}").json()
-        assert done["state"] == "succeeded"
+def test_expired_payloads_are_removed_and_live_ones_kept(
+    short_retention: tuple[ManagerProcess, ApiClient, Deployment],
+) -> None:
+    manager, admin, deployment = short_retention
+    unused = _upload(admin, deployment, b"u")
+    used = _upload(admin, deployment, b"p")
+    created = create_command(admin, deployment, params_ref=used, timeout=60).json()
+    with CommandAgent(manager.ws_url, deployment.token) as agent:
+        offer = agent.command()
+        params_url = offer["envelope"]["params_ref"]["url"]
 
-        # Ended: both its params and its result go once the retention has passed.
-        for sha256 in (used["sha256"], result_ref["sha256"]):
-            _eventually(lambda s=sha256: not _blob_path(manager, str(s)).exists(), str(sha256))
-        gone = httpx.get(done["result_ref"]["url"], timeout=10)
-        assert gone.status_code == 404
-        assert "no longer stored" in gone.json()["error"]["message"]
-        assert httpx.get(params_url, timeout=10).status_code == 404
+        _eventually(lambda: not _blob_path(manager, str(unused["sha256"])).exists(), "unused")
+        time.sleep(1.5)  # well past the retention: the running command's params stay
+        assert _blob_path(manager, str(used["sha256"])).exists()
+        assert httpx.get(params_url, timeout=10).status_code == 200
+
+        uploaded = httpx.put(offer["result_upload_url"], content=b'{"r":"' + b"r" * BLOB + b'"}')
+        assert uploaded.status_code == 200, uploaded.text
+        result_ref = uploaded.json()
+        assert agent.respond(offer, ok=True, result=None, result_ref=result_ref)["ok"]
+    done = admin.get(f"/v1/commands/{created['id']}").json()
+    assert done["state"] == "succeeded"
+
+    # Ended: both its params and its result go once the retention has passed.
+    for sha256 in (used["sha256"], result_ref["sha256"]):
+        _eventually(lambda s=sha256: not _blob_path(manager, str(s)).exists(), str(sha256))
+    gone = httpx.get(done["result_ref"]["url"], timeout=10)
+    assert gone.status_code == 404
+    assert "no longer stored" in gone.json()["error"]["message"]
+    assert httpx.get(params_url, timeout=10).status_code == 404
 
 
 def test_the_same_content_uploaded_again_is_stored_again(
-    own_manager: Callable[..., ManagerProcess],
+    short_retention: tuple[ManagerProcess, ApiClient, Deployment],
 ) -> None:
-    manager = own_manager(ALIEN_COMMAND_PAYLOAD_RETENTION=RETENTION)
-    with manager.client() as admin:
-        deployment = running_deployment(admin)
-        first = _upload(admin, deployment, b"s")
-        path = _blob_path(manager, str(first["sha256"]))
-        _eventually(lambda: not path.exists(), "the first upload to expire")
-        assert _upload(admin, deployment, b"s") == first
-        assert path.exists()
-        created = create_command(admin, deployment, params_ref=first, timeout=60)
-        assert created.status_code == 201, created.text
+    manager, admin, deployment = short_retention
+    first = _upload(admin, deployment, b"s")
+    path = _blob_path(manager, str(first["sha256"]))
+    _eventually(lambda: not path.exists(), "the first upload to expire")
+    assert _upload(admin, deployment, b"s") == first
+    assert path.exists()
+    created = create_command(admin, deployment, params_ref=first, timeout=60)
+    assert created.status_code == 201, created.text
