@@ -178,7 +178,13 @@ def format_time(value: datetime) -> str:
 
 def _plain(value: Any) -> Any:
     """JSON-ready, spelled one way: enums as values, times via :func:`format_time`, integral
-    floats as integers."""
+    floats as integers. (Exact plain types are tested first: sealing runs this on every record,
+    and the abstract-class checks below cost most of its time.)"""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
@@ -200,9 +206,14 @@ def canonical_json(value: Any) -> bytes:
     """The one byte spelling of a JSON value: sorted keys (by code point), no whitespace, UTF-8
     (not ``\\u`` escapes), floats in Python's shortest round-trip form, times per
     :func:`format_time`. Stable across a JSON, SQLite or PostgreSQL round trip."""
+    return _dumps(_plain(value)).encode("utf-8")
+
+
+def _dumps(plain: Any) -> str:
+    """:func:`canonical_json` of a value :func:`_plain` already spelled, as text."""
     return json.dumps(
-        _plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+        plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -447,6 +458,18 @@ def seal(
     deployment's first). Passing a stale one forks the deployment's chain, which
     :func:`verify_chain` reports; refusing it here is not possible without the whole log.
     """
+    return seal_with_json(prev, draft, signer, deployment_prev=deployment_prev)[0]
+
+
+def seal_with_json(
+    prev: AuditRecord | None,
+    draft: AuditDraft,
+    signer: Signer,
+    *,
+    deployment_prev: AuditRecord | None = None,
+) -> tuple[AuditRecord, str]:
+    """:func:`seal`, and the record's :meth:`AuditRecord.to_json` text, computed on the way (an
+    append stores both: spelling the record once more would cost as much as sealing it)."""
     seq = 1 if prev is None else prev.seq + 1
     prev_hash = GENESIS_HASH if prev is None else prev.hash
     deployment_seq: int | None = None
@@ -467,7 +490,8 @@ def seal(
             raise ValidationError("deployment_prev is not before prev", field="deployment_prev")
         deployment_seq = deployment_prev.deployment_seq + 1
         deployment_prev_hash = deployment_prev.hash
-    unsigned = AuditRecord(
+    # Not validated again: the draft was, and the chain fields above are valid by construction.
+    unsigned = AuditRecord.model_construct(
         **dict(draft),
         seq=seq,
         prev_hash=prev_hash,
@@ -477,9 +501,11 @@ def seal(
         hash=GENESIS_HASH,  # placeholders: neither is part of the digest
         signature="0" * 128,
     )
-    digest = unsigned.digest()
+    body = _plain(unsigned.model_dump(exclude={"hash", "signature"}))
+    digest = hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
     signature = signer.sign(signing_payload(digest)).hex()
-    return unsigned.model_copy(update={"hash": digest, "signature": signature})
+    record = unsigned.model_copy(update={"hash": digest, "signature": signature})
+    return record, _dumps({**body, "hash": digest, "signature": signature})
 
 
 # --- verification -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from audit_chains import MANAGER, T0, build_chain, chain_of, draft
@@ -15,12 +15,16 @@ from alien.errors import ValidationError
 from alien.protocol.audit import (
     GENESIS_HASH,
     MAX_DETAILS_BYTES,
+    Actor,
+    ActorKind,
     AuditDraft,
     ChainHead,
+    Outcome,
     Signer,
     Verifier,
     parse_record,
     seal,
+    seal_with_json,
     verify_chain,
 )
 from alien.protocol.wire import parse
@@ -207,3 +211,23 @@ def test_reprs_never_show_key_material() -> None:
     assert raw_hex not in repr(signer)
     assert signer.key_id in repr(signer)
     assert signer.key_id in repr(signer.verifier)
+
+
+def test_seal_with_json_gives_the_records_own_canonical_text() -> None:
+    """The text an append stores is exactly ``to_json()`` of the sealed record."""
+    signer = Signer.generate()
+    draft = AuditDraft(
+        time=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        actor=Actor(kind=ActorKind.API_KEY, id="key_1", role="admin"),
+        action="command.create",
+        outcome=Outcome.SUCCEEDED,
+        deployment_id="dep_1",
+        target="cmd_1",
+        details={"ratio": 2.0, "nested": {"b": [1, "é"], "a": None}, "flag": True},
+    )
+    first, first_text = seal_with_json(None, draft, signer)
+    second, second_text = seal_with_json(first, draft, signer, deployment_prev=first)
+    for record, text in ((first, first_text), (second, second_text)):
+        assert text == record.to_json()
+        assert parse_record(text) == record
+    assert verify_chain([first_text, second_text], signer.verifier).ok

@@ -50,7 +50,7 @@ from alien.protocol.audit import (
     Outcome,
     Signer,
     parse_record,
-    seal,
+    seal_with_json,
 )
 from alien.redaction import redact
 
@@ -140,13 +140,13 @@ class AuditLog:
             dep = draft.deployment_id
             if dep is not None and dep not in heads.deployments:
                 heads.deployments[dep] = heads.remembered(dep, lambda d: _latest(session, d))
-            record = seal(
+            record, text = seal_with_json(
                 heads.last,
                 draft,
                 self.signer,
                 deployment_prev=heads.deployments.get(dep) if dep is not None else None,
             )
-            session.add(_row(record))
+            session.add(_row(record, text))
             heads.last = record
             if dep is not None:
                 heads.deployments[dep] = record
@@ -279,7 +279,7 @@ def _latest(session: Session, deployment: str | None) -> AuditRecord | None:
     return parse_record(stored) if stored is not None else None
 
 
-def _row(record: AuditRecord) -> StoredAuditRecord:
+def _row(record: AuditRecord, text: str) -> StoredAuditRecord:
     return StoredAuditRecord(
         seq=record.seq,
         time=record.time,
@@ -290,7 +290,7 @@ def _row(record: AuditRecord) -> StoredAuditRecord:
         outcome=record.outcome.value,
         details=dict(record.details),
         hash=record.hash,
-        record=record.to_json(),
+        record=text,
     )
 
 
