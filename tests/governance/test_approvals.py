@@ -17,6 +17,7 @@ from dbg_world import AWS, World
 from typer.testing import CliRunner, Result
 
 from alien.cli.deploy import app as deploy_app
+from alien.cli.main import app as alien_app
 from support.api import ApiClient
 from support.manager import ManagerProcess
 
@@ -36,6 +37,11 @@ def deploy(world: World, token: str, *args: str) -> Result:
     """``alien-deploy <args>`` as the customer (ALIEN_DEPLOYMENT_TOKEN + --manager)."""
     env = {"ALIEN_DEPLOYMENT_TOKEN": token}
     return runner.invoke(deploy_app, [*args, "--manager", world.manager.url], env=env)
+
+
+def vendor(world: World, key: str, *args: str) -> Result:
+    """``alien <args>`` as a vendor engineer holding ``key``."""
+    return runner.invoke(alien_app, [*args, "--manager", world.manager.url, "--token", key])
 
 
 def deploy_json(world: World, token: str, *args: str) -> Any:
@@ -124,8 +130,21 @@ def test_both_parties_approve_and_nobody_approves_their_own_request(world: World
     first = deploy_json(world, token, "approve", opened["id"])
     assert first["state"] == "pending" and first["waiting_for"] == ["vendor"]
     assert engineer.get(f"/v1/debug-sessions/{opened['id']}").json()["state"] == "pending_approval"
-    second = world.admin.post(f"{path}/approve", json={"grant_seconds": 300})
-    assert second.status_code == 200 and second.json()["state"] == "approved"
+
+    # The vendor's side, through `alien approvals`.
+    listed = vendor(
+        world, world.manager.admin_key, "approvals", "ls", "--deployment", world.ref, "--json"
+    )
+    assert listed.exit_code == 0, listed.output
+    waiting = {a["subject_id"]: a["waiting_for"] for a in json.loads(listed.stdout)}
+    assert waiting[opened["id"]] == ["vendor"]
+    not_approver = vendor(world, world.debugger_key, "approvals", "approve", opened["id"])
+    assert not_approver.exit_code == 1 and not_approver.stderr.count("\n") == 1
+    second = vendor(
+        world, world.manager.admin_key, "approvals", "approve", opened["id"], "--for", "5m"
+    )
+    assert second.exit_code == 0, second.output
+    assert second.stdout.strip() == f"{opened['id']}: approved for 300s"
     session = engineer.get(f"/v1/debug-sessions/{opened['id']}").json()
     assert session["state"] == "active" and session["ttl_seconds"] == 300
 

@@ -35,3 +35,6 @@ def register_all(app: typer.Typer) -> None:
     from alien.cli import commands as commands_cli
 
     commands_cli.register(app)
+    from alien.cli import approvals as approvals_cli
+
+    approvals_cli.register(app)

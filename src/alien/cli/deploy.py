@@ -33,7 +33,9 @@ from alien.agent.control import local_status
 from alien.agent.onboard import UpRequest, onboard_or_resume
 from alien.agent.state import StateDir
 from alien.cli import audit as audit_cli
+from alien.cli.approvals_view import approval_line, pending_table
 from alien.cli.output import console, err_console, print_json, render, reporting_errors
+from alien.client import approvals
 from alien.client.sync import ManagerClient
 from alien.debug.api import AuditRecord
 from alien.errors import ValidationError
@@ -376,7 +378,7 @@ def policy_set(
         if max_ttl is not None:
             everything = max_ttl.strip().lower() == "all"
             changes["max_ttl_seconds"] = (
-                None if everything else governance.parse_duration(max_ttl, field="max-ttl")
+                None if everything else approvals.parse_duration(max_ttl, field="max-ttl")
             )
         if channels is not None:
             changes["channels"] = _names(channels)
@@ -395,15 +397,6 @@ def policy_set(
     render(data, as_json, _policy_human)
 
 
-def _approval_line(info: governance.ApprovalInfo) -> str:
-    if info.state == "pending":
-        return f"{info.subject_id}: your decision is recorded; still waiting for the " + (
-            " and ".join(info.waiting_for)
-        )
-    grant = f" for {info.grant_seconds}s" if info.grant_seconds else ""
-    return f"{info.subject_id}: {info.state}{grant if info.state == 'approved' else ''}"
-
-
 @app.command()
 def approve(
     subject: Annotated[str, typer.Argument(help="The dbg_… session or cmd_… command.")],
@@ -418,10 +411,10 @@ def approve(
 ) -> None:
     """Approve a debug session or a command that waits for you."""
     with reporting_errors():
-        grant = governance.parse_duration(for_) if for_ is not None else None
+        grant = approvals.parse_duration(for_) if for_ is not None else None
         with _governance_client(state_dir, manager) as client:
-            info = client.call(governance.approve(subject, grant, note))
-    render(info.model_dump(mode="json"), as_json, lambda _: console.print(_approval_line(info)))
+            info = client.call(approvals.approve(subject, grant, note))
+    render(info.model_dump(mode="json"), as_json, lambda _: console.print(approval_line(info)))
 
 
 @app.command()
@@ -434,27 +427,8 @@ def deny(
 ) -> None:
     """Deny a debug session or a command that waits for you."""
     with reporting_errors(), _governance_client(state_dir, manager) as client:
-        info = client.call(governance.deny(subject, note))
-    render(info.model_dump(mode="json"), as_json, lambda _: console.print(_approval_line(info)))
-
-
-def _pending_human(items: list[governance.ApprovalInfo]) -> None:
-    if not items:
-        console.print("nothing waits for approval", highlight=False)
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("SUBJECT", "KIND", "REQUESTED BY", "WAITING FOR", "SINCE", "WHAT"):
-        table.add_column(column, overflow="fold")
-    for a in items:
-        table.add_row(
-            a.subject_id,
-            a.kind,
-            a.requested_by,
-            ", ".join(a.waiting_for),
-            f"{a.created_at:%Y-%m-%d %H:%M:%S}",
-            a.summary,
-        )
-    console.print(table)
+        info = client.call(approvals.deny(subject, note))
+    render(info.model_dump(mode="json"), as_json, lambda _: console.print(approval_line(info)))
 
 
 @app.command()
@@ -463,10 +437,8 @@ def pending(
 ) -> None:
     """What waits for approval on this deployment."""
     with reporting_errors(), _governance_client(state_dir, manager) as client:
-        items = client.call(governance.list_approvals("pending"))
-    render(
-        [a.model_dump(mode="json") for a in items] if as_json else items, as_json, _pending_human
-    )
+        items = client.call(approvals.list_approvals("pending"))
+    render([a.model_dump(mode="json") for a in items] if as_json else items, as_json, pending_table)
 
 
 @app.command("audit")

@@ -1,0 +1,74 @@
+"""Approvals, as both sides decide them: what ``GET|POST /v1/approvals…`` ask and answer.
+
+The customer calls them with the deployment's own token (``alien-deploy pending|approve|deny``),
+a vendor approver with an API key (``alien approvals ls|approve|deny``); the manager decides who
+may see and decide what. Each route is described once as a :class:`~alien.client.calls.Call`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict
+
+from alien.client.calls import Call, decode_model, decode_page
+from alien.errors import ValidationError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ApprovalInfo(BaseModel):
+    """One approval as the manager shows it (``GET /v1/approvals``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    subject_id: str
+    kind: str
+    deployment_id: str
+    requested_by: str
+    summary: str
+    state: str
+    required: list[str]
+    waiting_for: list[str]
+    customer_decision: str | None = None
+    vendor_decision: str | None = None
+    grant_seconds: int | None = None
+    created_at: datetime
+
+
+def parse_duration(text: str, *, field: str = "for") -> int:
+    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` → seconds."""
+    match = _DURATION.fullmatch(text)
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]] if match else 0
+    if seconds <= 0:
+        raise ValidationError(f"{text!r} is not a duration (like 90s, 30m, 2h)", field=field)
+    return seconds
+
+
+def list_approvals(
+    state: str = "pending", deployment: str | None = None
+) -> Call[list[ApprovalInfo]]:
+    """Those in ``state``, oldest first."""
+    params = {k: v for k, v in {"state": state, "deployment": deployment}.items() if v}
+    return Call("GET", "/v1/approvals", decode_page(ApprovalInfo), params=params)
+
+
+def _approval_path(subject_id: str, suffix: str) -> str:
+    return f"/v1/approvals/{quote(subject_id, safe='')}{suffix}"
+
+
+def approve(
+    subject_id: str, grant_seconds: int | None = None, note: str | None = None
+) -> Call[ApprovalInfo]:
+    body = {k: v for k, v in {"grant_seconds": grant_seconds, "note": note}.items() if v}
+    return Call(
+        "POST", _approval_path(subject_id, "/approve"), decode_model(ApprovalInfo), json=body
+    )
+
+
+def deny(subject_id: str, note: str | None = None) -> Call[ApprovalInfo]:
+    body = {"note": note} if note else {}
+    return Call("POST", _approval_path(subject_id, "/deny"), decode_model(ApprovalInfo), json=body)
