@@ -15,7 +15,8 @@ Measured, each in this run (the machine is shared: numbers from another run do n
 * **sequential** — ``--sequential`` round trips one after the other through
   ``alien.commands.CommandsClient.invoke`` (create-and-wait in one request): p50/p99 latency;
 * **concurrent** — ``--concurrency`` invokers (``aiohttp``, so the load generator is not what is
-  measured) running ``--total`` commands: throughput, p50/p99, CPU seconds per process;
+  measured) running ``--total`` commands: throughput, p50/p99, CPU seconds per process (the
+  function process included with ``--agent real``) and per command;
 * **celery** — the same two shapes with Celery 5 + Redis (``redis-server`` on a free port, one
   worker, ``--pool=solo``), a no-op task ``delay().get()``.
 
@@ -172,6 +173,7 @@ def concurrent_alien(
         "throughput_per_s": round(len(samples) / elapsed, 1),
         "seconds": round(elapsed, 3),
         "cpu_seconds": cpu,
+        "cpu_ms_per_command": {k: round(v / len(samples) * 1000, 3) for k, v in cpu.items()},
     }
 
 
@@ -346,11 +348,13 @@ def concurrent_celery(
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu = meter.seconds()
     return {
         **percentiles(samples),
         "throughput_per_s": round(len(samples) / elapsed, 1),
         "seconds": round(elapsed, 3),
-        "cpu_seconds": meter.seconds(),
+        "cpu_seconds": cpu,
+        "cpu_ms_per_command": {k: round(v / len(samples) * 1000, 3) for k, v in cpu.items()},
     }
 
 
@@ -372,6 +376,9 @@ def measure_alien(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     if args.agent == "real":
                         agent, ref = agent
                     pids = {"manager": manager._proc.pid, "agent": agent}  # type: ignore[union-attr]
+                    # The function processes the real agent supervises run the handlers.
+                    for n, child in enumerate(psutil.Process(agent).children(recursive=True)):
+                        pids[f"function{n or ''}"] = child.pid
                     return {
                         "sequential": sequential_alien(manager, ref, args.sequential),
                         "concurrent": concurrent_alien(
