@@ -15,9 +15,17 @@ GETs) from one process — over four paths, against the same moto server (signat
   reason when that is impossible.
 
 Also: the session set-up time (``alien debug`` launched → the command running, minus a plain
-Python start of the same command; for the pull model this includes the manager asking the agent
-to dial its leg), CPU seconds per process, and ratios to the baselines. Prints one JSON document
-on stdout; progress on stderr. Usage::
+start of the same command: a one-line Python command that prints the time, measured before the
+bulk runs; for the pull model this includes the manager asking the agent to dial its leg), split
+into the ``alien`` CLI's own start (interpreter plus ``import alien.cli.main``, which loads every
+command group, less a bare interpreter) and the rest (opening the session, the tunnel handshake
+with the manager's AssumeRole, the loopback proxy, spawning the command). Each set-up figure is
+the fastest of three runs, for the baseline and for ``alien debug`` alike: on a shared machine
+that is the run least disturbed by others (on a quiet one the three agree). Further: CPU seconds
+per process for the whole run, for the download alone and per small request (read by the
+measured client from the processes of its path: on a machine shared with other work, "who was
+busy" tells a slow path from a starved one); and ratios to the baselines. Prints one JSON
+document on stdout; progress on stderr. Usage::
 
     .venv/bin/python bench/debug_tunnel.py [--size-mib 200] [--requests 500]
 """
@@ -70,32 +78,55 @@ def progress(message: str) -> None:
 
 
 def worker() -> None:
-    """Download the big object, then time ``BENCH_REQUESTS`` small GETs; print JSON."""
-    started = time.time()
+    """Download the big object, then time ``BENCH_REQUESTS`` small GETs; print JSON.
+
+    Also the CPU seconds each process of the path spent in each phase (``BENCH_WATCH``: the
+    pids of moto, the manager, the agent; ``alien debug`` is this process's parent when
+    wrapped), so a figure can be read as "who was busy" on a machine shared with others."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.get_object(Bucket=BUCKET, Key=SMALL_KEY)["Body"].read()  # warm-up: connection, creds
+    watch = _watched()
+    before = _cpu(watch)
     begin = time.perf_counter()
     body = s3.get_object(Bucket=BUCKET, Key=BIG_KEY)["Body"]
     size = sum(len(chunk) for chunk in body.iter_chunks(CHUNK))
     download_seconds = time.perf_counter() - begin
+    after_download = _cpu(watch)
     latencies = []
     for _ in range(int(os.environ["BENCH_REQUESTS"])):
         t = time.perf_counter()
         s3.get_object(Bucket=BUCKET, Key=SMALL_KEY)["Body"].read()
         latencies.append((time.perf_counter() - t) * 1000)
+    after_small = _cpu(watch)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(
         json.dumps(
             {
-                "started": started,
                 "bytes": size,
                 "download_seconds": download_seconds,
                 "latencies_ms": latencies,
                 "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "cpu_download": _delta(before, after_download),
+                "cpu_small": _delta(after_download, after_small),
             }
         ),
         flush=True,
     )
+
+
+def _watched() -> dict[str, psutil.Process]:
+    pids = dict(item.split("=") for item in os.environ.get("BENCH_WATCH", "").split(",") if item)
+    if os.environ.get("BENCH_WRAPPED"):
+        pids["alien_debug"] = str(os.getppid())
+    return {"client": psutil.Process(), **{k: psutil.Process(int(v)) for k, v in pids.items()}}
+
+
+def _cpu(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    return {name: sum(process.cpu_times()[:2]) for name, process in processes.items()}
+
+
+def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before[name], 3) for name in before}
 
 
 # --- set-up ------------------------------------------------------------------------------------
@@ -177,13 +208,16 @@ def cpu_seconds(pid: int) -> float:
 def run_path(argv: list[str], env: dict[str, str], watch: dict[str, int]) -> dict[str, Any]:
     """Run the worker (directly or wrapped); CPU of the watched processes over the run."""
     before = {name: cpu_seconds(pid) for name, pid in watch.items()}
-    launched = time.time()
+    env = {
+        **env,
+        "BENCH_WATCH": ",".join(f"{name}={pid}" for name, pid in watch.items()),
+        **({"BENCH_WRAPPED": "1"} if argv != WORKER_ARGV else {}),  # under alien debug
+    }
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
     out, _ = process.communicate(timeout=900)
     if process.returncode != 0:
         raise RuntimeError(f"{argv[:4]} exited {process.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
-    result["launch_to_start_seconds"] = result["started"] - launched
     result["cpu_other"] = {name: cpu_seconds(pid) - before[name] for name, pid in watch.items()}
     return result
 
@@ -197,6 +231,10 @@ def summary(raw: dict[str, Any]) -> dict[str, Any]:
         "small_p50_ms": round(statistics.median(latencies), 3),
         "small_p90_ms": round(latencies[int(len(latencies) * 0.9)], 3),
         "small_requests_per_s": round(1000 * len(latencies) / sum(latencies), 1),
+        "cpu_seconds_download": raw["cpu_download"],
+        "cpu_ms_per_small_request": {
+            k: round(1000 * v / len(latencies), 3) for k, v in raw["cpu_small"].items()
+        },
         "cpu_seconds": {
             "client": round(raw["cpu_seconds"], 2),
             **{k: round(v, 2) for k, v in raw["cpu_other"].items()},
@@ -324,21 +362,26 @@ def bench(size_mib: int, requests: int) -> dict[str, Any]:
         moto_pid, manager_pid = moto.process.pid, manager._proc.pid  # type: ignore[union-attr]
 
         env = base_env(requests)
-        progress("direct: boto3 -> moto")
-        direct = run_path(
-            WORKER_ARGV, {**env, **creds, "AWS_ENDPOINT_URL": moto.url}, {"moto": moto_pid}
-        )
-        progress("alien debug: boto3 -> proxy -> tunnel -> manager -> moto")
         alien_env = {
             **env,
             "ALIEN_MANAGER_URL": manager.url,
             "ALIEN_TOKEN": manager.admin_key,
             "XDG_RUNTIME_DIR": str(workdir),
         }
-        alien_argv = [
+        alien_prefix = [
             sys.executable, "-m", "alien.cli.main", "debug", f"{group}/{name}",
-            "--reason", "benchmark", "--", *WORKER_ARGV,
+            "--reason", "benchmark", "--",
         ]  # fmt: skip
+        progress("set-up time: a command that prints the time, plain and through alien debug")
+        plain_start = launch_to_start([], env)
+        push_start = launch_to_start(alien_prefix, alien_env)
+        cli_start = cli_start_seconds()
+        progress("direct: boto3 -> moto")
+        direct = run_path(
+            WORKER_ARGV, {**env, **creds, "AWS_ENDPOINT_URL": moto.url}, {"moto": moto_pid}
+        )
+        progress("alien debug: boto3 -> proxy -> tunnel -> manager -> moto")
+        alien_argv = [*alien_prefix, *WORKER_ARGV]
         alien = run_path(alien_argv, alien_env, {"moto": moto_pid, "manager": manager_pid})
         audited = admin.get("/v1/debug-sessions", params={"deployment": f"{group}/{name}"})
         session = audited.json()["items"][0]
@@ -347,8 +390,9 @@ def bench(size_mib: int, requests: int) -> dict[str, Any]:
         pulled = start_agent(manager, moto, workdir / "pull", pull_config(moto))
         stack.callback(pulled.agent.stop)
         watch = {"moto": moto_pid, "manager": manager_pid, "agent": pulled.agent.pid}
-        pull_argv = [*alien_argv[:4], pulled.ref, *alien_argv[5:]]
-        pull = run_path(pull_argv, alien_env, watch)
+        pull_prefix = [*alien_prefix[:4], pulled.ref, *alien_prefix[5:]]
+        pull_start = launch_to_start(pull_prefix, alien_env)
+        pull = run_path([*pull_prefix, *WORKER_ARGV], alien_env, watch)
         pull_audited = admin.get("/v1/debug-sessions", params={"deployment": pulled.ref})
         pull_session = pull_audited.json()["items"][0]
 
@@ -369,8 +413,8 @@ def bench(size_mib: int, requests: int) -> dict[str, Any]:
         else:
             paths["ssh_forward"] = {"skipped": "sshd could not be installed"}
 
-    setup = alien["launch_to_start_seconds"] - direct["launch_to_start_seconds"]
-    pull_setup = pull["launch_to_start_seconds"] - direct["launch_to_start_seconds"]
+    setup = push_start - plain_start
+    pull_setup = pull_start - plain_start
     ours, theirs, base = paths["alien_debug"], paths["alien_debug_pull"], paths["direct"]
     ratios: dict[str, Any] = {
         "download_alien_vs_direct": _ratio(ours, base),
@@ -396,13 +440,48 @@ def bench(size_mib: int, requests: int) -> dict[str, Any]:
         "ratios": ratios,
         "session_setup_seconds": round(setup, 3),
         "pull_session_setup_seconds": round(pull_setup, 3),
-        "alien_debug_launch_to_command_seconds": round(alien["launch_to_start_seconds"], 3),
+        "setup_parts": {
+            "alien_cli_start_seconds": round(cli_start, 3),
+            "push_session_seconds": round(setup - cli_start, 3),
+            "pull_session_seconds": round(pull_setup - cli_start, 3),
+        },
+        "alien_debug_launch_to_command_seconds": round(push_start, 3),
         "audited": {"requests": session["requests"], "bytes_out": session["bytes_out"]},
         "pull_audited": {
             "requests": pull_session["requests"],
             "bytes_out": pull_session["bytes_out"],
         },
     }
+
+
+SETUP_RUNS = 3
+CLOCK_ARGV = [sys.executable, "-c", "import time; print(time.time())"]
+
+
+def launch_to_start(prefix: list[str], env: dict[str, str]) -> float:
+    """Seconds from launching ``prefix`` + a command that prints the time to that time (the
+    fastest of three runs)."""
+    samples = []
+    for _ in range(SETUP_RUNS):
+        launched = time.time()
+        done = subprocess.run(
+            [*prefix, *CLOCK_ARGV], env=env, capture_output=True, text=True, check=True
+        )
+        samples.append(float(done.stdout.strip().splitlines()[-1]) - launched)
+    return min(samples)
+
+
+def cli_start_seconds() -> float:
+    """Wall time of ``import alien.cli.main`` in a fresh interpreter, less a bare one (the
+    fastest of three each): the part of the set-up time that is the CLI's start."""
+
+    def run(code: str) -> float:
+        begin = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - begin
+
+    bare = min(run("pass") for _ in range(SETUP_RUNS))
+    return min(run("import alien.cli.main") for _ in range(SETUP_RUNS)) - bare
 
 
 def _ratio(ours: dict[str, Any], base: dict[str, Any]) -> float:

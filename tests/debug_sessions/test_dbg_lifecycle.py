@@ -51,6 +51,8 @@ class Traffic:
         return process.stderr.read()
 
     def _add(self, line: str) -> None:
+        if not line.endswith("\n"):  # the last line, cut short by the signal that stopped it
+            return
         kind, stamp, *rest = line.split(" ", 2)
         if kind == "ok":
             self.ok.append(float(stamp))

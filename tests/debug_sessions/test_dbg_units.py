@@ -131,6 +131,28 @@ async def test_recorder_writes_in_batches_off_the_event_loop() -> None:
     assert threading.get_ident() not in threads
 
 
+async def test_recorder_tries_a_failed_batch_again() -> None:
+    """A write that fails (a deadlock, a dropped connection) does not lose the requests."""
+    attempts: list[list[str]] = []
+    failures = [2]  # how many writes fail before one works
+
+    def write(records: list[RequestRecord]) -> None:
+        attempts.append([r.operation for r in records])
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("deadlock detected")
+
+    recorder = RequestRecorder(write, max_delay=60, retry_delays=(0.01, 0.01))
+    recorder.add(_record(0))
+    await recorder.flush()
+    assert attempts == [["Op0"]] * 3  # failed twice, written the third time
+    attempts.clear()
+    failures[0] = 10
+    recorder.add(_record(1))
+    await recorder.flush()  # still failing after the retries: given up (logged as an error)
+    assert attempts == [["Op1"]] * 3
+
+
 def test_messages_and_urls() -> None:
     assert websocket_url("https://m.example:8443", "/v1/x") == "wss://m.example:8443/v1/x"
     assert websocket_url("http://127.0.0.1:1", "/t") == "ws://127.0.0.1:1/t"

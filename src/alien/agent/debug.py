@@ -63,7 +63,13 @@ from alien.protocol.agent_channel import (
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse, marked
 from alien.protocol.wire import parse
-from alien.tunnel import WEBSOCKET_OPTIONS, TunnelConnection, TunnelStream, WebsocketsTransport
+from alien.tunnel import (
+    WEBSOCKET_OPTIONS,
+    WIDE_WINDOWS,
+    TunnelConnection,
+    TunnelStream,
+    WebsocketsTransport,
+)
 from alien.tunnel.errors import UpstreamUnreachable
 from alien.tunnel.forward import ForwardingUpstream, HostAllowlist
 from alien.tunnel.http import serve_http_stream
@@ -402,7 +408,9 @@ class DebugTunnels:
         async def handle(stream: TunnelStream) -> None:
             await handle_stream(upstream, stream)
 
-        connection = TunnelConnection(WebsocketsTransport(ws), "client", handler=handle)
+        connection = TunnelConnection(
+            WebsocketsTransport(ws), "client", handler=handle, settings=WIDE_WINDOWS
+        )
         return await connection.start()
 
     @staticmethod

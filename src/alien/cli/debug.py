@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
+import uvloop
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -146,7 +147,9 @@ def open_session(
             ttl_seconds=ttl,
             approval_timeout=approval_timeout,
         )
-        result = asyncio.run(run_debug(config, plan, _note))
+        # uvloop: the proxy and tunnel move every byte of the command's traffic; its loop costs
+        # about half of asyncio's per chunk.
+        result = uvloop.run(run_debug(config, plan, _note))
     if result.ended is not None:
         err_console.print(f"error: {result.ended}", markup=False, highlight=False, soft_wrap=True)
     elif result.session is not None:

@@ -139,6 +139,7 @@ class LoopbackProxy:
             access_log=False,
             server_header=False,
             date_header=False,
+            proxy_headers=False,  # X-Forwarded-* mean nothing here; skip the per-request wrapper
             timeout_graceful_shutdown=5,
         )
         config.load()

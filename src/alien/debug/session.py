@@ -24,7 +24,7 @@ from alien.debug.api import DebugSessionInfo, OpenedSession
 from alien.errors import AlienError, Forbidden
 from alien.protocol.errors import TunnelError
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel import WEBSOCKET_OPTIONS, TunnelConnection, WebsocketsTransport
+from alien.tunnel import WEBSOCKET_OPTIONS, WIDE_WINDOWS, TunnelConnection, WebsocketsTransport
 from alien.tunnel.http import TunnelUpstream
 
 #: The longest single long-poll the manager grants; longer waits are several polls.
@@ -121,7 +121,9 @@ class DebugSession:
             raise error_from_body(exc.response.status_code, exc.response.body or b"") from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise unreachable(self._client.config.base_url, exc) from None
-        self.connection = TunnelConnection(WebsocketsTransport(self._websocket), "client")
+        self.connection = TunnelConnection(
+            WebsocketsTransport(self._websocket), "client", settings=WIDE_WINDOWS
+        )
         await self.connection.start()
         return self.connection
 

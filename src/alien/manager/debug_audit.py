@@ -5,8 +5,10 @@ allowlist does not allow (and records the refusal), names the AWS operation, cou
 that stream each way and times the exchange, and hands one :class:`RequestRecord` per request to
 a :class:`RequestRecorder`. The recorder writes records in batches from a worker thread (one
 transaction per batch, at most ``max_delay`` seconds after a request ended), so a burst of small
-requests costs a few database writes instead of one per request; what is pending when the tunnel
-ends is written before the tunnel's handler returns. Headers and bodies are never recorded.
+requests costs a few database writes instead of one per request and none on a request's way;
+what is pending when the tunnel ends is written before the tunnel's handler returns. A batch
+whose write fails (a deadlock or a dropped connection) is tried again a few times before it is
+given up with an error in the log. Headers and bodies are never recorded.
 """
 
 from __future__ import annotations
@@ -30,13 +32,23 @@ from alien.protocol.http_exchange import Body, RequestHead, Upstream, UpstreamRe
 log = logging.getLogger(__name__)
 
 Writer = Callable[[list[RequestRecord]], None]
+RETRY_DELAYS = (0.05, 0.25, 1.0)
+"""Seconds before each new try of a batch whose write failed."""
 
 
 class RequestRecorder:
     """Buffers request records and writes them in batches with ``write`` (run in a thread)."""
 
-    def __init__(self, write: Writer, *, max_batch: int = 200, max_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        write: Writer,
+        *,
+        max_batch: int = 200,
+        max_delay: float = 0.5,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
         self._write = write
+        self._retry_delays = retry_delays
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._pending: list[RequestRecord] = []
@@ -67,10 +79,16 @@ class RequestRecorder:
         self._full.clear()
         if not batch:
             return
-        try:
-            await asyncio.to_thread(self._write, batch)
-        except Exception:
-            log.exception("could not write %d debug request audit records", len(batch))
+        for delay in (*self._retry_delays, None):
+            try:
+                await asyncio.to_thread(self._write, batch)
+                return
+            except Exception:
+                if delay is None:
+                    log.exception("could not write %d debug request audit records", len(batch))
+                    return
+                log.warning("writing %d debug request audit records failed, retrying", len(batch))
+                await asyncio.sleep(delay)
 
     async def aclose(self) -> None:
         """Stop the background writer and write what is still pending."""

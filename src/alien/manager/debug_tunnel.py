@@ -60,7 +60,7 @@ from alien.protocol.agent_channel import CAPABILITY_DEBUG_TUNNELS, TunnelOpen
 from alien.protocol.errors import TunnelError
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import ERROR_HEADER, RequestHead, ResponseHead, iterate_once
-from alien.tunnel import StarletteTransport, TunnelConnection, TunnelStream
+from alien.tunnel import WIDE_WINDOWS, StarletteTransport, TunnelConnection, TunnelStream
 from alien.tunnel.errors import TunnelMessageError, TunnelStreamReset
 from alien.tunnel.http import http_handler
 from alien.tunnel.http_heads import MAX_HEAD_BYTES, parse_request_meta, read_response_head
@@ -136,6 +136,9 @@ def _credentials(plan: TunnelPlan) -> AssumeRoleCredentialProvider:
 def _write_records(core: ManagerCore, session_id: str, records: list[RequestRecord]) -> None:
     log = AuditLog.in_data_dir(core.settings.data_dir)
     with core.db.write() as session:
+        # The session's row first, then the audit append: the order closing the session takes
+        # (the other order deadlocked against a close on PostgreSQL).
+        debug_sessions.get_session(session, session_id, for_update=True)
         debug_sessions.record_requests(session, log, session_id, records)
 
 
@@ -197,6 +200,7 @@ async def _serve(
         StarletteTransport(websocket),
         "server",
         handler=http_handler(upstream, error_response=aws_error_response),
+        settings=WIDE_WINDOWS,
     )
     await recorder.start()
     try:
@@ -367,7 +371,7 @@ async def agent_debug_tunnel(websocket: WebSocket, session_id: str, agent: Agent
         await _deny(websocket, exc)
         return
     await websocket.accept()
-    connection = TunnelConnection(StarletteTransport(websocket), "server")
+    connection = TunnelConnection(StarletteTransport(websocket), "server", settings=WIDE_WINDOWS)
     await connection.start()
     if dial.arrived.done():  # the CLI's handshake stopped waiting while we accepted
         await connection.abort("the debug session's tunnel is gone", code=SESSION_ENDED)
@@ -401,7 +405,10 @@ async def _serve_pull(
 ) -> None:
     recorder = RequestRecorder(partial(_write_records, core, plan.session_id))
     connection = TunnelConnection(
-        StarletteTransport(websocket), "server", handler=partial(relay_to_agent, agent, recorder)
+        StarletteTransport(websocket),
+        "server",
+        handler=partial(relay_to_agent, agent, recorder),
+        settings=WIDE_WINDOWS,
     )
     await recorder.start()
     try:

@@ -355,10 +355,16 @@ class FrameDecoder:
 
     def __init__(self, max_frame_size: int) -> None:
         self.max_frame_size = max_frame_size
-        self._buffer = bytearray()
+        self._buffer: bytes | bytearray = b""
         self._pos = 0
 
     def feed(self, data: bytes) -> None:
+        if self._pos == len(self._buffer):  # nothing left over: read the frames in place
+            self._buffer, self._pos = bytes(data), 0  # (no copy of an immutable ``bytes``)
+            return
+        if not isinstance(self._buffer, bytearray):
+            self._buffer = bytearray(memoryview(self._buffer)[self._pos :])
+            self._pos = 0
         self._buffer += data
 
     @property
@@ -385,9 +391,13 @@ class FrameDecoder:
         return _decode_payload(FrameType(frame_type), stream_id, payload)
 
     def _compact(self) -> None:
-        if self._pos:
+        if not self._pos:
+            return
+        if isinstance(self._buffer, bytearray):
             del self._buffer[: self._pos]
-            self._pos = 0
+        else:  # keep only the start of the unfinished frame, not the whole message
+            self._buffer = bytearray(memoryview(self._buffer)[self._pos :])
+        self._pos = 0
 
 
 def decode_frames(data: bytes, max_frame_size: int = MAX_FRAME_SIZE) -> list[Frame]:

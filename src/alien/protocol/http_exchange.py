@@ -89,6 +89,21 @@ async def iterate_once(data: bytes) -> AsyncIterator[bytes]:
         yield data
 
 
+async def first_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
+    """The first bytes of a body, or ``None`` if it has none (empty chunks are skipped); the
+    rest stays in ``chunks``: :func:`prepend` puts the first chunk back."""
+    async for chunk in chunks:
+        if chunk:
+            return chunk
+    return None
+
+
+async def prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
 async def _nothing() -> None:
     return None
 

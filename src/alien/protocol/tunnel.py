@@ -170,7 +170,7 @@ class Connection:
         self.local_settings = settings or Settings()
         self.remote_settings = FLOOR_SETTINGS
         self._hello_received = False
-        self._out = bytearray()
+        self._out: list[bytes | memoryview] = []  # frames, DATA payloads not copied
         self._decoder = FrameDecoder(self.local_settings.max_frame_size)
         self._streams: dict[int, _Stream] = {}
         self._next_local_id = 1 if role == "client" else 2
@@ -238,10 +238,12 @@ class Connection:
         self._conn_send_window -= n
         chunk = self.remote_settings.max_frame_size
         view = memoryview(data)[:n]
+        if not isinstance(view.obj, bytes):  # a mutable buffer may change once we return
+            view = memoryview(bytes(view))
         for start in range(0, n, chunk):
             piece = view[start : start + chunk]
-            self._out += frame_header(FrameType.DATA, stream_id, len(piece))
-            self._out += piece
+            self._out.append(frame_header(FrameType.DATA, stream_id, len(piece)))
+            self._out.append(piece)
         return n
 
     def end_stream(self, stream_id: int) -> None:
@@ -331,8 +333,13 @@ class Connection:
 
     def data_to_send(self) -> bytes:
         """Everything queued for the peer since the last call (empty if nothing)."""
-        out = bytes(self._out)
-        self._out.clear()
+        return b"".join(self.buffers_to_send())
+
+    def buffers_to_send(self) -> list[bytes | memoryview]:
+        """The same as :meth:`data_to_send`, as the list of pieces it is made of: DATA payloads
+        are views of what the application sent (never of a mutable buffer), so a sender that
+        cuts the bytes into messages anyway copies each byte once, not three times."""
+        out, self._out = self._out, []
         return out
 
     # --- introspection --------------------------------------------------------------------
@@ -489,7 +496,7 @@ class Connection:
     # --- helpers --------------------------------------------------------------------------
 
     def _queue(self, frame: Frame) -> None:
-        self._out += encode_frame(frame)
+        self._out.append(encode_frame(frame))
 
     def _fail(self, exc: TunnelProtocolError) -> None:
         self._failed = exc

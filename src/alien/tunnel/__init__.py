@@ -27,6 +27,7 @@ from alien.tunnel.stream import TunnelStream
 from alien.tunnel.transport import (
     MAX_MESSAGE_SIZE,
     WEBSOCKET_OPTIONS,
+    WIDE_WINDOWS,
     MessageTransport,
     StarletteTransport,
     WebsocketsTransport,
@@ -35,6 +36,7 @@ from alien.tunnel.transport import (
 __all__ = [
     "MAX_MESSAGE_SIZE",
     "WEBSOCKET_OPTIONS",
+    "WIDE_WINDOWS",
     "MemoryTransport",
     "MessageTransport",
     "StarletteTransport",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal
 
@@ -380,17 +380,16 @@ class TunnelConnection:
             while True:
                 await self._io.wait_for(lambda: self._write_pending)
                 self._write_pending = False
-                data = self._proto.data_to_send()
+                buffers = self._proto.buffers_to_send()
+                total = sum(len(buffer) for buffer in buffers)
                 self._queued = 0
-                if not data:
+                if not total:
                     self._io.notify()
                     continue
-                self._in_flight = len(data)
-                view = memoryview(data)
-                for start in range(0, len(data), size := self._piece_size(len(data))):
-                    piece = view[start : start + size]
-                    await self._transport.send(piece)
-                    self._in_flight -= len(piece)
+                self._in_flight = total
+                for message in _messages(buffers, self._piece_size(total)):
+                    await self._transport.send(message)
+                    self._in_flight -= len(message)
                     self._io.notify()
         except TunnelClosed as exc:
             await self._terminate(exc, flush=False)
@@ -535,6 +534,24 @@ class TunnelConnection:
     def _forget_if_done(self, stream: TunnelStream) -> None:
         if stream.done and self._streams.pop(stream.id, None) is not None:
             self._state.notify()
+
+
+def _messages(buffers: list[bytes | memoryview], size: int) -> Iterator[bytes]:
+    """``buffers`` regrouped into messages of ``size`` bytes (the last may be shorter), each
+    joined once: the only copy of the bytes on their way to the transport."""
+    group: list[bytes | memoryview] = []
+    room = size
+    for buffer in buffers:
+        view = memoryview(buffer)
+        while len(view) > room:
+            group.append(view[:room])
+            yield b"".join(group)
+            view, group, room = view[room:], [], size
+        if view:
+            group.append(buffer if len(view) == len(buffer) else view)
+            room -= len(view)
+    if group:
+        yield b"".join(group)
 
 
 def _check_positive(value: float, name: str) -> None:

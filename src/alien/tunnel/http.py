@@ -58,7 +58,8 @@ class TunnelUpstream:
     """The debug proxy's ``Upstream`` over a tunnel: each request is one stream on ``connection``.
 
     The request body is sent while the response is awaited (a server may answer before it has
-    read the body), and the response body is read as the proxy forwards it.
+    read the body), and the response body is read as the proxy forwards it. A request without a
+    body goes out as OPEN and END in one message: the far side can answer it at once.
     """
 
     def __init__(self, connection: TunnelConnection) -> None:
@@ -66,6 +67,8 @@ class TunnelUpstream:
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         stream = await self._connection.open_stream(request_meta(head))
+        if _bodiless(head):
+            await stream.end()  # queued with the OPEN; the pump only drains the empty body
         pump = asyncio.create_task(_send_body(stream, body), name=f"tunnel-body-{stream.id}")
         try:
             response_head = await _head_unless_body_fails(stream, pump)
@@ -79,6 +82,20 @@ class TunnelUpstream:
         return UpstreamResponse(head=response_head, body=aiter(stream), close=close)
 
 
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
+
+
+def _bodiless(head: RequestHead) -> bool:
+    """A request that has no body by its head alone (RFC 9112 6.3: neither a length nor a
+    transfer coding). Only for methods that normally have none: a ``CONNECT``'s bytes follow
+    its answer, and a POST from a hand-made head may lack the length."""
+    return (
+        head.method in _BODILESS_METHODS
+        and head.get("content-length") is None
+        and head.get("transfer-encoding") is None
+    )
+
+
 async def _send_body(stream: TunnelStream, body: Body) -> None:
     """Stream the request body, then END. A failing body source resets the stream (so the far
     side never takes a cut body for a whole one) and its error propagates."""
@@ -87,7 +104,8 @@ async def _send_body(stream: TunnelStream, body: Body) -> None:
         try:
             async for chunk in body:
                 await stream.send(chunk)
-            await stream.end()
+            if not stream.local_ended:
+                await stream.end()
         except TunnelError:
             return  # the stream failed: reading the response reports why
         except BaseException:

@@ -6,6 +6,11 @@ deployment's management role. botocore's own refreshable credentials refresh 15 
 ``AssumeRole`` round trip on *every* request. This provider instead keeps one set of credentials,
 hands it out without any I/O, and swaps in a fresh set from a background task well before expiry.
 The blocking boto3 call runs in a worker thread, never on the event loop.
+
+The STS clients come from one boto3 session per process unless the caller brings its own: a
+fresh session re-reads botocore's data files, ~150 ms that would otherwise sit in front of every
+debug tunnel's handshake. boto3 itself is imported only when a provider is made (the CLI's
+proxy, which imports this module for :class:`AwsCredentials`, never needs it).
 """
 
 from __future__ import annotations
@@ -15,16 +20,19 @@ import contextlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from alien.errors import PlatformError, ValidationError
+
+if TYPE_CHECKING:
+    import boto3
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,23 @@ def role_session_name(debug_session_id: str) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_shared_session: boto3.Session | None = None
+_clients_lock = threading.Lock()  # a boto3 session is not safe to make clients from in parallel
+
+
+def sts_client(session: boto3.Session | None, **options: Any) -> Any:
+    """An STS client from ``session``, or from this process's shared default session."""
+    global _shared_session
+    with _clients_lock:
+        if session is None:
+            if _shared_session is None:
+                import boto3
+
+                _shared_session = boto3.Session()
+            session = _shared_session
+        return session.client("sts", **options)
 
 
 class AssumeRoleCredentialProvider:
@@ -122,9 +147,8 @@ class AssumeRoleCredentialProvider:
             self._request["Policy"] = json.dumps(policy, separators=(",", ":"))
         if external_id is not None:
             self._request["ExternalId"] = external_id
-        session = base_session or boto3.Session()
-        self._sts = session.client(
-            "sts",
+        self._sts = sts_client(
+            base_session,
             region_name=region,
             endpoint_url=endpoint_url,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),

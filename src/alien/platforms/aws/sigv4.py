@@ -255,12 +255,18 @@ def caller_scope(target: str, headers: Headers) -> CredentialScope:
     raise _refuse("request is not signed", "MissingAuthenticationToken")
 
 
+_AMZ_DATE_RE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
+
+
 def parse_amz_date(value: str, *, field: str = "x-amz-date") -> datetime:
-    """Parse ``YYYYMMDDTHHMMSSZ`` as an aware UTC datetime."""
+    """Parse ``YYYYMMDDTHHMMSSZ`` as an aware UTC datetime (by hand: ``strptime`` costs a
+    tenth of a millisecond, on every proxied request)."""
+    match = _AMZ_DATE_RE.fullmatch(value) if isinstance(value, str) else None
     try:
-        if len(value) != 16:
+        if match is None:
             raise ValueError(value)
-        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise _refuse("date must be YYYYMMDDTHHMMSSZ", _INCOMPLETE, field) from None
 
