@@ -1,40 +1,44 @@
-"""Which command groups make up ``alien``: one line per group, each defined in its own module."""
+"""Which command groups make up ``alien``, and loading only the one being run.
+
+Each group lives in its own module with a ``register(app)``. Importing them all costs about a
+second (SQLAlchemy for ``keys``, the local platform for ``dev``, …) — most of ``alien debug``'s
+start-up, which the engineer waits for before every debugged command. So ``alien <group> …``
+imports just that group's modules; ``alien``, ``alien --help`` and anything unknown import them
+all (so help and typer's own "no such command" errors stay complete).
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
+
 import typer
 
+GROUPS: dict[str, tuple[str, ...]] = {
+    "stack": ("alien.cli.stack",),
+    "serve": ("alien.cli.serve",),
+    "dev": ("alien.cli.dev",),
+    "release": ("alien.cli.release",),
+    "deployments": ("alien.cli.deployments", "alien.cli.aws_deployments"),
+    "groups": ("alien.cli.groups",),
+    "keys": ("alien.cli.keys",),
+    "debug": ("alien.cli.debug",),
+    "audit": ("alien.cli.audit",),
+    "commands": ("alien.cli.commands",),
+    "approvals": ("alien.cli.approvals",),
+}
+"""Command name → the modules that register it (in this order)."""
 
-def register_all(app: typer.Typer) -> None:
-    """Attach every command group to the top-level ``alien`` app."""
-    # Each module exposes ``register(app)``; add new groups here.
-    from alien.cli import stack as stack_cli
 
-    stack_cli.register(app)
-    from alien.cli import serve as serve_cli
+def modules_for(argv: Sequence[str]) -> list[str]:
+    """The modules to load for a command line (``argv`` without the program name)."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    if first in GROUPS:
+        return list(GROUPS[first])
+    return [module for modules in GROUPS.values() for module in modules]
 
-    serve_cli.register(app)
-    from alien.cli import dev as dev_cli
 
-    dev_cli.register(app)
-    from alien.cli import release as release_cli
-
-    release_cli.register(app)
-    from alien.cli import deployments as deployments_cli
-
-    deployments_cli.register(app)
-    from alien.cli import groups as groups_cli
-
-    groups_cli.register(app)
-    from alien.cli import keys as keys_cli
-
-    keys_cli.register(app)
-    from alien.cli import debug as debug_cli
-
-    debug_cli.register(app)
-    from alien.cli import commands as commands_cli
-
-    commands_cli.register(app)
-    from alien.cli import approvals as approvals_cli
-
-    approvals_cli.register(app)
+def register(app: typer.Typer, argv: Sequence[str]) -> None:
+    """Attach the groups ``argv`` needs to the top-level ``alien`` app."""
+    for module in modules_for(argv):
+        importlib.import_module(module).register(app)

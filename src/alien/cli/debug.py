@@ -329,9 +329,5 @@ def set_policy(
 
 
 def register(app: typer.Typer) -> None:
-    """Attach ``debug``, ``audit`` and ``deployments register-aws`` to the ``alien`` app."""
-    from alien.cli import audit, aws_deployments
-
+    """Attach ``debug`` to the ``alien`` app."""
     app.add_typer(debug_app)
-    audit.register(app)
-    aws_deployments.register(app)

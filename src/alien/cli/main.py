@@ -6,6 +6,8 @@ thin (parse, call, render) and keep their logic in the layers below.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from alien.redaction import install_logging_redaction
@@ -20,10 +22,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    # Imported here so `alien --help` lists every group and each module registers itself once.
+    # Only the group being run is imported (see commands_registry): start-up time matters.
     from alien.cli import commands_registry
 
-    commands_registry.register_all(app)
+    commands_registry.register(app, sys.argv[1:])
 
 
 _register()
