@@ -21,6 +21,13 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _alien() -> None:
+    """Ship and operate your software inside your customers' environments."""
+    # A group callback keeps `alien serve …` a subcommand even when `serve` is the only command
+    # loaded (typer runs a lone command as the app itself).
+
+
 def _register() -> None:
     # Only the group being run is imported (see commands_registry): start-up time matters.
     from alien.cli import commands_registry

@@ -33,6 +33,16 @@ def test_a_group_on_the_command_line_selects_its_modules() -> None:
     assert len(modules_for([])) == sum(len(m) for m in GROUPS.values())
 
 
+@pytest.mark.parametrize("command", ["serve", "release", "debug"])
+def test_a_lone_command_still_runs_as_a_subcommand(command: str) -> None:
+    """Typer runs an app with a single command as that command; ``alien serve`` must not."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "alien.cli.main", command, "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"alien.cli.main {command}" in shown.stdout
+
+
 def test_help_lists_every_group_and_a_group_runs_alone() -> None:
     listed = subprocess.run(
         [sys.executable, "-m", "alien.cli.main", "--help"], capture_output=True, text=True
