@@ -1,10 +1,10 @@
 """Appends to the audit trail across many transactions and threads keep one valid chain.
 
-On SQLite the manager remembers the chain heads between transactions instead of reading them
-back; these tests check what that must never break: concurrent writers (threads, as the command
-writer and the request thread pool are) never seal onto the same predecessor, a rolled-back
-transaction's records are never chained onto, and every deployment's own chain stays intact —
-on PostgreSQL (heads read per transaction) as well.
+The manager remembers the chain heads between transactions instead of reading them back (after
+a one-query check); these tests check what that must never break: concurrent writers (threads,
+as the command writer and the request thread pool are) never seal onto the same predecessor, a
+rolled-back transaction's records are never chained onto, appends made by another process are
+chained after, and every deployment's own chain stays intact — on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -103,3 +103,20 @@ def test_separate_logs_on_one_database_share_the_chain(db: Database) -> None:
             second.append(session, [_entry("dep_a", n)])
     records = _all(db)
     assert len(records) == 6 and verify_chain(records, signer.verifier).ok
+
+
+def test_appends_from_another_process_are_never_chained_past(db: Database, tmp_path: Path) -> None:
+    """Another ``Database`` on the same store has a cache of its own, like another process."""
+    other = Database(db.url)
+    signer = Signer.generate()
+    ours, theirs = AuditLog(signer), AuditLog(signer)
+    try:
+        for n in range(4):
+            for database, log in ((db, ours), (other, theirs)):
+                with database.write() as session:
+                    log.append(session, [_entry("dep_a", n), _entry(f"dep_{n}", n)])
+    finally:
+        other.dispose()
+    records = _all(db)
+    assert [r.seq for r in records] == list(range(1, 17))
+    assert verify_chain(records, signer.verifier).ok

@@ -11,14 +11,15 @@ write transaction on SQLite is already exclusive, on PostgreSQL a transaction-sc
 lock is taken — so two writers never seal onto the same predecessor. Details are redacted
 (:mod:`alien.redaction`) before sealing: a secret in the trail could never be taken back.
 
-The heads (the newest record, and each deployment's newest) are read from the table once per
-transaction on PostgreSQL, where several managers may share the database. On SQLite the manager
-process is the database's only writer (its file lives in the manager's data directory), so the
-heads are remembered across transactions (:class:`_ChainCache`, one per database): reading and
-parsing them cost about a fifth of the manager's CPU per remote command. A process-wide lock,
-taken at a transaction's first append and released when it ends, keeps two transactions from
-sealing onto the same remembered head; the heads a transaction leaves are remembered only once
-it committed, and a rollback forgets them all (the next append reads the table again).
+The heads (the newest record, and each deployment's newest) are remembered across transactions
+(:class:`_ChainCache`, one per database): reading and parsing them back cost about a fifth of the
+manager's CPU per remote command. They are trusted only after a check that costs one indexed
+query: at a transaction's first append — when the append lock is already held (SQLite's write
+lock, PostgreSQL's advisory lock) — the newest ``seq`` in the table must be the remembered one,
+or everything is read again. So an append made elsewhere (another process, a transaction that
+did not commit, a session that bypassed the cache) can never be chained past; and no lock is
+held across transactions. A transaction's heads are remembered once it committed, and only if
+they are newer than what is remembered.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, or_, select, text
+from sqlalchemy import event, func, or_, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from alien.manager.auth import Principal
-from alien.manager.db import WRITE_OPTION, utcnow
+from alien.manager.db import utcnow
 from alien.manager.models import StoredAuditRecord
 from alien.manager.tokens import TokenKind
 from alien.protocol.audit import (
@@ -173,41 +174,41 @@ class _Heads:
 
 @dataclass
 class _ChainCache:
-    """The committed heads of one SQLite database, shared by its transactions in this process."""
+    """The newest committed heads of one database, as this process last saw them."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards the fields only
     last: AuditRecord | None = None
     deployments: dict[str, AuditRecord | None] = field(default_factory=dict)
-    valid: bool = False
 
     def begin(self, session: Session) -> _Heads:
-        """Called with ``lock`` held: the heads to continue from."""
-        if not self.valid:
-            self.last, self.deployments, self.valid = _latest(session, None), {}, True
-        return _Heads(last=self.last, known=self.deployments)
+        """The heads to continue from (the append lock is held: nobody else can append now)."""
+        newest = session.scalar(select(func.max(StoredAuditRecord.seq)))
+        with self.lock:
+            if self.last is not None and self.last.seq == newest:
+                return _Heads(last=self.last, known=self.deployments)
+        return _Heads(last=_latest(session, None))
 
     def committed(self, heads: _Heads) -> None:
-        self.last = heads.last
-        self.deployments.update(heads.deployments)
-
-    def forget(self) -> None:
-        self.valid = False
+        """Remember what ``heads``'s transaction committed, unless something newer is known.
+        While a transaction continues from the remembered heads nothing newer can commit, so
+        the dict it reads is only ever changed by the transaction itself, at its end."""
+        if heads.last is None:
+            return
+        with self.lock:
+            if self.last is not None and self.last.seq >= heads.last.seq:
+                return
+            if heads.known is not self.deployments:  # it read the heads afresh
+                self.deployments = {}
+            self.deployments.update(heads.deployments)
+            self.last = heads.last
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, _ChainCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 
-def _cache_for(session: Session) -> _ChainCache | None:
-    """The database's chain cache, if this transaction may use it: SQLite write transactions
-    only (``BEGIN IMMEDIATE`` holds the database's write lock before the process lock is taken,
-    so the two are always taken in the same order)."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite" or not connection.get_execution_options().get(
-        WRITE_OPTION
-    ):
-        return None
-    pool = connection.engine.pool  # shared by every engine view of the same database
+def _cache_for(session: Session) -> _ChainCache:
+    pool = session.connection().engine.pool  # shared by every engine view of the same database
     with _CACHES_LOCK:
         cache = _CACHES.get(pool)
         if cache is None:
@@ -218,44 +219,28 @@ def _cache_for(session: Session) -> _ChainCache | None:
 @event.listens_for(Session, "after_commit")
 def _remember_heads(session: Session) -> None:
     cache = session.info.pop(_CACHE_KEY, None)
-    if cache is not None:
-        cache.committed(session.info[_HEADS_KEY])
-        cache.lock.release()
+    heads = session.info.get(_HEADS_KEY)
+    if cache is not None and heads is not None:
+        cache.committed(heads)
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_heads(session: Session, transaction: SessionTransaction) -> None:
-    """Heads are valid for one transaction only (the lock is released at its end); the cache of
-    a transaction that did not commit forgets everything it remembered."""
-    if transaction.parent is not None:
-        return
-    session.info.pop(_HEADS_KEY, None)
-    cache = session.info.pop(_CACHE_KEY, None)
-    if cache is not None:
-        cache.forget()
-        cache.lock.release()
+    """Heads are valid for one transaction only (the append lock is released at its end)."""
+    if transaction.parent is None:
+        session.info.pop(_HEADS_KEY, None)
+        session.info.pop(_CACHE_KEY, None)
 
 
 def _heads(session: Session) -> _Heads:
     heads = session.info.get(_HEADS_KEY)
-    if heads is not None:
-        return heads
-    cache = _cache_for(session)
-    if cache is not None:
-        cache.lock.acquire()
-        session.info[_CACHE_KEY] = cache
-        try:
-            heads = cache.begin(session)
-        except BaseException:
-            session.info.pop(_CACHE_KEY, None)
-            cache.forget()
-            cache.lock.release()
-            raise
-    else:
+    if heads is None:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-        heads = _Heads(last=_latest(session, None))
-    session.info[_HEADS_KEY] = heads
+        cache = _cache_for(session)
+        heads = cache.begin(session)
+        session.info[_CACHE_KEY] = cache
+        session.info[_HEADS_KEY] = heads
     return heads
 
 
