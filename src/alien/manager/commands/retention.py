@@ -102,15 +102,12 @@ class PayloadJanitor:
         self._store = store
         self._retention = retention
         self.interval = min(retention / 10, MAX_INTERVAL)
-        self.removed = 0
 
     async def run(self) -> None:
         while True:
             try:
-                while (removed := await self._run_op(collect(self._store, self._retention))) > 0:
-                    self.removed += removed
-                    if removed < BATCH:
-                        break
+                while await self._run_op(collect(self._store, self._retention)) == BATCH:
+                    pass  # a full batch: more may be waiting
             except AlienError as exc:
                 log.warning("payload retention failed (%s); retrying later", exc.code)
             await asyncio.sleep(self.interval)

@@ -29,7 +29,6 @@ from alien.protocol.agent_channel import known_commands
 from alien.protocol.command_messages import NO_COMMAND_TARGET, UNKNOWN_COMMAND
 from alien.stack import manifest_from_json
 
-__all__ = ["NO_COMMAND_TARGET", "TargetCache", "choose_target"]
 _CACHE_SIZE = 1024
 
 

@@ -28,7 +28,7 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -140,7 +140,10 @@ class AuditLog:
         for draft in drafts:
             dep = draft.deployment_id
             if dep is not None and dep not in heads.deployments:
-                heads.deployments[dep] = heads.remembered(dep, lambda d: _latest(session, d))
+                known = heads.known
+                heads.deployments[dep] = (
+                    known[dep] if known is not None and dep in known else _latest(session, dep)
+                )
             record, text = seal_with_json(
                 heads.last,
                 draft,
@@ -163,13 +166,6 @@ class _Heads:
     last: AuditRecord | None
     deployments: dict[str, AuditRecord | None] = field(default_factory=dict)
     known: dict[str, AuditRecord | None] | None = None
-
-    def remembered(
-        self, deployment: str, read: Callable[[str], AuditRecord | None]
-    ) -> AuditRecord | None:
-        if self.known is not None and deployment in self.known:
-            return self.known[deployment]
-        return read(deployment)
 
 
 @dataclass
