@@ -1,7 +1,7 @@
 """Benchmark of remote commands: round-trip latency and throughput, against Celery + Redis.
 
     .venv/bin/python bench/commands.py [--agent test|real] [--database sqlite|postgres]
-        [--sequential 1000] [--concurrency 64] [--total 5000] [--no-celery]
+        [--sequential 1000] [--concurrency 64] [--total 5000] [--rounds 3] [--no-celery]
 
 It starts a real manager (``alien serve``), a deployment whose current release has a
 command-enabled function, and an agent answering a no-op command:
@@ -19,6 +19,12 @@ Measured, each in this run (the machine is shared: numbers from another run do n
   function process included with ``--agent real``) and per command;
 * **celery** — the same two shapes with Celery 5 + Redis (``redis-server`` on a free port, one
   worker, ``--pool=solo``), a no-op task ``delay().get()``.
+
+Both systems run side by side and are measured in alternation, ``--rounds`` times (each round
+a share of the sequential and concurrent counts): the machine is shared and its speed drifts by
+tens of percent within a minute, which measuring one system after the other turned into ratios
+of 0.6 and 1.07 for the same code a minute apart. Sequential samples are pooled; the concurrent
+figures are the median round's (every round's throughput is listed too).
 
 The output is one JSON object on stdout: every figure, the baseline's, and the ratios
 (``latency_ratio`` < 1 and ``throughput_ratio`` > 1 mean faster than Celery).
@@ -41,7 +47,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +128,7 @@ class CpuMeter:
 # --- the alien side ------------------------------------------------------------------------
 
 
-def sequential_alien(manager: ManagerProcess, deployment: str, count: int) -> dict[str, Any]:
+def sequential_alien(manager: ManagerProcess, deployment: str, count: int) -> list[float]:
     samples = []
     with CommandsClient(deployment=deployment, token=manager.admin_key, manager=manager.url) as c:
         for _ in range(min(50, count)):  # warm up connections and caches
@@ -131,7 +137,7 @@ def sequential_alien(manager: ManagerProcess, deployment: str, count: int) -> di
             started = time.perf_counter()
             c.invoke("noop", timeout=30)
             samples.append(time.perf_counter() - started)
-    return percentiles(samples)
+    return samples
 
 
 def concurrent_alien(
@@ -310,7 +316,7 @@ def celery_worker(workdir: Path) -> Iterator[tuple[Any, dict[str, int]]]:
         redis.wait(10)
 
 
-def sequential_celery(tasks: Any, count: int) -> dict[str, Any]:
+def sequential_celery(tasks: Any, count: int) -> list[float]:
     for _ in range(min(50, count)):
         tasks.noop.delay().get(timeout=30)
     samples = []
@@ -318,7 +324,7 @@ def sequential_celery(tasks: Any, count: int) -> dict[str, Any]:
         started = time.perf_counter()
         tasks.noop.delay().get(timeout=30)
         samples.append(time.perf_counter() - started)
-    return percentiles(samples)
+    return samples
 
 
 def concurrent_celery(
@@ -361,7 +367,11 @@ def concurrent_celery(
 # --- main ------------------------------------------------------------------------------------
 
 
-def measure_alien(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+@contextmanager
+def alien_system(
+    args: argparse.Namespace, workdir: Path
+) -> Iterator[tuple[Any, str, dict[str, int]]]:
+    """A manager and an agent serving ``noop``: (manager, deployment ref, pids to meter)."""
     with database_for(args.database) as url:
         manager = ManagerProcess(workdir / "manager", database_url=url).start()
         try:
@@ -379,22 +389,58 @@ def measure_alien(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     # The function processes the real agent supervises run the handlers.
                     for n, child in enumerate(psutil.Process(agent).children(recursive=True)):
                         pids[f"function{n or ''}"] = child.pid
-                    return {
-                        "sequential": sequential_alien(manager, ref, args.sequential),
-                        "concurrent": concurrent_alien(
-                            manager, ref, args.concurrency, args.total, pids
-                        ),
-                    }
+                    yield manager, ref, pids
         finally:
             manager.stop()
 
 
-def measure_celery(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    with celery_worker(workdir) as (tasks, pids):
-        return {
-            "sequential": sequential_celery(tasks, args.sequential),
-            "concurrent": concurrent_celery(tasks, args.concurrency, args.total, pids),
-        }
+def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One concurrent figure from several rounds: the median round's throughput and latency,
+    CPU per command over all of them."""
+    cpu: dict[str, float] = {}
+    for result in rounds:
+        for name, seconds in result["cpu_seconds"].items():
+            cpu[name] = cpu.get(name, 0.0) + seconds
+    count = sum(result["count"] for result in rounds)
+    return {
+        "throughput_per_s": round(statistics.median(r["throughput_per_s"] for r in rounds), 1),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 3),
+        "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 3),
+        "count": count,
+        "rounds_throughput_per_s": [r["throughput_per_s"] for r in rounds],
+        "cpu_seconds": {k: round(v, 3) for k, v in cpu.items()},
+        "cpu_ms_per_command": {k: round(v / count * 1000, 3) for k, v in cpu.items()},
+    }
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Both systems up at once, measured in alternation, ``--rounds`` times: a machine whose
+    speed drifts (a shared host) then slows both sides alike instead of one of them."""
+    per_round_seq = max(1, args.sequential // args.rounds)
+    per_round_total = max(args.concurrency, args.total // args.rounds)
+    samples: dict[str, list[float]] = {"alien": [], "celery": []}
+    concurrent: dict[str, list[dict[str, Any]]] = {"alien": [], "celery": []}
+    with ExitStack() as stack:
+        manager, ref, alien_pids = stack.enter_context(alien_system(args, workdir / "alien"))
+        celery: Any = None
+        if not args.no_celery:
+            celery = stack.enter_context(celery_worker(workdir / "celery"))
+        for _ in range(args.rounds):
+            samples["alien"] += sequential_alien(manager, ref, per_round_seq)
+            concurrent["alien"].append(
+                concurrent_alien(manager, ref, args.concurrency, per_round_total, alien_pids)
+            )
+            if celery is not None:
+                tasks, celery_pids = celery
+                samples["celery"] += sequential_celery(tasks, per_round_seq)
+                concurrent["celery"].append(
+                    concurrent_celery(tasks, args.concurrency, per_round_total, celery_pids)
+                )
+    return {
+        name: {"sequential": percentiles(samples[name]), "concurrent": pooled(concurrent[name])}
+        for name in samples
+        if samples[name]
+    }
 
 
 def ratio(ours: float, theirs: float) -> float | None:
@@ -410,6 +456,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sequential", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--total", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two systems")
     parser.add_argument("--no-celery", action="store_true", help="skip the Celery baseline")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
@@ -420,11 +467,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="alien-bench-") as tmp:
         workdir = Path(tmp)
-        report["alien"] = measure_alien(args, workdir)
-        if not args.no_celery:
-            celery_dir = workdir / "celery"
-            celery_dir.mkdir()
-            report["celery"] = measure_celery(args, celery_dir)
+        for part in ("alien", "celery"):
+            (workdir / part).mkdir()
+        report |= measure(args, workdir)
     alien = report["alien"]
     report["targets"] = {
         "sequential_p50_ms_max": 5.0,
@@ -439,6 +484,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "throughput_ratio": ratio(
                 alien["concurrent"]["throughput_per_s"], celery["concurrent"]["throughput_per_s"]
             ),
+            "throughput_ratio_per_round": [
+                ratio(ours, theirs)
+                for ours, theirs in zip(
+                    alien["concurrent"]["rounds_throughput_per_s"],
+                    celery["concurrent"]["rounds_throughput_per_s"],
+                    strict=True,
+                )
+            ],
         }
     report["load_average_after"] = os.getloadavg()
     return report

@@ -17,17 +17,25 @@ GETs) from one process — over four paths, against the same moto server (signat
 Also: the session set-up time (``alien debug`` launched → the command running, minus a plain
 start of the same command: a one-line Python command that prints the time, measured before the
 bulk runs; for the pull model this includes the manager asking the agent to dial its leg), split
-into the ``alien`` CLI's own start (interpreter plus ``import alien.cli.main``, which loads every
-command group, less a bare interpreter) and the rest (opening the session, the tunnel handshake
-with the manager's AssumeRole, the loopback proxy, spawning the command). Each set-up figure is
+into the ``alien`` CLI's own start (interpreter plus ``import alien.cli.main``, which loads the
+``debug`` group only, less a bare interpreter) and the rest (the run path's imports, opening the
+session, the tunnel handshake with the manager's AssumeRole — started when the session is
+granted — the loopback proxy, spawning the command). Each set-up figure is
 the fastest of three runs, for the baseline and for ``alien debug`` alike: on a shared machine
 that is the run least disturbed by others (on a quiet one the three agree). Further: CPU seconds
 per process for the whole run, for the download alone and per small request (read by the
 measured client from the processes of its path: on a machine shared with other work, "who was
-busy" tells a slow path from a starved one); and ratios to the baselines. Prints one JSON
-document on stdout; progress on stderr. Usage::
+busy" tells a slow path from a starved one); the machine's load averages at the start and the
+end (above the core count, the paths competed with other work); and ratios to the baselines.
 
-    .venv/bin/python bench/debug_tunnel.py [--size-mib 200] [--requests 500]
+The four paths are measured in alternation, ``--rounds`` times (each round downloads the object
+and makes its share of the small requests, in a session of its own for the ``alien debug``
+paths): the machine is shared and its speed drifts within a minute, which measuring the paths
+one after the other turned into ratios that moved by half between runs. Download rates are over
+all rounds, latencies pooled, CPU summed; the push/direct download ratio of each round is
+listed too. Prints one JSON document on stdout; progress on stderr. Usage::
+
+    .venv/bin/python bench/debug_tunnel.py [--size-mib 200] [--requests 500] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -325,7 +333,43 @@ def diagnose(paths: dict[str, dict[str, Any]]) -> list[str]:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def bench(size_mib: int, requests: int) -> dict[str, Any]:
+def merged(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One path's worker results of several rounds as one: bytes and seconds add up (the
+    download rate is over all rounds), latencies are pooled, CPU seconds add up."""
+
+    def added(key: str) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for result in rounds:
+            for name, seconds in result[key].items():
+                total[name] = total.get(name, 0.0) + seconds
+        return total
+
+    return {
+        "bytes": sum(r["bytes"] for r in rounds),
+        "download_seconds": sum(r["download_seconds"] for r in rounds),
+        "latencies_ms": [ms for r in rounds for ms in r["latencies_ms"]],
+        "cpu_seconds": sum(r["cpu_seconds"] for r in rounds),
+        "cpu_download": added("cpu_download"),
+        "cpu_small": added("cpu_small"),
+        "cpu_other": added("cpu_other"),
+    }
+
+
+def _rate(result: dict[str, Any]) -> float:
+    return float(result["bytes"] / result["download_seconds"])
+
+
+def _totals(sessions: list[dict[str, Any]]) -> dict[str, int]:
+    """What the trail recorded over all of a deployment's sessions (one per round)."""
+    return {
+        "sessions": len(sessions),
+        "requests": sum(s["requests"] for s in sessions),
+        "bytes_out": sum(s["bytes_out"] for s in sessions),
+    }
+
+
+def bench(size_mib: int, requests: int, rounds: int) -> dict[str, Any]:
+    load_before = os.getloadavg()
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dbg-")))
         progress("starting moto (signature checks on) and the manager")
@@ -376,48 +420,52 @@ def bench(size_mib: int, requests: int) -> dict[str, Any]:
         plain_start = launch_to_start([], env)
         push_start = launch_to_start(alien_prefix, alien_env)
         cli_start = cli_start_seconds()
-        progress("direct: boto3 -> moto")
-        direct = run_path(
-            WORKER_ARGV, {**env, **creds, "AWS_ENDPOINT_URL": moto.url}, {"moto": moto_pid}
-        )
-        progress("alien debug: boto3 -> proxy -> tunnel -> manager -> moto")
-        alien_argv = [*alien_prefix, *WORKER_ARGV]
-        alien = run_path(alien_argv, alien_env, {"moto": moto_pid, "manager": manager_pid})
-        audited = admin.get("/v1/debug-sessions", params={"deployment": f"{group}/{name}"})
-        session = audited.json()["items"][0]
-
-        progress("alien debug (pull): boto3 -> proxy -> tunnel -> manager -> agent -> moto")
         pulled = start_agent(manager, moto, workdir / "pull", pull_config(moto))
         stack.callback(pulled.agent.stop)
-        watch = {"moto": moto_pid, "manager": manager_pid, "agent": pulled.agent.pid}
         pull_prefix = [*alien_prefix[:4], pulled.ref, *alien_prefix[5:]]
         pull_start = launch_to_start(pull_prefix, alien_env)
-        pull = run_path([*pull_prefix, *WORKER_ARGV], alien_env, watch)
-        pull_audited = admin.get("/v1/debug-sessions", params={"deployment": pulled.ref})
-        pull_session = pull_audited.json()["items"][0]
-
-        paths = {
-            "direct": summary(direct),
-            "alien_debug": summary(alien),
-            "alien_debug_pull": summary(pull),
-        }
         forward_port = start_ssh_forward(stack, workdir, int(moto.url.rsplit(":", 1)[1]))
+
+        direct_env = {**env, **creds, "AWS_ENDPOINT_URL": moto.url}
+        pull_watch = {"moto": moto_pid, "manager": manager_pid, "agent": pulled.agent.pid}
+        runs: dict[str, tuple[list[str], dict[str, str], dict[str, int]]] = {
+            "direct": (WORKER_ARGV, direct_env, {"moto": moto_pid}),
+            "alien_debug": (
+                [*alien_prefix, *WORKER_ARGV],
+                alien_env,
+                {"moto": moto_pid, "manager": manager_pid},
+            ),
+            "alien_debug_pull": ([*pull_prefix, *WORKER_ARGV], alien_env, pull_watch),
+        }
         if forward_port is not None:
-            progress("ssh -L: boto3 -> ssh -> sshd -> moto")
-            ssh = run_path(
-                WORKER_ARGV,
-                {**env, **creds, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{forward_port}"},
-                {"moto": moto_pid},
-            )
-            paths["ssh_forward"] = summary(ssh)
-        else:
+            ssh_url = f"http://127.0.0.1:{forward_port}"
+            runs["ssh_forward"] = (
+                WORKER_ARGV, {**direct_env, "AWS_ENDPOINT_URL": ssh_url}, {"moto": moto_pid}
+            )  # fmt: skip
+        raw: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+        for round_no in range(rounds):
+            for path, (argv, path_env, watch) in runs.items():
+                progress(f"round {round_no + 1}/{rounds}: {path}")
+                share = {"BENCH_REQUESTS": str(max(1, requests // rounds))}
+                raw[path].append(run_path(argv, {**path_env, **share}, watch))
+        paths: dict[str, dict[str, Any]] = {path: summary(merged(raw[path])) for path in runs}
+        if forward_port is None:
             paths["ssh_forward"] = {"skipped": "sshd could not be installed"}
+        per_round = [
+            round(_rate(ours) / _rate(base), 3)
+            for ours, base in zip(raw["alien_debug"], raw["direct"], strict=True)
+        ]
+        audited = admin.get("/v1/debug-sessions", params={"deployment": f"{group}/{name}"})
+        session = _totals(audited.json()["items"])
+        pull_audited = admin.get("/v1/debug-sessions", params={"deployment": pulled.ref})
+        pull_session = _totals(pull_audited.json()["items"])
 
     setup = push_start - plain_start
     pull_setup = pull_start - plain_start
     ours, theirs, base = paths["alien_debug"], paths["alien_debug_pull"], paths["direct"]
     ratios: dict[str, Any] = {
         "download_alien_vs_direct": _ratio(ours, base),
+        "download_alien_vs_direct_per_round": per_round,
         "p50_added_ms_alien": round(ours["small_p50_ms"] - base["small_p50_ms"], 3),
         "download_pull_vs_direct": _ratio(theirs, base),
         "download_pull_vs_push": _ratio(theirs, ours),
@@ -434,8 +482,20 @@ def bench(size_mib: int, requests: int) -> dict[str, Any]:
     return {
         "benchmark": "debug_tunnel (push and pull model)",
         "notes": diagnose(paths),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "workload": {"download_mib": size_mib, "small_requests": requests, "small_bytes": 1024},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            # 1/5/15-minute load averages at the start and the end: the machine is shared, and
+            # a load above the core count means the paths competed with other work.
+            "load_average_start": [round(x, 2) for x in load_before],
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "workload": {
+            "download_mib": size_mib,
+            "small_requests": requests,
+            "small_bytes": 1024,
+            "rounds": rounds,
+        },
         "paths": paths,
         "ratios": ratios,
         "session_setup_seconds": round(setup, 3),
@@ -446,11 +506,8 @@ def bench(size_mib: int, requests: int) -> dict[str, Any]:
             "pull_session_seconds": round(pull_setup - cli_start, 3),
         },
         "alien_debug_launch_to_command_seconds": round(push_start, 3),
-        "audited": {"requests": session["requests"], "bytes_out": session["bytes_out"]},
-        "pull_audited": {
-            "requests": pull_session["requests"],
-            "bytes_out": pull_session["bytes_out"],
-        },
+        "audited": session,
+        "pull_audited": pull_session,
     }
 
 
@@ -506,12 +563,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=200)
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the four paths")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker()
         return
-    print(json.dumps(bench(args.size_mib, args.requests), indent=2))
+    print(json.dumps(bench(args.size_mib, args.requests, args.rounds), indent=2))
 
 
 if __name__ == "__main__":

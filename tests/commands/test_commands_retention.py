@@ -1,6 +1,7 @@
-"""Payload retention, real manager: large params and results are removed from the blob store
+"""Retention, real manager: large params and results are removed from the blob store
 ``ALIEN_COMMAND_PAYLOAD_RETENTION`` seconds after their command ended (params nobody used: after
-their upload), never while a command that names them is still running."""
+their upload), never while a command that names them is still running; ended commands are
+removed ``ALIEN_COMMAND_RETENTION`` seconds after they ended, live ones never."""
 
 from __future__ import annotations
 
@@ -92,3 +93,38 @@ def test_the_same_content_uploaded_again_is_stored_again(
     assert path.exists()
     created = create_command(admin, deployment, params_ref=first, timeout=60)
     assert created.status_code == 201, created.text
+
+
+def test_ended_commands_are_removed_after_their_retention_and_live_ones_kept(
+    own_manager: Callable[..., ManagerProcess],
+) -> None:
+    manager = own_manager(ALIEN_COMMAND_RETENTION=RETENTION)
+    with manager.client() as admin:
+        deployment = running_deployment(admin)
+        waiting = create_command(admin, deployment, timeout=120).json()  # no agent yet: pending
+        with CommandAgent(manager.ws_url, deployment.token) as agent:
+            offer = agent.command(command_id=waiting["id"])
+            ended = create_command(admin, deployment, timeout=120).json()
+            second = agent.command(command_id=ended["id"])
+            uploaded = httpx.put(
+                second["result_upload_url"], content=b'{"r":"' + b"r" * BLOB + b'"}'
+            )
+            assert uploaded.status_code == 200, uploaded.text
+            result_ref = uploaded.json()
+            assert agent.respond(second, ok=True, result=None, result_ref=result_ref)["ok"]
+
+            _eventually(
+                lambda: admin.get(f"/v1/commands/{ended['id']}").status_code == 404,
+                "the ended command to be removed",
+            )
+            gone = admin.get(f"/v1/commands/{ended['id']}").json()
+            assert gone["error"]["code"] == "COMMAND_NOT_FOUND"
+            # Its result went with it; the audit trail keeps its records.
+            blob = _blob_path(manager, str(result_ref["sha256"]))
+            _eventually(lambda: not blob.exists(), "its result to be removed")
+            trail = admin.get("/v1/audit", params={"target": ended["id"]}).json()["items"]
+            assert {r["action"] for r in trail} >= {"command.create", "command.result"}
+
+            time.sleep(1.5)  # well past the retention: the running command stays
+            assert admin.get(f"/v1/commands/{waiting['id']}").json()["state"] == "dispatched"
+            assert agent.respond(offer, ok=True, result={"done": True})["ok"]

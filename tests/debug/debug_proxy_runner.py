@@ -18,8 +18,9 @@ import boto3
 from alien.debug.proxy import LoopbackProxy
 from alien.platforms.aws.credentials import AssumeRoleCredentialProvider, role_session_name
 from alien.platforms.aws.endpoints import AwsEndpointPolicy
+from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.proxy_auth import SigV4SessionAuthenticator
-from alien.platforms.aws.upstream import AwsResigningUpstream, aws_error_response
+from alien.platforms.aws.upstream import AwsResigningUpstream
 
 
 async def main() -> None:

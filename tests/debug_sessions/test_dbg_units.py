@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from alien.cli.main import app
-from alien.debug.api import DebugSessionInfo
 from alien.debug.child import exit_status, shell_command
 from alien.debug.session import end_message, websocket_url
+from alien.debug.session_calls import DebugSessionInfo, from_json
 from alien.debug.session_dir import SessionDir
 from alien.manager.aws_operations import PEEK_LIMIT, operation_of, s3_operation
 from alien.manager.debug_audit import RequestRecorder
@@ -158,7 +158,8 @@ def test_messages_and_urls() -> None:
     assert websocket_url("http://127.0.0.1:1", "/t") == "ws://127.0.0.1:1/t"
     assert exit_status(-2) == 130 and exit_status(3) == 3
 
-    info = DebugSessionInfo.model_validate(
+    info = from_json(
+        DebugSessionInfo,
         {
             "id": "dbg_1",
             "deployment_id": None,
@@ -172,7 +173,7 @@ def test_messages_and_urls() -> None:
             "ended_by": "key_admin",
             "end_reason": "incident over",
             "tunnel_path": "/v1/debug-sessions/dbg_1/tunnel",
-        }
+        },
     )
     assert end_message(info) == "debug session dbg_1 was revoked by key_admin: incident over"
     assert info.ended

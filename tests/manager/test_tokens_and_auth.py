@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -71,6 +74,40 @@ def test_ids_are_prefixed_sortable_and_unique() -> None:
     assert not ids.has_prefix(made[0], "rel")
     with pytest.raises(ValueError):
         ids.new_id("nope")
+
+
+def test_ids_stay_unique_across_random_refills_and_threads() -> None:
+    """The random bits are read from the OS in blocks: no block's bytes are handed out twice,
+    whichever thread asks (10,000 ids span dozens of refills)."""
+    made: list[str] = []
+    lock = threading.Lock()
+
+    def make() -> None:
+        mine = [ids.new_id("cmd") for _ in range(2500)]
+        with lock:
+            made.extend(mine)
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(made)) == len(made) == 10_000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_repeats_its_parents_random_bits() -> None:
+    ids.new_id("cmd")  # the parent holds a partly used block
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id's random part, then leave at once
+        os.write(write, ids.new_id("cmd")[-16:].encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert child != ids.new_id("cmd")[-16:]
 
 
 def test_bearer_header_parsing() -> None:

@@ -15,14 +15,9 @@ from websockets.asyncio.client import connect
 
 from alien.debug.proxy import _EmbeddedServer
 from alien.protocol.http_exchange import RequestHead
-from alien.tunnel import (
-    WEBSOCKET_OPTIONS,
-    StarletteTransport,
-    TunnelClosed,
-    TunnelConnection,
-    WebsocketsTransport,
-)
+from alien.tunnel import WEBSOCKET_OPTIONS, TunnelClosed, TunnelConnection, WebsocketsTransport
 from alien.tunnel.http import TunnelUpstream, http_handler
+from alien.tunnel.starlette_transport import StarletteTransport
 from tunnel.tunnel_support import MiB, PatternUpstream, expected_sha256, generate, hash_body
 
 

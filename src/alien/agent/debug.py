@@ -49,8 +49,9 @@ from alien.platforms.aws.credentials import (
     role_session_name,
 )
 from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
+from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.sigv4 import caller_scope
-from alien.platforms.aws.upstream import AwsResigningUpstream, aws_error_response
+from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_TUNNELS,
     DEBUG_INFO_KIND,

@@ -19,7 +19,8 @@ from typing import Annotated
 import typer
 
 from alien.cli.approvals_view import approval_line, pending_table
-from alien.cli.deployments import JsonOption, ManagerOption, TokenOption, manager_client
+from alien.cli.deployments import manager_client
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, render, reporting_errors
 from alien.client import approvals
 

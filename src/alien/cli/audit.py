@@ -21,7 +21,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from alien.cli.deployments import JsonOption, ManagerOption, TokenOption, manager_client
+from alien.cli.deployments import manager_client
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, err_console, print_json, reporting_errors
 from alien.client.calls import Call
 from alien.client.sync import ManagerClient

@@ -11,13 +11,8 @@ from typing import Annotated
 
 import typer
 
-from alien.cli.deployments import (
-    JsonOption,
-    ManagerOption,
-    TokenOption,
-    deployments_app,
-    manager_client,
-)
+from alien.cli.deployments import deployments_app, manager_client
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, fail, render, reporting_errors
 from alien.debug import api
 from alien.debug.api import AwsDeployment

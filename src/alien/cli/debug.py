@@ -15,28 +15,39 @@ when interrupted by signal N, 1 when the session could not be opened. The orches
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-import uvloop
-from rich.table import Table
 from typer.core import TyperGroup
 
-from alien.cli.deployments import JsonOption, ManagerOption, TokenOption, manager_client
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, err_console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
-from alien.debug import api
-from alien.debug.api import DebugSessionInfo
+from alien.debug import session_calls
+from alien.debug.session_calls import DebugSessionInfo, to_json
 
 if TYPE_CHECKING:
+    from alien.client.sync import ManagerClient
+    from alien.debug import api
     from alien.debug.run import RunResult
 
 DEFAULT_COMMAND = "open"
+
+
+@contextmanager
+def manager_client(manager: str | None, token: str | None) -> Iterator[ManagerClient]:
+    """The synchronous client of the listing and admin subcommands (loaded when they run)."""
+    from alien.cli.deployments import manager_client as deployments_client
+
+    with deployments_client(manager, token) as client:
+        yield client
 
 
 class _DefaultOpenGroup(TyperGroup):
@@ -88,14 +99,34 @@ def _reason(reason: str | None) -> str:
     fail("a reason is required: pass --reason '…' (it is recorded in the audit trail)")
 
 
+def _api() -> ModuleType:
+    """:mod:`alien.debug.api` (pydantic models of the audit and policy routes), loaded by the
+    subcommands that need it rather than by ``alien debug <deployment>``."""
+    from alien.debug import api
+
+    return api
+
+
+def _session_requests(client: ManagerClient, session_id: str) -> list[api.AuditRecord]:
+    """Every request audited in a session, page after page."""
+    records: list[api.AuditRecord] = []
+    while True:
+        after = records[-1].seq if records else None
+        page = client.call(_api().session_requests(session_id, after=after))
+        records += page
+        if len(page) < _api().MAX_PAGE:
+            return records
+
+
 def _print_audit(config: ClientConfig, result: RunResult) -> None:
-    from alien.debug.run import session_requests
+    from alien.client.sync import ManagerClient
 
     if result.session is None:
         return
-    records = asyncio.run(session_requests(config, result.session.id))
+    with ManagerClient(config) as client:
+        records = _session_requests(client, result.session.id)
     document = {
-        "session": result.session.model_dump(mode="json"),
+        "session": to_json(result.session),
         "requests": [r.model_dump(mode="json") for r in records],
     }
     sys.stderr.write(json.dumps(document, sort_keys=True) + "\n")
@@ -135,6 +166,8 @@ def open_session(
     request with the deployment's scoped role and records it.
     """
     # Imported here: the proxy, tunnel and AWS signing stack is only needed by this command.
+    import uvloop
+
     from alien.debug.run import DebugRun, run_debug
 
     config = ClientConfig.resolve(manager, token)
@@ -171,6 +204,8 @@ def _age(moment: datetime | None) -> str:
 
 
 def _sessions_table(sessions: list[DebugSessionInfo]) -> None:
+    from rich.table import Table
+
     if not sessions:
         console.print("no debug sessions", highlight=False)
         return
@@ -202,9 +237,9 @@ def list_sessions(
 ) -> None:
     """Debug sessions, newest first: who, where, why, how it ended."""
     with reporting_errors(), manager_client(manager, token) as client:
-        sessions = client.call(api.list_sessions(deployment, state, limit))
+        sessions = client.call(session_calls.list_sessions(deployment, state, limit))
     render(
-        [s.model_dump(mode="json") for s in sessions] if as_json else sessions,
+        [to_json(s) for s in sessions] if as_json else sessions,
         as_json,
         _sessions_table,
     )
@@ -247,12 +282,12 @@ def show_session(
 ) -> None:
     """One session and the requests it proxied."""
     with reporting_errors(), manager_client(manager, token) as client:
-        info = client.call(api.get_session(session_id))
-        records = client.call(api.session_requests(session_id))
+        info = client.call(session_calls.get_session(session_id))
+        records = client.call(_api().session_requests(session_id))
     if as_json:
         print_json(
             {
-                "session": info.model_dump(mode="json"),
+                "session": to_json(info),
                 "requests": [r.model_dump(mode="json") for r in records],
             }
         )
@@ -270,9 +305,9 @@ def revoke(
 ) -> None:
     """End a live session now (admin): its tunnel is cut within a second."""
     with reporting_errors(), manager_client(manager, token) as client:
-        info = client.call(api.revoke_session(session_id, reason))
+        info = client.call(session_calls.revoke_session(session_id, reason))
     render(
-        info.model_dump(mode="json") if as_json else info,
+        to_json(info) if as_json else info,
         as_json,
         lambda i: console.print(_summary(i), markup=False, highlight=False),
     )
@@ -300,7 +335,7 @@ def show_policy(
 ) -> None:
     """The deployment's debug policy."""
     with reporting_errors(), manager_client(manager, token) as client:
-        policy = client.call(api.get_policy(deployment))
+        policy = client.call(_api().get_policy(deployment))
     render(policy.model_dump(mode="json") if as_json else policy, as_json, _policy)
 
 
@@ -323,7 +358,9 @@ def set_policy(
     """Replace the deployment's debug policy (admin). Without --channel: every channel."""
     with reporting_errors(), manager_client(manager, token) as client:
         policy = client.call(
-            api.set_policy(deployment, mode=mode, max_ttl_seconds=max_ttl, allowed_channels=channel)
+            _api().set_policy(
+                deployment, mode=mode, max_ttl_seconds=max_ttl, allowed_channels=channel
+            )
         )
     render(policy.model_dump(mode="json") if as_json else policy, as_json, _policy)
 

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
 from alien.client.models import Deployment
@@ -23,17 +24,6 @@ from alien.client.sync import ManagerClient
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
 
-ManagerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--manager", help="The manager's URL [ALIEN_MANAGER_URL; default http://127.0.0.1:8080]."
-    ),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option("--token", show_default=False, help="API key [ALIEN_TOKEN or ALIEN_API_KEY]."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 deployments_app = typer.Typer(
     name="deployments", help="Deployments: state, releases, heartbeats.", no_args_is_help=True

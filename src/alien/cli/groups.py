@@ -12,13 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from alien.cli.deployments import (
-    JsonOption,
-    ManagerOption,
-    TokenOption,
-    manager_client,
-    print_table,
-)
+from alien.cli.deployments import manager_client, print_table
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, err_console, print_json, reporting_errors
 from alien.client.models import Group
 

@@ -24,13 +24,8 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field
 from rich.table import Table
 
-from alien.cli.deployments import (
-    JsonOption,
-    ManagerOption,
-    TokenOption,
-    manager_client,
-    print_table,
-)
+from alien.cli.deployments import manager_client, print_table
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, err_console, print_json, render, reporting_errors
 from alien.client.calls import Call, decode_model, decode_page
 from alien.manager.auth import Role

@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from alien.cli.deployments import JsonOption, ManagerOption, TokenOption, manager_client
+from alien.cli.deployments import manager_client
+from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import err_console, print_json, reporting_errors
 from alien.client.publish import publish, targets_for
 

@@ -2,18 +2,19 @@
 
 The sync client (CLIs) and the async client (agent) both execute these descriptions, so a route's
 path, its parameters and the shape of its answer live in one place and the two clients cannot
-drift apart. A ``Call`` is plain data; the clients only add the transport.
+drift apart. A ``Call`` (:mod:`alien.client.call`) is plain data; the clients only add the
+transport.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
+from alien.client.call import LONG_POLL_SLACK, Call, decode_nothing, deployment_ref
 from alien.client.models import (
     Blob,
     Deployment,
@@ -25,22 +26,7 @@ from alien.client.models import (
 )
 from alien.protocol.agent_channel import AgentPoll
 
-T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-
-#: Extra seconds a long-poll request is given over its server-side wait before it counts as lost.
-LONG_POLL_SLACK = 15.0
-
-
-@dataclass(frozen=True)
-class Call(Generic[T]):
-    method: str
-    path: str
-    decode: Callable[[Any], T]
-    params: Mapping[str, Any] | None = None
-    json: Any = None
-    timeout: float | None = None
-    """Read timeout for this call (long polls); ``None``: the client's default."""
 
 
 def decode_model(model: type[M]) -> Callable[[Any], M]:
@@ -52,15 +38,6 @@ def decode_page(model: type[M]) -> Callable[[Any], list[M]]:
     """A decoder for a ``{"items": [...]}`` page of ``model``."""
     adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
     return lambda data: adapter.validate_python(data["items"])
-
-
-def decode_nothing(_: Any) -> None:
-    return None
-
-
-def deployment_ref(ref: str) -> str:
-    """A deployment reference in a path: ``group/name`` keeps its slash (the route takes it)."""
-    return quote(ref, safe="/")
 
 
 # Older names, kept for modules that imported them before they became public.

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-import httpx
-
+from alien import __version__
 from alien.errors import ValidationError
+
+USER_AGENT = f"alien-client/{__version__}"
 
 DEFAULT_MANAGER_URL = "http://127.0.0.1:8080"
 MANAGER_ENV = "ALIEN_MANAGER_URL"
@@ -22,18 +24,21 @@ TOKEN_ENVS = ("ALIEN_TOKEN", "ALIEN_API_KEY")
 
 def check_manager_url(value: str, *, field: str = "manager") -> str:
     """``value`` without a trailing slash if it is an absolute http(s) URL, else a clear error."""
+    # The stdlib, not httpx: ``alien debug`` resolves its config before anything else and
+    # must not pay for importing an HTTP client it does not use.
     try:
-        url = httpx.URL(value.strip())
-    except (httpx.InvalidURL, TypeError):
+        url = urlsplit(value.strip())
+        port_ok = url.port != 0  # raises ValueError for a port that is no port number
+    except (ValueError, AttributeError):
         raise ValidationError(f"{value!r} is not a URL", field=field) from None
-    if url.scheme not in {"http", "https"} or not url.host:
+    if url.scheme not in {"http", "https"} or not url.hostname or not port_ok:
         raise ValidationError(
             f"{value!r} is not an http(s) URL of the manager (like http://127.0.0.1:8080)",
             field=field,
         )
     if url.query or url.fragment:
         raise ValidationError("the manager URL takes no query or fragment", field=field)
-    return str(url).rstrip("/")
+    return url.geturl().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -63,3 +68,12 @@ class ClientConfig:
                 "no token: pass --token or set ALIEN_TOKEN (or ALIEN_API_KEY)", field="token"
             )
         return self.token
+
+
+def headers(config: ClientConfig, token: str | None = None) -> dict[str, str]:
+    """What every request to the manager carries: who is asking, and with which token."""
+    secret = token if token is not None else config.token
+    out = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if secret:
+        out["Authorization"] = f"Bearer {secret}"
+    return out

@@ -13,9 +13,7 @@ arrived), so it has its own class, :class:`ManagerUnreachable`, which the agent 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from alien.errors import (
     AlienError,
@@ -30,12 +28,22 @@ from alien.errors import (
 )
 from alien.protocol.errors import IllegalTransition
 
+if TYPE_CHECKING:
+    import httpx
+
 
 class ManagerUnreachable(AlienError):
     """No answer from the manager: connection refused, DNS, TLS, timeout, dropped connection."""
 
     code = "MANAGER_UNREACHABLE"
     status = 503
+
+
+class BadResponse(AlienError):
+    """The manager answered 2xx with a body this client does not understand (version skew?)."""
+
+    code = "BAD_RESPONSE"
+    status = 502
 
 
 # Codes whose class is more specific than the status alone says.

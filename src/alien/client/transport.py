@@ -7,31 +7,15 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 
-from alien import __version__
-from alien.client.calls import Call
-from alien.client.config import ClientConfig
-from alien.client.errors import error_from_response
-from alien.errors import AlienError
+from alien.client.call import Call
+from alien.client.config import USER_AGENT, ClientConfig, headers
+from alien.client.errors import BadResponse, error_from_response
+
+__all__ = ["CHUNK_BYTES", "USER_AGENT", "decode", "headers", "request_args", "timeout_for"]
 
 T = TypeVar("T")
 
-USER_AGENT = f"alien-client/{__version__}"
 CHUNK_BYTES = 256 * 1024
-
-
-class BadResponse(AlienError):
-    """The manager answered 2xx with a body this client does not understand (version skew?)."""
-
-    code = "BAD_RESPONSE"
-    status = 502
-
-
-def headers(config: ClientConfig, token: str | None = None) -> dict[str, str]:
-    secret = token if token is not None else config.token
-    out = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-    if secret:
-        out["Authorization"] = f"Bearer {secret}"
-    return out
 
 
 def timeout_for(config: ClientConfig, call_timeout: float | None = None) -> httpx.Timeout:

@@ -42,6 +42,7 @@ from alien.commands.flows import (
     wait_flow,
 )
 from alien.commands.models import Command, FanOutResult
+from alien.commands.sync_http import SyncHttp, TransportError, proxied
 from alien.errors import AlienError, ValidationError
 
 DEFAULT_TIMEOUT = 300.0
@@ -64,7 +65,7 @@ class CommandsClient:
         self.config.require_token()
         self.deployment = deployment
         self.timeout = timeout
-        self._http: httpx.Client | None = None
+        self._http: SyncHttp | httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
 
@@ -295,11 +296,15 @@ class CommandsClient:
             raise ValidationError("timeout must be a positive number of seconds", field="timeout")
         return value
 
+    def _headers(self, request: Request) -> dict[str, str]:
+        out = {**request.headers}
+        if request.authenticated:
+            out["Authorization"] = f"Bearer {self.config.token}"
+        return out
+
     def _request_args(self, request: Request) -> dict[str, Any]:
         args: dict[str, Any] = {"method": request.method, "url": request.url}
-        args["headers"] = {**request.headers}
-        if request.authenticated:
-            args["headers"]["Authorization"] = f"Bearer {self.config.token}"
+        args["headers"] = self._headers(request)
         if request.params is not None:
             args["params"] = request.params
         if request.json is not None:
@@ -311,22 +316,43 @@ class CommandsClient:
         return args
 
     def _run(self, flow: Flow) -> Any:
-        if self._http is None:
-            self._http = httpx.Client(
-                base_url=self.config.base_url,
-                headers=default_headers(self.config, token=""),
-                timeout=self.config.timeout,
-            )
         try:
             request = next(flow)
             while True:
-                try:
-                    response = self._http.request(**self._request_args(request))
-                except httpx.HTTPError as exc:
-                    raise unreachable(self.config.base_url, exc) from None
-                request = flow.send(response)
+                request = flow.send(self._send(request))
         except StopIteration as stop:
             return stop.value
+
+    def _send(self, request: Request) -> Any:
+        """One request of a flow, synchronously: over :mod:`alien.commands.sync_http`, or over
+        httpx when the environment sends the manager's traffic through a proxy."""
+        if self._http is None:
+            base_headers = default_headers(self.config, token="")
+            if proxied(self.config.base_url):
+                self._http = httpx.Client(
+                    base_url=self.config.base_url,
+                    headers=base_headers,
+                    timeout=self.config.timeout,
+                )
+            else:
+                self._http = SyncHttp(self.config.base_url, base_headers, self.config.timeout)
+        if isinstance(self._http, httpx.Client):
+            try:
+                return self._http.request(**self._request_args(request))
+            except httpx.HTTPError as exc:
+                raise unreachable(self.config.base_url, exc) from None
+        try:
+            return self._http.request(
+                request.method,
+                request.url,
+                params=request.params,
+                json_body=request.json,
+                content=request.content,
+                headers=self._headers(request),
+                timeout=request.timeout,
+            )
+        except TransportError as exc:
+            raise unreachable(self.config.base_url, exc) from None
 
     async def _arun(self, flow: Flow) -> Any:
         http = self._async_http()

@@ -1,7 +1,7 @@
 """What invoking a command takes, written once for the sync and the asyncio client (sans-I/O).
 
 Each flow is a generator that yields :class:`Request` descriptions and is sent back the
-``httpx.Response`` for each; the clients only execute requests. So "upload large params first,
+response for each; the clients only execute requests. So "upload large params first,
 create and wait in one request, keep waiting until the command ends, fetch a large result, turn a
 failure into an exception" exists in one place, and the two flavours cannot drift apart.
 
@@ -18,11 +18,9 @@ import math
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
-
-from alien.client.errors import error_from_response
+from alien.client.errors import error_from_body
 from alien.commands.models import Command, CommandFailed
 from alien.errors import AlienError, ValidationError
 
@@ -49,13 +47,26 @@ class Request:
     """Send the token (not to signed URLs: they carry their own authority)."""
 
 
-Flow = Generator[Request, httpx.Response, Any]
+class Response(Protocol):
+    """What a flow reads of an answer (an ``httpx.Response``, or the sync client's
+    :class:`~alien.commands.sync_http.Reply`)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    def json(self) -> Any: ...
 
 
-def checked(response: httpx.Response) -> httpx.Response:
+Flow = Generator[Request, Response, Any]
+
+
+def checked(response: Response) -> Response:
     """``response`` if it is a success, else the manager's error as an ``AlienError``."""
     if response.status_code >= 400:
-        raise error_from_response(response)
+        raise error_from_body(response.status_code, response.content)
     return response
 
 

@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from alien.debug.api import AwsConfig
 from alien.debug.env import ChildEnv, aws_env, http_proxy_env
-from alien.debug.forward_proxy import ForwardProxy
 from alien.debug.proxy import LoopbackProxy
 from alien.debug.session import DebugSession
+from alien.debug.session_calls import PushTarget
 from alien.debug.session_dir import SessionDir
 from alien.debug.session_keys import SessionKeys
 from alien.errors import Conflict, ValidationError
+from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.proxy_auth import SigV4SessionAuthenticator
-from alien.platforms.aws.upstream import aws_error_response
-from alien.protocol.agent_channel import DEBUG_INFO_KIND, DebugOffer
-from alien.protocol.wire import parse
 from alien.tunnel import TunnelConnection
 from alien.tunnel.errors import TunnelMessageError
+
+if TYPE_CHECKING:
+    from alien.protocol.agent_channel import DebugOffer
 
 MAX_OFFER_BYTES = 64 * 1024
 
@@ -62,7 +63,7 @@ async def push_endpoints(
     session: DebugSession,
     files: SessionDir,
     keys: SessionKeys,
-    aws: AwsConfig,
+    aws: PushTarget,
 ) -> Endpoints:
     """The loopback AWS endpoint of a push-model session (the manager re-signs)."""
     proxy = await _aws_endpoint(stack, session, files, keys)
@@ -73,6 +74,11 @@ async def push_endpoints(
 
 async def agent_offer(connection: TunnelConnection) -> DebugOffer:
     """Ask the deployment's agent, through the tunnel, what this session may reach."""
+    # Imported here: the agent channel's models (pydantic) are the pull model's alone, and a
+    # push-model session should not wait for them before its command starts.
+    from alien.protocol.agent_channel import DEBUG_INFO_KIND, DebugOffer
+    from alien.protocol.wire import parse
+
     stream = await connection.open_stream({"kind": DEBUG_INFO_KIND})
     async with stream:
         await stream.end()
@@ -110,6 +116,8 @@ async def pull_endpoints(
         )
         parts.append(f"AWS {offer.aws.region} ({', '.join(offer.aws.services)}) via {proxy.url}")
     if offer.http is not None:
+        from alien.debug.forward_proxy import ForwardProxy  # the pull model's alone
+
         forward = await stack.enter_async_context(ForwardProxy(session.upstream, keys.bearer_token))
         env |= http_proxy_env(
             proxy_host=forward.host, proxy_port=forward.port, keys=keys, bypass=own

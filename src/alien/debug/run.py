@@ -24,17 +24,18 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from alien.client.aio import AsyncManagerClient
 from alien.client.config import ClientConfig
-from alien.debug import api
-from alien.debug.api import AuditRecord, AwsConfig, DebugSessionInfo
+from alien.client.lite import LiteClient
+from alien.debug import session_calls
 from alien.debug.child import Child, ChildCommand, shell_command
 from alien.debug.endpoints import Endpoints, pull_endpoints, push_endpoints
 from alien.debug.env import ChildEnv, aws_command
 from alien.debug.session import DebugSession
+from alien.debug.session_calls import DebugSessionInfo, PushTarget
 from alien.debug.session_dir import SessionDir
 from alien.debug.session_keys import SessionKeys
 from alien.errors import AlienError, NotFound
+from alien.platforms.aws.sigv4 import load_signer
 
 EXIT_SESSION_ENDED = 4
 """``alien debug``'s status when the session ended under the command (revoked, expired)."""
@@ -87,13 +88,28 @@ def child_command(
     return ChildCommand(argv, {**env, **extra}, interactive=True)
 
 
-async def push_config(client: AsyncManagerClient, deployment_id: str) -> AwsConfig | None:
+async def push_target(client: LiteClient, deployment_id: str) -> PushTarget | None:
     """The deployment's push-model AWS configuration; ``None``: it is debugged through its
     agent (pull model)."""
     try:
-        return await client.call(api.get_aws_config(deployment_id))
+        return await client.call(session_calls.push_target(deployment_id))
     except NotFound:
         return None
+
+
+async def _connect(client: LiteClient, session: DebugSession) -> PushTarget | None:
+    """Connect the session's tunnel and, meanwhile, learn whether it is push or pull model
+    (two independent round trips: the set-up waits for the longer, not for both)."""
+    assert session.info.deployment_id is not None
+    lookup = asyncio.create_task(push_target(client, session.info.deployment_id))
+    try:
+        await session.connect()
+    except BaseException:
+        lookup.cancel()
+        with contextlib.suppress(asyncio.CancelledError, AlienError):
+            await lookup
+        raise
+    return await lookup
 
 
 @contextlib.contextmanager
@@ -140,11 +156,9 @@ async def _supervise(
 
 
 async def _run_granted(
-    run: DebugRun, client: AsyncManagerClient, session: DebugSession, notify: Notify
+    run: DebugRun, client: LiteClient, session: DebugSession, notify: Notify
 ) -> RunResult:
-    assert session.info.deployment_id is not None
-    aws = await push_config(client, session.info.deployment_id)
-    await session.connect()
+    aws = await _connect(client, session)
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[int] = loop.create_future()
     with SessionDir.create(session.id) as files, _stop_signals(loop, stopped):
@@ -162,19 +176,20 @@ async def _run_granted(
                 + ("; leave the shell to end it" if command.interactive else "")
             )
             child = await Child.start(command)
+            load_signer()  # needed from the command's first request on; loads as it starts
             return await _supervise(child, session, stopped)
 
 
-async def _approvers(client: AsyncManagerClient, session: DebugSession) -> str:
+async def _approvers(client: LiteClient, session: DebugSession) -> str:
     """`` by the customer (alien-deploy approve dbg_…)`` for a session waiting for approval."""
     if session.info.state != "pending_approval":
         return ""
     try:
-        approval = await client.call(api.get_approval(session.id))
+        parties = await client.call(session_calls.waiting_for(session.id))
     except AlienError:
         return ""
     how = {"customer": f"alien-deploy approve {session.id}", "vendor": "an approver's API key"}
-    return " by " + " and ".join(f"the {p} ({how.get(p, p)})" for p in approval.waiting_for)
+    return " by " + " and ".join(f"the {p} ({how.get(p, p)})" for p in parties)
 
 
 async def run_debug(config: ClientConfig, run: DebugRun, notify: Notify) -> RunResult:
@@ -182,7 +197,7 @@ async def run_debug(config: ClientConfig, run: DebugRun, notify: Notify) -> RunR
 
     Errors before the command ran (refused, not approved in time, tunnel refused) propagate
     after the session was closed."""
-    async with AsyncManagerClient(config) as client:
+    async with LiteClient(config) as client:
         session = await DebugSession.open(client, run.deployment, run.reason, run.ttl_seconds)
         result: RunResult | None = None
         try:
@@ -204,15 +219,3 @@ async def run_debug(config: ClientConfig, run: DebugRun, notify: Notify) -> RunR
                     result.session = closed
         assert result is not None  # _run_granted either returned or raised
         return result
-
-
-async def session_requests(config: ClientConfig, session_id: str) -> list[AuditRecord]:
-    """Every request audited in a session (for ``--json-audit``)."""
-    records: list[AuditRecord] = []
-    async with AsyncManagerClient(config) as client:
-        while True:
-            after = records[-1].seq if records else None
-            page = await client.call(api.session_requests(session_id, after=after))
-            records += page
-            if len(page) < api.MAX_PAGE:
-                return records

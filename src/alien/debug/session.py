@@ -17,10 +17,10 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from alien.client.aio import AsyncManagerClient
 from alien.client.errors import error_from_body, unreachable
-from alien.debug import api
-from alien.debug.api import DebugSessionInfo, OpenedSession
+from alien.client.lite import LiteClient
+from alien.debug import session_calls
+from alien.debug.session_calls import DebugSessionInfo, OpenedSession
 from alien.errors import AlienError, Forbidden
 from alien.protocol.errors import TunnelError
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
@@ -60,7 +60,7 @@ def websocket_url(base_url: str, path: str) -> str:
 class DebugSession:
     """One open session: its state as last seen, its tunnel, and how it ended (``end``)."""
 
-    def __init__(self, client: AsyncManagerClient, opened: OpenedSession) -> None:
+    def __init__(self, client: LiteClient, opened: OpenedSession) -> None:
         self._client = client
         self._token = opened.token
         self.info: DebugSessionInfo = opened
@@ -77,10 +77,10 @@ class DebugSession:
 
     @classmethod
     async def open(
-        cls, client: AsyncManagerClient, deployment: str, reason: str, ttl_seconds: int | None
+        cls, client: LiteClient, deployment: str, reason: str, ttl_seconds: int | None
     ) -> DebugSession:
         """Ask the manager for a session (policy refusals raise, e.g. 403 DEBUG_FORBIDDEN)."""
-        opened = await client.call(api.open_session(deployment, reason, ttl_seconds))
+        opened = await client.call(session_calls.open_session(deployment, reason, ttl_seconds))
         return cls(client, opened)
 
     async def wait_until_granted(
@@ -101,7 +101,7 @@ class DebugSession:
                 on_wait(self.info)
                 told = True
             self.info = await self._client.call(
-                api.wait_session(self.id, "pending_approval", min(remaining, MAX_POLL))
+                session_calls.wait_session(self.id, "pending_approval", min(remaining, MAX_POLL))
             )
         if self.info.state != "active":
             raise SessionEnded(end_message(self.info), field="session")
@@ -140,7 +140,7 @@ class DebugSession:
         await self.connection.wait_closed()
         if self.end is None:
             try:
-                self.info = await self._client.call(api.get_session(self.id))
+                self.info = await self._client.call(session_calls.get_session(self.id))
             except AlienError as exc:
                 self.end = f"lost the tunnel of debug session {self.id} ({exc.message})"
             else:
@@ -161,7 +161,7 @@ class DebugSession:
 
     async def close(self, exit_code: int | None) -> DebugSessionInfo:
         """End the session, reporting ``exit_code`` (idempotent on the manager's side)."""
-        self.info = await self._client.call(api.close_session(self.id, exit_code))
+        self.info = await self._client.call(session_calls.close_session(self.id, exit_code))
         return self.info
 
 

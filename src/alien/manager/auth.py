@@ -54,6 +54,7 @@ from alien.manager.models import (
     DeploymentToken,
     GroupToken,
 )
+from alien.manager.row_cache import CacheKind, cached
 from alien.manager.tokens import TokenKind
 from alien.redaction import add_secret
 
@@ -253,10 +254,25 @@ def resolve(session: Session, token: str | None) -> Principal | None:
     return principal
 
 
+PRINCIPALS = CacheKind(
+    "principals",
+    tables=("api_keys", "api_key_groups", "group_tokens", "deployment_tokens", "deployments"),
+)
+"""Who a token is, remembered while nothing it was read from changed (a revocation is a change:
+the next request is refused). Debug-session tokens are not cached: they end with time."""
+
+
 def _resolve(session: Session, token: str) -> Principal:
     parsed = tokens.parse(token)
     if parsed is None:
         raise _invalid()
+    if parsed.kind is TokenKind.DEBUG_SESSION:
+        return _debug_session_principal(session, parsed.lookup, token)
+    key = tokens.hash_token(token)
+    return cached(session, PRINCIPALS, key, lambda: _token_principal(session, parsed, token))
+
+
+def _token_principal(session: Session, parsed: tokens.ParsedToken, token: str) -> Principal:
     if parsed.kind is TokenKind.API_KEY:
         key = session.scalar(select(ApiKey).where(ApiKey.lookup == parsed.lookup))
         if key is None or key.revoked_at is not None or not tokens.matches(token, key.token_hash):
@@ -271,8 +287,6 @@ def _resolve(session: Session, token: str) -> Principal:
         ):
             raise _invalid()
         return Principal(kind=parsed.kind, id=gtok.id, group_id=gtok.group_id)
-    if parsed.kind is TokenKind.DEBUG_SESSION:
-        return _debug_session_principal(session, parsed.lookup, token)
     dtok = session.scalar(select(DeploymentToken).where(DeploymentToken.lookup == parsed.lookup))
     if dtok is None or dtok.revoked_at is not None or not tokens.matches(token, dtok.token_hash):
         raise _invalid()

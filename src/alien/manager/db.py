@@ -8,11 +8,18 @@ agent WebSocket) hop to a thread for their queries. Waiting is done on in-memory
 SQLite (the default) runs in WAL mode with a busy timeout and foreign keys on. Write transactions
 start with ``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of failing with
 "database is locked" when a read transaction tries to upgrade; reads stay ``DEFERRED`` and never
-block anyone. PostgreSQL (``postgresql+psycopg://…``) needs none of that.
+block anyone. Checkpoints (copying the WAL back into the database file, the only step that
+fsyncs with ``synchronous=NORMAL``) are taken by a thread of their own (:class:`_Checkpointer`)
+instead of by whichever commit crosses SQLite's threshold: that commit would otherwise stall for
+the fsyncs, and the command writer commits on the event loop. PostgreSQL
+(``postgresql+psycopg://…``) needs none of that.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,9 +30,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from alien.errors import ValidationError
+from alien.manager.row_cache import CACHES_KEY, STAMP_KEY, RowCaches
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+CHECKPOINT_SECONDS = 1.0
 WRITE_OPTION = "alien_write"
+log = logging.getLogger("alien.manager.db")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -76,6 +86,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # _Checkpointer does it
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -85,26 +96,65 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """Owns the engine; hands out short read or write sessions."""
+    """Owns the engine and its row caches (:mod:`alien.manager.row_cache`); hands out short read
+    or write sessions, each stamped for the caches before its transaction begins."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self.caches = RowCaches(self.engine)
+        self._checkpointer = _Checkpointer(self.engine) if url.startswith("sqlite") else None
+        info = {CACHES_KEY: self.caches}
+        self._read = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write = sessionmaker(
-            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**{WRITE_OPTION: True}),
+            expire_on_commit=False,
+            info=info,
         )
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._read() as session, session.begin():
+        stamp = {STAMP_KEY: self.caches.versions.stamp()}
+        with self._read(info=stamp) as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction committed on success, rolled back on any exception."""
-        with self._write() as session, session.begin():
+        stamp = {STAMP_KEY: self.caches.versions.stamp()}
+        with self._write(info=stamp) as session, session.begin():
             yield session
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
+
+
+class _Checkpointer:
+    """Checkpoints a SQLite database's WAL every ``CHECKPOINT_SECONDS``, on its own thread and
+    connection. ``PASSIVE``: it never waits for (or blocks) readers and writers; what a reader
+    still needs is copied at a later round. (Another process on the same file keeps SQLite's own
+    automatic checkpoints: the setting is per connection.)"""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="alien-sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(CHECKPOINT_SECONDS):
+            try:
+                with self._engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # a missed round is taken at the next one
+                log.warning("WAL checkpoint failed", exc_info=True)
+        with contextlib.suppress(Exception), self._engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -24,9 +24,8 @@ from alien.manager.aws_operations import operation_of
 from alien.manager.db import utcnow
 from alien.manager.services.debug_sessions import RequestRecord
 from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
-from alien.platforms.aws.error_shape import aws_status
+from alien.platforms.aws.error_shape import aws_error_response, aws_status
 from alien.platforms.aws.sigv4 import caller_scope
-from alien.platforms.aws.upstream import aws_error_response
 from alien.protocol.http_exchange import Body, RequestHead, Upstream, UpstreamResponse
 
 log = logging.getLogger(__name__)

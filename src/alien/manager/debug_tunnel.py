@@ -4,8 +4,9 @@ Push model: the CLI's loopback proxy sends each request it accepted as one strea
 (:mod:`alien.tunnel`) over this WebSocket; the manager answers each stream by re-signing the
 request with short-lived credentials of the deployment's management role (one
 ``AssumeRoleCredentialProvider`` per tunnel, named after the session in the customer's
-CloudTrail, refreshed ahead of expiry) and streaming it to AWS, within the deployment's service
-allowlist. Every request is audited (:mod:`alien.manager.debug_audit`).
+CloudTrail, refreshed ahead of expiry, and usually assumed already when the session was
+granted: :mod:`alien.manager.debug_credentials`) and streaming it to AWS, within the
+deployment's service allowlist. Every request is audited (:mod:`alien.manager.debug_audit`).
 
 Pull model (a deployment without a push-model configuration, run by an agent): the manager
 has no way into the customer's environment, so it asks the deployment's agent — over the
@@ -48,23 +49,26 @@ from alien.manager.aws_operations import PEEK_LIMIT, operation_from_head, operat
 from alien.manager.core import ManagerCore
 from alien.manager.db import utcnow
 from alien.manager.debug_audit import AuditingUpstream, RequestRecorder
+from alien.manager.debug_credentials import RoleTarget, warm_credentials
 from alien.manager.events import Subscription
 from alien.manager.services import aws_deployments, debug_sessions
 from alien.manager.services.audit import AuditLog
 from alien.manager.services.debug_sessions import RequestRecord, SessionState, session_key
-from alien.platforms.aws.credentials import AssumeRoleCredentialProvider, role_session_name
+from alien.platforms.aws.credentials import AssumeRoleCredentialProvider
 from alien.platforms.aws.endpoints import AwsEndpointPolicy
+from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.sigv4 import caller_scope
-from alien.platforms.aws.upstream import AwsResigningUpstream, aws_error_response
+from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.protocol.agent_channel import CAPABILITY_DEBUG_TUNNELS, TunnelOpen
 from alien.protocol.errors import TunnelError
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import ERROR_HEADER, RequestHead, ResponseHead, iterate_once
-from alien.tunnel import WIDE_WINDOWS, StarletteTransport, TunnelConnection, TunnelStream
+from alien.tunnel import WIDE_WINDOWS, TunnelConnection, TunnelStream
 from alien.tunnel.errors import TunnelMessageError, TunnelStreamReset
 from alien.tunnel.http import http_handler
 from alien.tunnel.http_heads import MAX_HEAD_BYTES, parse_request_meta, read_response_head
 from alien.tunnel.relay import relay
+from alien.tunnel.starlette_transport import StarletteTransport
 
 log = logging.getLogger("alien.manager.debug")
 router = APIRouter(tags=["debugging"])
@@ -82,10 +86,7 @@ class TunnelPlan:
     session_id: str
     expires_at: datetime
     policy: AwsEndpointPolicy
-    role_arn: str
-    external_id: str | None
-    region: str
-    endpoint_url: str | None
+    role: RoleTarget
 
 
 @dataclass(frozen=True)
@@ -114,23 +115,8 @@ def _plan(core: ManagerCore, session_id: str) -> TunnelPlan | PullPlan:
             session_id=row.id,
             expires_at=row.expires_at,
             policy=aws_deployments.endpoint_policy(config),
-            role_arn=config.role_arn,
-            external_id=config.external_id,
-            region=config.region,
-            endpoint_url=config.endpoint_url,
+            role=RoleTarget.of(row.id, config),
         )
-
-
-def _credentials(plan: TunnelPlan) -> AssumeRoleCredentialProvider:
-    """Credentials of the deployment's role, obtained with the manager's own AWS identity
-    (boto3's default chain). Built in a thread: creating a boto3 client reads files."""
-    return AssumeRoleCredentialProvider(
-        plan.role_arn,
-        role_session_name(plan.session_id),
-        region=plan.region,
-        endpoint_url=plan.endpoint_url,
-        external_id=plan.external_id,
-    )
 
 
 def _write_records(core: ManagerCore, session_id: str, records: list[RequestRecord]) -> None:
@@ -159,6 +145,7 @@ async def debug_tunnel(websocket: WebSocket, session_id: str, caller: Tunneller)
         authorize(caller, Action.DEBUG_TUNNEL, sessions=[session_id])
         plan = await run_in_threadpool(_plan, core, session_id)
     except AlienError as exc:
+        warm_credentials(websocket.app.state).forget(session_id)
         log.info("debug tunnel for %s refused: %s", session_id, exc.code)
         await _deny(websocket, exc)
         return
@@ -169,13 +156,11 @@ async def debug_tunnel(websocket: WebSocket, session_id: str, caller: Tunneller)
 
 
 async def _push(core: ManagerCore, websocket: WebSocket, plan: TunnelPlan) -> None:
-    credentials: AssumeRoleCredentialProvider | None = None
     try:
-        credentials = await run_in_threadpool(_credentials, plan)
-        await credentials.start()
+        # Usually warmed when the session was granted (see alien.manager.debug_credentials).
+        warm = warm_credentials(websocket.app.state)
+        credentials = await warm.take(plan.session_id, plan.role)
     except AlienError as exc:
-        if credentials is not None:
-            await credentials.aclose()
         log.info("debug tunnel for %s refused: %s", plan.session_id, exc.code)
         await _deny(websocket, exc)
         return

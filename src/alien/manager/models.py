@@ -8,7 +8,7 @@ lookup id and a sha256 hash (see :mod:`alien.manager.tokens`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -151,6 +151,17 @@ class Deployment(Base):
     updated_at: Mapped[datetime]
 
 
+class DeploymentIdentity(Protocol):
+    """What most checks need of a deployment: a :class:`Deployment` row, or a cached copy of the
+    fields they read (see :mod:`alien.manager.row_cache`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
 class DeploymentToken(Base):
     """The agent's credential: reaches its own deployment and nothing else."""
 
@@ -205,12 +216,10 @@ class Command(Base):
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    deployment_id: Mapped[str] = mapped_column(
-        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
-    )
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
     command: Mapped[str] = mapped_column(String(128))
     target: Mapped[str] = mapped_column(String(NAME_LEN))
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
     max_attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
@@ -333,7 +342,7 @@ class StoredAuditRecord(Base):
     __tablename__ = "audit_records"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    time: Mapped[datetime] = mapped_column(index=True)
+    time: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(128), index=True)
     action: Mapped[str] = mapped_column(String(128), index=True)
     deployment: Mapped[str | None] = mapped_column(String(128), index=True)

@@ -3,9 +3,9 @@
 Layers, bottom up:
 
 * :mod:`alien.protocol.tunnel` (not here) — the sans-I/O wire protocol: frames, streams, credit;
-* :mod:`~alien.tunnel.transport` — the message transport interface and adapters for
-  ``websockets`` connections and Starlette/FastAPI WebSockets (:mod:`~alien.tunnel.memory`: an
-  in-memory pair for tests);
+* :mod:`~alien.tunnel.transport` — the message transport interface and the adapter for
+  ``websockets`` connections (:mod:`~alien.tunnel.starlette_transport`: Starlette/FastAPI
+  WebSockets, the manager's side; :mod:`~alien.tunnel.memory`: an in-memory pair for tests);
 * :mod:`~alien.tunnel.connection` / :mod:`~alien.tunnel.stream` — :class:`TunnelConnection`
   drives the protocol over a transport; :class:`TunnelStream` is one stream with backpressure;
 * :mod:`~alien.tunnel.http` — HTTP exchanges on streams (the debug proxy's ``TunnelUpstream``,
@@ -29,7 +29,6 @@ from alien.tunnel.transport import (
     WEBSOCKET_OPTIONS,
     WIDE_WINDOWS,
     MessageTransport,
-    StarletteTransport,
     WebsocketsTransport,
 )
 
@@ -39,7 +38,6 @@ __all__ = [
     "WIDE_WINDOWS",
     "MemoryTransport",
     "MessageTransport",
-    "StarletteTransport",
     "StreamHandler",
     "TunnelClosed",
     "TunnelConnection",

@@ -26,7 +26,6 @@ from alien.protocol.errors import TunnelError
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, Upstream, UpstreamResponse
 from alien.tunnel.connection import TunnelConnection
-from alien.tunnel.forward import ForwardingUpstream, HostAllowlist
 from alien.tunnel.http_heads import (
     UPSTREAM_FAILED,
     encode_response_head,
@@ -40,8 +39,6 @@ from alien.tunnel.stream import TunnelStream
 __all__ = [
     "UPSTREAM_FAILED",
     "ErrorResponder",
-    "ForwardingUpstream",
-    "HostAllowlist",
     "RelayResult",
     "TunnelUpstream",
     "http_handler",

@@ -19,8 +19,8 @@ from sigv4_helpers import KEY_ID, SECRET, signed
 from alien.debug.auth import BearerTokenAuthenticator, presented_token
 from alien.debug.proxy import LoopbackProxy
 from alien.debug.tls import SessionCertificate, server_ssl_context
+from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.proxy_auth import SigV4SessionAuthenticator
-from alien.platforms.aws.upstream import aws_error_response
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
 
 TOKEN = "session-token-0123456789abcdef"

@@ -9,6 +9,7 @@ the event hub right after its commit, which is what ends a live tunnel at once a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from alien.manager.api.debug_views import Audit, opened_out, policy_out, session
 from alien.manager.api.deps import Core, require
 from alien.manager.auth import Action, Principal, authorize
 from alien.manager.core import ManagerCore
+from alien.manager.debug_credentials import RoleTarget, warm_credentials
 from alien.manager.debug_schemas import (
     DebugPolicyIn,
     DebugPolicyOut,
@@ -33,7 +35,7 @@ from alien.manager.debug_schemas import (
 )
 from alien.manager.models import DebugSession
 from alien.manager.schemas import MAX_SEQ, Page
-from alien.manager.services import audit, debug_policies, debug_sessions
+from alien.manager.services import audit, aws_deployments, debug_policies, debug_sessions
 from alien.manager.services.debug_sessions import SessionState, session_key
 from alien.manager.services.deployments import resolve_deployment
 from alien.protocol.agent_channel import CAPABILITY_DEBUG_TUNNELS
@@ -86,26 +88,49 @@ def set_policy(
 # --- sessions ----------------------------------------------------------------------------------
 
 
+def _role_to_warm(session: Session, row: DebugSession) -> RoleTarget | None:
+    """The role a session's tunnel will assume, if it is push-model and may connect now."""
+    if SessionState(row.state) is not SessionState.ACTIVE or row.deployment_id is None:
+        return None
+    config = aws_deployments.get_config(session, row.deployment_id)
+    return None if config is None else RoleTarget.of(row.id, config)
+
+
+def _open(
+    core: ManagerCore,
+    log: audit.AuditLog,
+    caller: Principal,
+    request: debug_sessions.OpenRequest,
+    serves: Callable[[str], bool],
+) -> tuple[DebugSessionOpened, RoleTarget | None]:
+    refusal: AlienError | None = None
+    with core.db.write() as session:
+        result = debug_sessions.open_session(session, log, caller, request, agent_serves=serves)
+        if isinstance(result, debug_sessions.Opened):
+            return opened_out(result), _role_to_warm(session, result.row)
+        refusal = result.error  # committed with its audit record, then raised
+    raise refusal
+
+
 @router.post("/v1/debug-sessions", status_code=201, response_model=DebugSessionOpened)
-def open_session(
+async def open_session(
     body: DebugSessionCreate, core: Core, log: Audit, caller: Opener, http: Request
 ) -> DebugSessionOpened:
     """Open a session (``active``, or ``pending_approval`` when the policy requires approval).
 
     403 ``DEBUG_FORBIDDEN`` / ``DEBUG_CHANNEL_NOT_ALLOWED`` / ``DEBUG_TTL_TOO_LONG`` when the
     policy refuses (the refusal is audited); 409 ``DEBUG_UNAVAILABLE`` for a deployment that
-    can be debugged neither in push mode nor through a connected agent (pull mode)."""
+    can be debugged neither in push mode nor through a connected agent (pull mode). A push-model
+    session granted at once starts assuming its role now, for its tunnel
+    (:mod:`alien.manager.debug_credentials`)."""
     request = debug_sessions.OpenRequest(
         deployment=body.deployment, reason=body.reason, ttl_seconds=body.ttl_seconds
     )
     serves = partial(agent_serves, http, capability=CAPABILITY_DEBUG_TUNNELS)
-    refusal: AlienError | None = None
-    with core.db.write() as session:
-        result = debug_sessions.open_session(session, log, caller, request, agent_serves=serves)
-        if isinstance(result, debug_sessions.Opened):
-            return opened_out(result)
-        refusal = result.error  # committed with its audit record, then raised
-    raise refusal
+    opened, role = await run_in_threadpool(_open, core, log, caller, request, serves)
+    if role is not None:
+        warm_credentials(http.app.state).warm(opened.id, role)
+    return opened
 
 
 @router.get("/v1/debug-sessions", response_model=Page[DebugSessionOut])

@@ -1,7 +1,7 @@
 """Remote commands on the manager side: create, dispatch, lease, respond, wait, expire.
 
 Every state change is computed by the pure lifecycle of :mod:`alien.protocol.commands` and
-stored by one batching writer thread (``writer``), so the database is the only place a command's
+stored by one batching writer (``writer``), so the database is the only place a command's
 state lives; what is kept in memory (agent links, waiters, the sweeper's next wake-up) only says
 *when* to look again. Modules, one concept each:
 
@@ -10,7 +10,8 @@ state lives; what is kept in memory (agent links, waiters, the sweeper's next wa
 * ``records`` — table rows ↔ protocol ``CommandRecord``, and immutable snapshots of rows
 * ``targets`` — which function of a deployment runs a command (manifest + agent detail)
 * ``schemas`` / ``views`` — API request and response bodies
-* ``writer`` — the single writer thread, batching many operations into one transaction
+* ``writer`` — the single writer, batching many operations into one transaction (on the event
+  loop for SQLite, on its own thread for PostgreSQL)
 * ``ops`` — the operations it runs: create, agent messages, cancel, sweep, lease, attach
 * ``offers`` — building a ``command`` message (envelope + signed URLs) for one delivery
 * ``links`` / ``agent_session`` — agents' open WebSockets taking commands

@@ -1,6 +1,6 @@
 """``CommandCenter``: the commands subsystem of one manager process, used by the API routes.
 
-It owns the writer thread, the sweeper task, the signed-URL key, the payload store and the
+It owns the writer, the sweeper task, the signed-URL key, the payload store and the
 in-memory registries (agent links, push dispatchers, waiters). ``start``/``stop`` run in the app's
 lifespan. Reads go straight to the database in the thread pool; every write is an operation of
 :mod:`.ops` run by the writer.
@@ -34,7 +34,7 @@ from alien.manager.commands.ops import (
     pending_key,
 )
 from alien.manager.commands.records import COLUMNS, TABLE, CommandSnapshot
-from alien.manager.commands.retention import PayloadJanitor
+from alien.manager.commands.retention import RetentionJanitor
 from alien.manager.commands.schemas import CommandCreate, CommandOut
 from alien.manager.commands.settings import CommandSettings
 from alien.manager.commands.signing import UrlSigner
@@ -62,8 +62,6 @@ from alien.protocol.commands import CommandState
 
 T = TypeVar("T")
 PAYLOAD_DIR = "command-blobs"
-QUIET_WAITERS = 2
-"""With at most this many commands waited on, the writer may run an operation inline."""
 
 
 class CommandCenter:
@@ -82,11 +80,13 @@ class CommandCenter:
             begin=hooks.begin,
             finish=hooks.finish,
             committed=hooks.committed,
-            busy=lambda: self.waiters.commands_waited_on > QUIET_WAITERS,
         )
         self.sweeper = Sweeper(lambda: self.writer.run(self.ops.sweep()))
-        self.janitor = PayloadJanitor(
-            self.writer.run, self.payloads, self.settings.payload_retention
+        self.janitor = RetentionJanitor(
+            self.writer.run,
+            self.payloads,
+            payload_retention=self.settings.payload_retention,
+            command_retention=self.settings.command_retention,
         )
         self.ops = CommandOps(
             settings=self.settings,
@@ -111,7 +111,7 @@ class CommandCenter:
         self._loop = asyncio.get_running_loop()
         self.writer.start(self._loop)
         self._sweeper_task = asyncio.create_task(self.sweeper.run(), name="command sweeper")
-        self._janitor_task = asyncio.create_task(self.janitor.run(), name="payload retention")
+        self._janitor_task = asyncio.create_task(self.janitor.run(), name="command retention")
 
     async def stop(self) -> None:
         for task in (self._sweeper_task, self._janitor_task):

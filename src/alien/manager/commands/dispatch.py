@@ -60,7 +60,7 @@ class Dispatcher(Protocol):
 
 
 class DispatcherRegistry:
-    """Which deployments are served by a push dispatcher (read from the writer thread)."""
+    """Which deployments are served by a push dispatcher (read by the writer)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -1,6 +1,6 @@
 """Agents' open WebSockets that take commands (presence in memory, nothing else).
 
-The writer thread asks "does deployment X have an agent taking commands right now?" to decide
+The writer asks "does deployment X have an agent taking commands right now?" to decide
 whether a new command is handed over at once (``dispatched``) or waits for a lease request
 (``pending``); after the commit, its effects ``push`` the message onto the link's queue, which
 the connection's pump sends in order. A link that vanished before its message went out loses
@@ -37,7 +37,8 @@ class AgentLink:
 
 
 class LinkRegistry:
-    """Links by deployment; read from the writer thread, changed on the event loop."""
+    """Links by deployment; read by the writer (on its thread, for PostgreSQL), changed on the
+    event loop."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -45,7 +46,8 @@ from alien.manager.commands.writer import Effect, Op, keyed
 from alien.manager.db import utcnow
 from alien.manager.events import EventHub
 from alien.manager.ids import new_id
-from alien.manager.models import CommandPayload, Deployment, Release
+from alien.manager.models import CommandPayload, Release
+from alien.manager.row_cache import CacheKind, cached
 from alien.manager.services import approvals, policy_commands
 from alien.manager.services.audit import SYSTEM, AuditLog, actor_of
 from alien.manager.services.deployments import is_alive, resolve_deployment
@@ -175,7 +177,7 @@ class CommandOps:
                 replay = _replay(store, dep.id, body.idempotency_key, digest)
                 if replay is not None:
                     return Created(replay, replayed=True), ()
-            if not is_alive(dep):
+            if not dep.alive:
                 raise Conflict(
                     f"deployment {body.deployment} is being torn down",
                     field="deployment",
@@ -237,7 +239,7 @@ class CommandOps:
 
         return op
 
-    def _functions(self, session: Session, dep: Deployment) -> tuple[str, ...] | None:
+    def _functions(self, session: Session, dep: DeploymentFacts) -> tuple[str, ...] | None:
         release_id = dep.current_release_id
         if release_id is None:
             return None
@@ -578,7 +580,7 @@ class CommandOps:
         return self.audit is not None and access_suspended(session, deployment_id)
 
     def _admit(
-        self, session: Session, caller: Principal, dep: Deployment, command: str
+        self, session: Session, caller: Principal, dep: DeploymentFacts, command: str
     ) -> tuple[Party, ...]:
         if self.audit is None:
             return ()
@@ -603,7 +605,7 @@ class CommandOps:
         self,
         session: Session,
         caller: Principal,
-        dep: Deployment,
+        dep: DeploymentFacts,
         snap: CommandSnapshot,
         parties: tuple[Party, ...],
     ) -> None:
@@ -817,20 +819,40 @@ def caller_of(session: Session, token: str, action: Action) -> Principal:
     return authorize(memo[token], action)
 
 
-def _deployment(session: Session, ref: str) -> Deployment:
-    """The deployment ``ref`` names (looked up once per transaction)."""
-    memo: dict[str, Deployment] = session.info.setdefault("deployments", {})
-    known = memo.get(ref)
-    if known is not None:
-        return known
+@dataclass(frozen=True)
+class DeploymentFacts:
+    """What creating a command reads of its deployment, kept across transactions."""
+
+    id: str
+    name: str
+    alive: bool
+    current_release_id: str | None
+    status_detail: Mapping[str, Any]
+
+
+DEPLOYMENTS = CacheKind("command-deployments", tables=("deployments", "groups"))
+"""A deployment reference's facts, remembered while no deployment or group changed."""
+
+
+def _deployment(session: Session, ref: str) -> DeploymentFacts:
+    """The deployment ``ref`` names (remembered: :data:`DEPLOYMENTS`)."""
+    return cached(session, DEPLOYMENTS, ref, lambda: _load_deployment(session, ref))
+
+
+def _load_deployment(session: Session, ref: str) -> DeploymentFacts:
     try:
         dep = resolve_deployment(session, ref, field="deployment")
     except Conflict as exc:
         if exc.code != "AMBIGUOUS_NAME":
             raise
         raise Conflict(exc.message, field="deployment", code=TARGET_AMBIGUOUS) from None
-    memo[ref] = dep
-    return dep
+    return DeploymentFacts(
+        id=dep.id,
+        name=dep.name,
+        alive=is_alive(dep),
+        current_release_id=dep.current_release_id,
+        status_detail=dep.status_detail,
+    )
 
 
 def _unknown(ref: str) -> NotFound:

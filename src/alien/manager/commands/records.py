@@ -158,7 +158,7 @@ def query(session: Session, statement: Select[Any]) -> list[CommandSnapshot]:
 class LiveCommands:
     """Committed snapshots of live commands, least recently used out (see the module docstring).
 
-    Only the writer touches it, under its transaction lock, so it needs no lock of its own."""
+    Only the writer touches it, one batch at a time, so it needs no lock of its own."""
 
     def __init__(self, size: int = 50_000) -> None:
         self._size = size

@@ -1,11 +1,15 @@
-"""Payload retention: large params and results are deleted a while after their command ended.
+"""Retention: ended commands, and their large params and results, are deleted a while later.
 
-Large documents live in the command blob store (``<data dir>/command-blobs``), one file per
-sha256, with a ``command_payloads`` row per use. Without a limit the store would only grow. A row
-expires ``payload_retention`` seconds (``ALIEN_COMMAND_PAYLOAD_RETENTION``, 7 days by default)
-after:
+**Commands.** A command row is deleted ``command_retention`` seconds (``ALIEN_COMMAND_RETENTION``,
+30 days by default) after the command ended; a live command is never deleted. Its audit records
+stay (the trail is kept forever); its idempotency key is forgotten with it.
 
-* a result's command ended;
+**Payloads.** Large documents live in the command blob store (``<data dir>/command-blobs``),
+one file per sha256, with a ``command_payloads`` row per use. Without a limit the store would only
+grow. A row expires ``payload_retention`` seconds (``ALIEN_COMMAND_PAYLOAD_RETENTION``, 7 days
+by default) after:
+
+* a result's command ended (and with the command's row, when that goes first);
 * a params upload was made, unless a command of that deployment naming those params has not
   ended yet, or ended within the retention period.
 
@@ -23,8 +27,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import Row, and_, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from alien.errors import AlienError
@@ -36,7 +41,7 @@ from alien.manager.models import Command, CommandPayload
 log = logging.getLogger("alien.manager.commands")
 
 BATCH = 1000
-"""Rows examined per collection transaction (more are taken by the next one at once)."""
+"""Rows deleted per collection transaction (more are taken by the next one at once)."""
 MAX_INTERVAL = 3600.0
 
 
@@ -47,25 +52,32 @@ def collect(store: BlobStore, retention: float, limit: int = BATCH) -> Op[int]:
     def op(session: Session) -> tuple[int, Sequence[Effect]]:
         now = utcnow()
         cutoff = now - timedelta(seconds=retention)
-        ids, digests = _expired(session, cutoff, limit)
-        if not ids:
-            return 0, ()
-        session.execute(delete(CommandPayload).where(CommandPayload.id.in_(ids)))
-        still_named = set(
-            session.scalars(
-                select(CommandPayload.sha256).where(CommandPayload.sha256.in_(digests)).distinct()
-            )
-        )
-        unnamed = digests - still_named
-        for sha256 in unnamed:
-            store.path_for(f"sha256:{sha256}").unlink(missing_ok=True)
-        log.info("payload retention: %d rows, %d files removed", len(ids), len(unnamed))
-        return len(ids), ()
+        rows = _expired(session, cutoff, limit)
+        _remove_payloads(session, store, rows)
+        return len(rows), ()
 
     return op
 
 
-def _expired(session: Session, cutoff: datetime, limit: int) -> tuple[list[int], set[str]]:
+def _remove_payloads(session: Session, store: BlobStore, rows: Sequence[Row[Any]]) -> None:
+    """Delete the payload ``rows`` (``id``, ``sha256``), and the files no row names any more."""
+    if not rows:
+        return
+    ids = [row.id for row in rows]
+    digests = {row.sha256 for row in rows}
+    session.execute(delete(CommandPayload).where(CommandPayload.id.in_(ids)))
+    still_named = set(
+        session.scalars(
+            select(CommandPayload.sha256).where(CommandPayload.sha256.in_(digests)).distinct()
+        )
+    )
+    unnamed = digests - still_named
+    for sha256 in unnamed:
+        store.path_for(f"sha256:{sha256}").unlink(missing_ok=True)
+    log.info("payload retention: %d rows, %d files removed", len(ids), len(unnamed))
+
+
+def _expired(session: Session, cutoff: datetime, limit: int) -> Sequence[Row[Any]]:
     payload = CommandPayload
     ended_result = exists().where(
         Command.id == payload.command_id, Command.ended_at.is_not(None), Command.ended_at < cutoff
@@ -75,7 +87,7 @@ def _expired(session: Session, cutoff: datetime, limit: int) -> tuple[list[int],
         Command.params_sha256 == payload.sha256,
         or_(Command.ended_at.is_(None), Command.ended_at >= cutoff),
     )
-    rows = session.execute(
+    return session.execute(
         select(payload.id, payload.sha256)
         .where(
             or_(
@@ -85,29 +97,56 @@ def _expired(session: Session, cutoff: datetime, limit: int) -> tuple[list[int],
         )
         .limit(limit)
     ).all()
-    return [row.id for row in rows], {row.sha256 for row in rows}
 
 
-class PayloadJanitor:
-    """Runs :func:`collect` through ``run_op`` every ``interval`` seconds (a tenth of the
-    retention, at most an hour), draining a backlog in consecutive batches."""
+def collect_commands(store: BlobStore, retention: float, limit: int = BATCH) -> Op[int]:
+    """Delete up to ``limit`` commands that ended more than ``retention`` seconds ago, with their
+    results' payloads (the rows would go by cascade, leaving their files behind); how many."""
+
+    def op(session: Session) -> tuple[int, Sequence[Effect]]:
+        cutoff = utcnow() - timedelta(seconds=retention)
+        expired = select(Command.id).where(Command.ended_at < cutoff).limit(limit)
+        ids = list(session.scalars(expired))
+        if ids:
+            results = select(CommandPayload.id, CommandPayload.sha256).where(
+                CommandPayload.command_id.in_(ids)
+            )
+            _remove_payloads(session, store, session.execute(results).all())
+            session.execute(delete(Command).where(Command.id.in_(ids)))
+            log.info("command retention: %d ended commands removed", len(ids))
+        return len(ids), ()
+
+    return op
+
+
+class RetentionJanitor:
+    """Runs :func:`collect_commands`, then :func:`collect`, through ``run_op`` every
+    ``interval`` seconds (a tenth of the shorter retention, at most an hour), draining a backlog
+    in consecutive batches."""
 
     def __init__(
         self,
         run_op: Callable[[Op[int]], Awaitable[int]],
         store: BlobStore,
-        retention: float,
+        *,
+        payload_retention: float,
+        command_retention: float,
     ) -> None:
         self._run_op = run_op
         self._store = store
-        self._retention = retention
-        self.interval = min(retention / 10, MAX_INTERVAL)
+        self._payload_retention = payload_retention
+        self._command_retention = command_retention
+        self.interval = min(min(payload_retention, command_retention) / 10, MAX_INTERVAL)
 
     async def run(self) -> None:
         while True:
             try:
-                while await self._run_op(collect(self._store, self._retention)) == BATCH:
-                    pass  # a full batch: more may be waiting
+                await self._drain(lambda: collect_commands(self._store, self._command_retention))
+                await self._drain(lambda: collect(self._store, self._payload_retention))
             except AlienError as exc:
-                log.warning("payload retention failed (%s); retrying later", exc.code)
+                log.warning("command retention failed (%s); retrying later", exc.code)
             await asyncio.sleep(self.interval)
+
+    async def _drain(self, make: Callable[[], Op[int]]) -> None:
+        while await self._run_op(make()) == BATCH:
+            pass  # a full batch: more may be waiting

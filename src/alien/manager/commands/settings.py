@@ -19,6 +19,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_PAYLOAD_BYTES = 2 * 1024**3
 CALLER_URL_SECONDS = 900.0
 DEFAULT_PAYLOAD_RETENTION = 7 * 24 * 3600.0
+DEFAULT_COMMAND_RETENTION = 30 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class CommandSettings:
     ``default_timeout``: a command's deadline when the caller gives none. ``max_payload_bytes``:
     the largest params or result document accepted through the blob store. ``caller_url_seconds``:
     how long a signed result URL handed to a caller stays valid. ``payload_retention``: how long
-    large params and results are kept after their command ended (``commands.retention``)."""
+    large params and results are kept after their command ended; ``command_retention``: how long
+    an ended command is kept (``commands.retention``)."""
 
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     default_timeout: float = DEFAULT_TIMEOUT_SECONDS
@@ -36,12 +38,13 @@ class CommandSettings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     caller_url_seconds: float = CALLER_URL_SECONDS
     payload_retention: float = DEFAULT_PAYLOAD_RETENTION
+    command_retention: float = DEFAULT_COMMAND_RETENTION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CommandSettings:
         """``ALIEN_COMMAND_LEASE_SECONDS``, ``ALIEN_COMMAND_DEFAULT_TIMEOUT``,
-        ``ALIEN_COMMAND_MAX_PAYLOAD_BYTES``, ``ALIEN_COMMAND_PAYLOAD_RETENTION`` (seconds); unset
-        or empty means the default."""
+        ``ALIEN_COMMAND_MAX_PAYLOAD_BYTES``, ``ALIEN_COMMAND_PAYLOAD_RETENTION``,
+        ``ALIEN_COMMAND_RETENTION`` (seconds); unset or empty means the default."""
         env = os.environ if env is None else env
         return cls(
             lease_seconds=_positive(env, "ALIEN_COMMAND_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
@@ -54,6 +57,7 @@ class CommandSettings:
             payload_retention=_positive(
                 env, "ALIEN_COMMAND_PAYLOAD_RETENTION", DEFAULT_PAYLOAD_RETENTION
             ),
+            command_retention=_positive(env, "ALIEN_COMMAND_RETENTION", DEFAULT_COMMAND_RETENTION),
         )
 
 

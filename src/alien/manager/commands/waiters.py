@@ -44,11 +44,3 @@ class Waiters:
         for future in self._futures.pop(snap.id, ()):
             if not future.done():
                 future.set_result(snap)
-
-    def count(self, command_id: str) -> int:
-        return len(self._futures.get(command_id, ()))
-
-    @property
-    def commands_waited_on(self) -> int:
-        """How many commands someone is waiting on now: a measure of the load."""
-        return len(self._futures)

@@ -1,8 +1,8 @@
-"""The single writer of the ``commands`` tables: one thread, many operations per transaction.
+"""The single writer of the ``commands`` tables: many operations per transaction.
 
-Why one thread: every command write is short, but a transaction commit is not free (an fsync on
+Why one writer: every command write is short, but a transaction commit is not free (an fsync on
 PostgreSQL, a WAL append and a lock hand-over on SQLite, where writers queue anyway). Under load
-the writer takes every operation waiting in its queue and runs them in ONE transaction, so 64
+the writer takes every operation waiting for it and runs them in ONE transaction, so 64
 concurrent invokers cost a handful of commits, not 64 — while a lone request still goes straight
 through (nothing waits to "fill" a batch). Being the only writer of these rows in the process, it
 also needs no row locks to avoid lost updates (one manager process per database is assumed, as
@@ -17,12 +17,15 @@ the identity map hands back the changed object). ``session.info`` is a per-trans
 (e.g. the caller behind a token, looked up once per batch). An operation may name the rows it
 will load (``keyed``) so the whole batch's rows are fetched in one query.
 
-When the manager is quiet — nothing queued or running, and the ``busy`` callable says few
-requests are in flight — an operation runs at once on the event loop instead (``inline``, for
-SQLite, whose commits cost no fsync): a lone request then pays no hand-over to the thread and
-back. Under load everything goes to the thread, where it batches (an inline transaction blocks
-the loop, so nothing could join it). Anything submitted during an inline operation queues
-behind it, so operations always commit in the order they were submitted.
+Where a batch runs depends on the database. On SQLite (``inline``, the default there) batches
+run **on the event loop**: an operation submitted joins the batch that runs once the loop has
+handled everything else that was ready (``call_soon``), so the requests that arrived together
+commit together, and a lone request pays no hand-over at all. A SQLite commit costs no fsync
+here (WAL, ``synchronous=NORMAL``), and a second thread bought no parallelism: its SQLAlchemy
+work needs the GIL, and every system call of the event loop (each socket send) handed the GIL
+to the writer for up to a switch interval. On PostgreSQL, whose commit is a round trip and an
+fsync, batches run on the writer's thread, so the loop keeps serving while they commit.
+Operations always commit in the order they were submitted.
 
 ``effects`` are callables run on the event loop only **after** the commit — pushing a message to
 an agent, waking a waiter — so nobody ever acts on a change that could still roll back. If the
@@ -77,35 +80,32 @@ class BatchWriter:
         committed: Finish | None = None,
         max_batch: int = MAX_BATCH,
         inline: bool | None = None,
-        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         """``begin(session, keys)`` runs before a batch's operations with every key they named;
         ``finish(session)`` after them, before the commit (to send buffered writes);
         ``committed(session)`` once the commit succeeded.
-        ``inline`` (default: on for SQLite) lets an operation run on the loop when idle."""
+        ``inline`` (default: on for SQLite) runs batches on the event loop instead of a thread."""
         self._db = db
         self._begin = begin
         self._finish = finish
         self._committed = committed
         self._max_batch = max_batch
         self._inline = db.url.startswith("sqlite") if inline is None else inline
-        self._busy = busy
-        self._pending = 0  # submitted, not yet committed (guarded by _count)
-        self._count = threading.Lock()
-        self._transaction = threading.Lock()  # one transaction at a time, thread or inline
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._waiting: list[_Item] = []  # inline: submitted, to run at the loop's next turn
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.batches = 0
-        self.operations = 0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        if self._inline:
+            return
         self._thread = threading.Thread(target=self._run, name="alien-command-writer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish what is queued, then stop the thread."""
+        """Finish what the thread has queued, then stop it. (Inline batches are the loop's own:
+        one waiting is run by its scheduled callback while the loop awaits this call.)"""
         if self._thread is None:
             return
         self._queue.put(_STOP)
@@ -113,24 +113,31 @@ class BatchWriter:
         self._thread = None
 
     def submit(self, op: Op[T]) -> asyncio.Future[T]:
-        """Queue ``op``; the future resolves (on the event loop) after its batch committed."""
+        """Queue ``op`` (call on the event loop); the future resolves after its batch committed."""
         assert self._loop is not None, "the writer is not started"
         future: asyncio.Future[T] = self._loop.create_future()
         item = _Item(op, future)
-        quiet = self._inline and not self._busy()
-        with self._count:
-            inline = quiet and self._pending == 0
-            self._pending += 1
-        if not inline:
+        if not self._inline:
             self._queue.put(item)
             return future
-        self._execute([item])
-        _deliver([item])
+        self._waiting.append(item)
+        if len(self._waiting) == 1:
+            self._loop.call_soon(self._run_inline)
         return future
 
     async def run(self, op: Op[T]) -> T:
         """``submit`` and wait; raises what the operation raised."""
         return await self.submit(op)
+
+    # --- inline: on the event loop -------------------------------------------------------------
+
+    def _run_inline(self) -> None:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        if self._waiting:
+            self._loop.call_soon(self._run_inline)  # type: ignore[union-attr]
+        self._transact(batch)
+        _deliver(batch)
 
     # --- the writer thread ---------------------------------------------------------------------
 
@@ -150,21 +157,13 @@ class BatchWriter:
                     stop = True
                     break
                 batch.append(item)
-            self._execute(batch)
+            self._transact(batch)
             try:
                 self._loop.call_soon_threadsafe(_deliver, batch)  # type: ignore[union-attr]
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
             if stop:
                 return
-
-    def _execute(self, batch: list[_Item]) -> None:
-        with self._transaction:
-            self._transact(batch)
-        with self._count:
-            self._pending -= len(batch)
-        self.batches += 1
-        self.operations += len(batch)
 
     def _transact(self, batch: list[_Item]) -> None:
         keys = [key for item in batch for key in getattr(item.op, "keys", ())]

@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, or_, select, text
+from sqlalchemy import event, insert, or_, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from alien.manager.auth import Principal
@@ -61,6 +61,8 @@ _PG_LOCK_KEY = 0x616C69656E61  # "aliena": audit appends
 SYSTEM = Actor(kind=ActorKind.SYSTEM, id="manager")
 _HEADS_KEY = "alien.audit.heads"
 _CACHE_KEY = "alien.audit.cache"
+_ROWS_KEY = "alien.audit.rows"
+_NEWEST_SEQ = f"SELECT max(seq) FROM {StoredAuditRecord.__tablename__}"
 
 _ACTOR_KINDS = {
     TokenKind.API_KEY: ActorKind.API_KEY,
@@ -150,12 +152,12 @@ class AuditLog:
                 self.signer,
                 deployment_prev=heads.deployments.get(dep) if dep is not None else None,
             )
-            session.add(_row(record, text))
+            session.info.setdefault(_ROWS_KEY, []).append(_row(record, text))
             heads.last = record
             if dep is not None:
                 heads.deployments[dep] = record
             sealed.append(record)
-        return sealed  # inserted with the rest of the transaction's writes (one executemany)
+        return sealed  # inserted when the transaction commits (:func:`_insert_rows`)
 
 
 @dataclass
@@ -178,7 +180,10 @@ class _ChainCache:
 
     def begin(self, session: Session) -> _Heads:
         """The heads to continue from (the append lock is held: nobody else can append now)."""
-        newest = session.scalar(select(func.max(StoredAuditRecord.seq)))
+        # Straight through the driver, on the transaction's own connection: 4 µs instead of the
+        # 60-170 µs SQLAlchemy's statement machinery adds to this one-row aggregate.
+        driver = session.connection().connection.driver_connection
+        newest = driver.execute(_NEWEST_SEQ).fetchone()[0]  # type: ignore[union-attr]
         with self.lock:
             if self.last is not None and self.last.seq == newest:
                 return _Heads(last=self.last, known=self.deployments)
@@ -212,6 +217,15 @@ def _cache_for(session: Session) -> _ChainCache:
     return cache
 
 
+@event.listens_for(Session, "before_commit")
+def _insert_rows(session: Session) -> None:
+    """The transaction's sealed records, in one executemany (Core: the ORM's unit of work cost
+    more than sealing them). Nothing reads the trail in the transaction that appends to it."""
+    rows = session.info.pop(_ROWS_KEY, None)
+    if rows:
+        session.execute(insert(StoredAuditRecord.__table__), rows)
+
+
 @event.listens_for(Session, "after_commit")
 def _remember_heads(session: Session) -> None:
     cache = session.info.pop(_CACHE_KEY, None)
@@ -226,6 +240,7 @@ def _forget_heads(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_HEADS_KEY, None)
         session.info.pop(_CACHE_KEY, None)
+        session.info.pop(_ROWS_KEY, None)
 
 
 def _heads(session: Session) -> _Heads:
@@ -260,19 +275,19 @@ def _latest(session: Session, deployment: str | None) -> AuditRecord | None:
     return parse_record(stored) if stored is not None else None
 
 
-def _row(record: AuditRecord, text: str) -> StoredAuditRecord:
-    return StoredAuditRecord(
-        seq=record.seq,
-        time=record.time,
-        actor=record.actor.id,
-        action=record.action,
-        deployment=record.deployment_id,
-        target=record.target,
-        outcome=record.outcome.value,
-        details=dict(record.details),
-        hash=record.hash,
-        record=text,
-    )
+def _row(record: AuditRecord, text: str) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "time": record.time,
+        "actor": record.actor.id,
+        "action": record.action,
+        "deployment": record.deployment_id,
+        "target": record.target,
+        "outcome": record.outcome.value,
+        "details": dict(record.details),
+        "hash": record.hash,
+        "record": text,
+    }
 
 
 @dataclass(frozen=True)

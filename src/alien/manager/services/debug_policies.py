@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from alien.errors import ValidationError
 from alien.manager.auth import Principal
 from alien.manager.db import utcnow
-from alien.manager.models import DebugPolicy, Deployment
+from alien.manager.models import DebugPolicy, Deployment, DeploymentIdentity
 from alien.manager.services import audit
 from alien.protocol.audit import Outcome
 
@@ -59,7 +59,7 @@ DEFAULT_MODE = DebugMode.ALLOWED
 DEFAULT_CHANNELS: tuple[Channel, ...] = tuple(Channel)
 
 
-def get_policy(session: Session, dep: Deployment) -> PolicyView:
+def get_policy(session: Session, dep: DeploymentIdentity) -> PolicyView:
     row = session.get(DebugPolicy, dep.id)
     if row is None:
         return PolicyView(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from alien.errors import ValidationError
 from alien.manager.auth import Principal
 from alien.manager.db import utcnow
-from alien.manager.models import CustomerPolicy, Deployment
+from alien.manager.models import CustomerPolicy, DeploymentIdentity
 from alien.manager.services import audit, debug_policies
 from alien.manager.services.policy_effective import (
     CustomerDebugMode,
@@ -54,7 +54,7 @@ def get_customer_policy(session: Session, deployment_id: str) -> CustomerPolicyV
     return _view(row)
 
 
-def effective_policy(session: Session, dep: Deployment) -> EffectivePolicy:
+def effective_policy(session: Session, dep: DeploymentIdentity) -> EffectivePolicy:
     """The vendor's debug policy narrowed by the customer's: what is enforced."""
     return intersect(debug_policies.get_policy(session, dep), get_customer_policy(session, dep.id))
 

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from alien.errors import Forbidden
 from alien.manager.auth import Principal
-from alien.manager.models import Approval, Deployment
+from alien.manager.models import Approval, DeploymentIdentity
+from alien.manager.row_cache import CacheKind, cached
 from alien.manager.services import approvals, audit
 from alien.manager.services.policy import effective_policy
 from alien.manager.services.policy_effective import EffectivePolicy, Party
@@ -38,7 +39,7 @@ def admit(
     session: Session,
     log: audit.AuditLog,
     caller: Principal,
-    dep: Deployment,
+    dep: DeploymentIdentity,
     command: str,
 ) -> tuple[Party, ...]:
     """Raise (after auditing the refusal) when the effective policy refuses ``command`` on
@@ -65,14 +66,14 @@ def admit(
     return policy.command_approvers
 
 
-def _effective_policy(session: Session, dep: Deployment) -> EffectivePolicy:
-    """Looked up once per transaction (``session.info``): one command-writer batch admits many
-    commands, mostly of the same deployments, and a policy change is a transaction of its own."""
-    memo: dict[str, EffectivePolicy] = session.info.setdefault("effective_policies", {})
-    policy = memo.get(dep.id)
-    if policy is None:
-        policy = memo[dep.id] = effective_policy(session, dep)
-    return policy
+POLICIES = CacheKind("effective-policies", tables=("debug_policies", "customer_policies"))
+"""A deployment's effective policy, remembered while neither party's policy changed."""
+
+
+def _effective_policy(session: Session, dep: DeploymentIdentity) -> EffectivePolicy:
+    """Remembered across transactions (:data:`POLICIES`): every command create admits against
+    it, and a policy change is a rare transaction of its own."""
+    return cached(session, POLICIES, dep.id, lambda: effective_policy(session, dep))
 
 
 def hold(
@@ -81,7 +82,7 @@ def hold(
     caller: Principal,
     *,
     command_id: str,
-    deployment: Deployment,
+    deployment: DeploymentIdentity,
     command: str,
     parties: tuple[Party, ...],
 ) -> None:

@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape
 
 from alien.errors import AlienError
 from alien.platforms.aws.sigv4 import Headers, header_value
+from alien.protocol.http_exchange import RequestHead, UpstreamResponse
 
 _JSON_TYPES = ("application/x-amz-json", "application/json")
 
@@ -68,3 +69,9 @@ def aws_error_for(
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     """The AWS-shaped response for one of our errors."""
     return aws_error(request_headers, aws_status(error), aws_code(error), error.message)
+
+
+def aws_error_response(head: RequestHead, error: AlienError) -> UpstreamResponse:
+    """An AWS-shaped response for ``error``, in the protocol ``head``'s caller speaks."""
+    status, headers, body = aws_error_for(head.headers, error)
+    return UpstreamResponse.from_bytes(status, headers, body)

@@ -20,12 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
+from typing import Any
 from urllib.parse import unquote
-
-from botocore.auth import S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.compat import HTTPHeaders
-from botocore.credentials import ReadOnlyCredentials
 
 from alien.errors import Unauthenticated
 
@@ -298,47 +294,22 @@ class SigningSpec:
         return ";".join(sorted({name for name, _ in self.headers}))
 
 
-class _PinnedMixin:
-    """Pins the signed header set and the payload hash of botocore's signer."""
-
-    def __init__(self, spec: SigningSpec, secret_key: str) -> None:
-        super().__init__(  # type: ignore[call-arg]
-            ReadOnlyCredentials("", secret_key, None), spec.service, spec.region
-        )
-        headers = HTTPHeaders()
-        for name, value in spec.headers:
-            headers[name] = value  # HTTPHeaders appends: repeated names keep every value
-        self._pinned_headers = headers
-        self._pinned_payload = spec.payload_hash
-
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        return self._pinned_headers
-
-    def payload(self, request: AWSRequest) -> str:
-        return self._pinned_payload
-
-
-class _PinnedSigV4(_PinnedMixin, SigV4Auth):
-    pass
-
-
-class _PinnedS3SigV4(_PinnedMixin, S3SigV4Auth):
-    pass
-
-
 def canonical_request(spec: SigningSpec) -> str:
     """The SigV4 canonical request for ``spec`` (exposed for diagnostics and tests)."""
     signer, request = _signer_and_request(spec, "")
     return signer.canonical_request(request)
 
 
-def _signer_and_request(spec: SigningSpec, secret_key: str) -> tuple[SigV4Auth, AWSRequest]:
-    cls = _PinnedS3SigV4 if spec.service in S3_SIGNING_NAMES else _PinnedSigV4
-    signer = cls(spec, secret_key)
-    # Only the path and query of this URL are read; the host comes from the pinned headers.
-    request = AWSRequest(method=spec.method, url="https://sigv4.invalid" + spec.target)
-    request.context["timestamp"] = spec.amz_date
-    return signer, request
+def _signer_and_request(spec: SigningSpec, secret_key: str) -> tuple[Any, Any]:
+    from alien.platforms.aws.botocore_signer import signer_and_request
+
+    return signer_and_request(spec, secret_key)
+
+
+def load_signer() -> None:
+    """Import botocore's signer now (about 0.1 s) rather than on the first signature: the CLI
+    calls this once its command is starting, so the import overlaps the command's own start."""
+    import alien.platforms.aws.botocore_signer  # noqa: F401
 
 
 def compute_signature(spec: SigningSpec, secret_key: str) -> str:
