@@ -21,7 +21,12 @@ from alien.commands.sync_http import SyncHttp, TransportError, proxied
 
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
-    connections: set[int] = set()
+    connections: list[tuple[str, int]] = []  # one entry per accepted connection
+
+    def setup(self) -> None:
+        super().setup()
+        # Counted per handler (one per connection): ids of closed sockets get reused.
+        type(self).connections.append(self.client_address)
 
     def do_GET(self) -> None:
         self._answer(None)
@@ -30,7 +35,6 @@ class _Echo(BaseHTTPRequestHandler):
         self._answer(self.rfile.read(int(self.headers["Content-Length"])))
 
     def _answer(self, body: bytes | None) -> None:
-        type(self).connections.add(id(self.connection))
         parts = urlsplit(self.path)
         doc = {
             "path": parts.path,
@@ -54,7 +58,7 @@ class _Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    _Echo.connections = set()
+    _Echo.connections = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
