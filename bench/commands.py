@@ -48,6 +48,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,19 +126,41 @@ class CpuMeter:
         return {name: round(end[name] - self._start[name], 3) for name in end}
 
 
+@dataclass
+class Sequential:
+    """Round trips one after the other: each one's seconds, and the CPU the processes spent."""
+
+    samples: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def add(self, other: Sequential) -> None:
+        self.samples += other.samples
+        for name, seconds in other.cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+
+    def summary(self) -> dict[str, Any]:
+        """Latency percentiles and CPU per round trip: where a lone command's time goes."""
+        count = len(self.samples)
+        per = {k: round(v / count * 1000, 3) for k, v in self.cpu.items()} if count else {}
+        return {**percentiles(self.samples), "cpu_ms_per_command": per}
+
+
 # --- the alien side ------------------------------------------------------------------------
 
 
-def sequential_alien(manager: ManagerProcess, deployment: str, count: int) -> list[float]:
+def sequential_alien(
+    manager: ManagerProcess, deployment: str, count: int, pids: dict[str, int]
+) -> Sequential:
     samples = []
     with CommandsClient(deployment=deployment, token=manager.admin_key, manager=manager.url) as c:
         for _ in range(min(50, count)):  # warm up connections and caches
             c.invoke("noop", timeout=30)
+        meter = CpuMeter({**pids, "bench": os.getpid()})
         for _ in range(count):
             started = time.perf_counter()
             c.invoke("noop", timeout=30)
             samples.append(time.perf_counter() - started)
-    return samples
+    return Sequential(samples, meter.seconds())
 
 
 def concurrent_alien(
@@ -316,15 +339,16 @@ def celery_worker(workdir: Path) -> Iterator[tuple[Any, dict[str, int]]]:
         redis.wait(10)
 
 
-def sequential_celery(tasks: Any, count: int) -> list[float]:
+def sequential_celery(tasks: Any, count: int, pids: dict[str, int]) -> Sequential:
     for _ in range(min(50, count)):
         tasks.noop.delay().get(timeout=30)
     samples = []
+    meter = CpuMeter({**pids, "bench": os.getpid()})
     for _ in range(count):
         started = time.perf_counter()
         tasks.noop.delay().get(timeout=30)
         samples.append(time.perf_counter() - started)
-    return samples
+    return Sequential(samples, meter.seconds())
 
 
 def concurrent_celery(
@@ -418,7 +442,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     speed drifts (a shared host) then slows both sides alike instead of one of them."""
     per_round_seq = max(1, args.sequential // args.rounds)
     per_round_total = max(args.concurrency, args.total // args.rounds)
-    samples: dict[str, list[float]] = {"alien": [], "celery": []}
+    sequential = {"alien": Sequential(), "celery": Sequential()}
     concurrent: dict[str, list[dict[str, Any]]] = {"alien": [], "celery": []}
     with ExitStack() as stack:
         manager, ref, alien_pids = stack.enter_context(alien_system(args, workdir / "alien"))
@@ -426,20 +450,20 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if not args.no_celery:
             celery = stack.enter_context(celery_worker(workdir / "celery"))
         for _ in range(args.rounds):
-            samples["alien"] += sequential_alien(manager, ref, per_round_seq)
+            sequential["alien"].add(sequential_alien(manager, ref, per_round_seq, alien_pids))
             concurrent["alien"].append(
                 concurrent_alien(manager, ref, args.concurrency, per_round_total, alien_pids)
             )
             if celery is not None:
                 tasks, celery_pids = celery
-                samples["celery"] += sequential_celery(tasks, per_round_seq)
+                sequential["celery"].add(sequential_celery(tasks, per_round_seq, celery_pids))
                 concurrent["celery"].append(
                     concurrent_celery(tasks, args.concurrency, per_round_total, celery_pids)
                 )
     return {
-        name: {"sequential": percentiles(samples[name]), "concurrent": pooled(concurrent[name])}
-        for name in samples
-        if samples[name]
+        name: {"sequential": sequential[name].summary(), "concurrent": pooled(concurrent[name])}
+        for name in sequential
+        if sequential[name].samples
     }
 
 

@@ -92,7 +92,9 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: through exec_driver_sql this one statement cost 60 µs of
+        # SQLAlchemy's execution machinery, paid by every transaction.
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
 class Database:

@@ -79,12 +79,18 @@ class TableVersions:
             return
         match = _WRITE.search(statement)  # a WITH … may end in a write too
         if match is not None:
-            conn.info.setdefault(_DIRTY_KEY, set()).add(match.group(1).lower())
+            mark_written(conn, match.group(1).lower())
 
     def _returned(self, _dbapi_connection: Any, record: Any) -> None:
         dirty = record.info.pop(_DIRTY_KEY, None) if record is not None else None
         if dirty:
             self._bump(dirty)
+
+
+def mark_written(connection: Any, table: str) -> None:
+    """Note that ``connection``'s transaction wrote ``table`` (its version is bumped when the
+    connection goes back to the pool). For statements that bypass the cursor hook."""
+    connection.info.setdefault(_DIRTY_KEY, set()).add(table)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from alien.manager.db import utcnow
+from alien.manager.driver_sql import DriverStatement
 from alien.manager.models import Command
 from alien.protocol.commands import TERMINAL_STATES, CommandRecord, CommandState, next_wakeup
 
@@ -95,6 +96,13 @@ _LIFECYCLE = (
     "response",
     "error",
     "updated_at",
+)
+_INSERT = DriverStatement(insert(TABLE).values({name: bindparam(name) for name in _NAMES}), TABLE)
+_UPDATE = DriverStatement(
+    update(TABLE)
+    .where(COLUMNS.id == bindparam("key"))
+    .values({name: bindparam(name) for name in _LIFECYCLE}),
+    TABLE,
 )
 _RECORD_FIELDS = (
     "id",
@@ -250,14 +258,14 @@ class CommandStore:
         """Send the batch's inserts and updates (one executemany each)."""
         self.written += [*self._inserted.values(), *self._updated.values()]
         if self._inserted:
-            self._session.execute(insert(TABLE), [s.values() for s in self._inserted.values()])
+            _INSERT.executemany(self._session, [s.values() for s in self._inserted.values()])
             self._inserted.clear()
         if self._updated:
             rows = []
             for snap in self._updated.values():
                 values = snap.values()
                 rows.append({"key": snap.id, **{name: values[name] for name in _LIFECYCLE}})
-            self._session.execute(update(TABLE).where(COLUMNS.id == bindparam("key")), rows)
+            _UPDATE.executemany(self._session, rows)
             self._updated.clear()
 
 

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from alien.manager.auth import Principal
 from alien.manager.db import utcnow
+from alien.manager.driver_sql import DriverStatement
 from alien.manager.models import StoredAuditRecord
 from alien.manager.tokens import TokenKind
 from alien.protocol.audit import (
@@ -204,6 +205,7 @@ class _ChainCache:
             self.last = heads.last
 
 
+_INSERT = DriverStatement(insert(StoredAuditRecord.__table__), StoredAuditRecord.__table__)
 _CACHES: weakref.WeakKeyDictionary[Any, _ChainCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
@@ -223,7 +225,7 @@ def _insert_rows(session: Session) -> None:
     more than sealing them). Nothing reads the trail in the transaction that appends to it."""
     rows = session.info.pop(_ROWS_KEY, None)
     if rows:
-        session.execute(insert(StoredAuditRecord.__table__), rows)
+        _INSERT.executemany(session, rows)
 
 
 @event.listens_for(Session, "after_commit")
