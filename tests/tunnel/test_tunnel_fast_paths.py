@@ -54,8 +54,27 @@ def test_frames_split_across_messages_are_parsed_in_place_and_whole() -> None:
 def test_messages_are_regrouped_to_the_size_and_keep_every_byte() -> None:
     buffers: list[bytes | memoryview] = [b"ab", memoryview(b"cdefgh"), b"", b"ijk"]
     messages = list(_messages(buffers, 4))
-    assert messages == [b"abcd", b"efgh", b"ijk"]
-    assert all(type(m) is bytes for m in messages)
+    assert b"".join(messages) == b"abcdefghijk"
+    assert all(type(m) is bytes and 0 < len(m) <= 4 for m in messages)
+
+
+def test_messages_are_cut_between_frames_so_the_receiver_parses_them_in_place() -> None:
+    client, server = _pair()
+    stream = client.open_stream({})
+    payloads = [pattern(n, size) for n, size in enumerate((100, 70_000, 5, 70_000, 1, 140_000))]
+    sent = b"".join(payload[: client.send_data(stream, payload)] for payload in payloads)
+    client.end_stream(stream)
+    buffers = client.buffers_to_send()
+    wire = b"".join(buffers)
+    messages = list(_messages(buffers, 150_000))
+    assert b"".join(messages) == wire and all(len(m) <= 150_000 for m in messages)
+    assert len(messages) > 1
+    received = []
+    for message in messages:
+        received += server.receive_data(message)
+        assert server._decoder.buffered == 0  # a whole number of frames: nothing carried over
+    data = b"".join(e.data for e in received if isinstance(e, DataReceived))
+    assert data == sent
 
 
 async def test_a_request_without_a_body_arrives_already_ended() -> None:

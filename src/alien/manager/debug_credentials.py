@@ -25,6 +25,7 @@ from starlette.datastructures import State
 from alien.errors import AlienError
 from alien.manager.models import AwsDeploymentConfig
 from alien.platforms.aws.credentials import AssumeRoleCredentialProvider, role_session_name
+from alien.platforms.aws.endpoints import load_endpoint_data
 
 HOLD_SECONDS = 30.0
 """How long warmed credentials wait for their session's tunnel."""
@@ -65,13 +66,19 @@ class RoleTarget:
 async def started(target: RoleTarget) -> AssumeRoleCredentialProvider:
     """A provider for ``target`` holding its first credentials and refreshing ahead of expiry
     (errors surface here, e.g. ``PlatformError`` when STS refuses)."""
-    provider = await run_in_threadpool(target.provider)
+    provider = await run_in_threadpool(_provider_and_routes, target)
     try:
         await provider.start()
     except BaseException:
         await provider.aclose()
         raise
     return provider
+
+
+def _provider_and_routes(target: RoleTarget) -> AssumeRoleCredentialProvider:
+    """The provider, and the endpoint data the session's first request is routed with."""
+    load_endpoint_data()
+    return target.provider()
 
 
 @dataclass

@@ -40,12 +40,13 @@ class _Compiled:
 class DriverStatement:
     """An INSERT/UPDATE/DELETE of ``table`` run by the driver with rows of bind values (see the
     module docstring). Rows are mappings of bind name → Python value, as ``Session.execute``
-    takes them."""
+    takes them; every bind of the statement takes its value from the rows (a literal in the
+    statement has no name to look up: use a named ``bindparam`` and put it in each row)."""
 
     def __init__(self, statement: UpdateBase, table: Table) -> None:
         self._statement = statement
         self._table = table.name
-        self._compiled: dict[str, _Compiled] = {}  # by dialect name
+        self._compiled: dict[tuple[str, str], _Compiled] = {}  # by dialect and driver
 
     def executemany(self, session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
         connection = session.connection()
@@ -68,7 +69,8 @@ class DriverStatement:
             cursor.close()
 
     def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect.name)
+        key = (dialect.name, dialect.driver)
+        compiled = self._compiled.get(key)
         if compiled is None:
             sql = self._statement.compile(dialect=dialect)
             binds = sql.binds
@@ -76,7 +78,7 @@ class DriverStatement:
             processors = tuple(
                 binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
             )
-            compiled = self._compiled[dialect.name] = _Compiled(
+            compiled = self._compiled[key] = _Compiled(
                 sql.string, names, processors, dialect.positional
             )
         return compiled

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from alien.errors import ValidationError
 from alien.protocol.errors import TunnelError, TunnelProtocolError
-from alien.protocol.frames import ErrorCode, Settings
+from alien.protocol.frames import HEADER, HEADER_SIZE, ErrorCode, Settings
 from alien.protocol.tunnel import (
     Connection,
     ConnectionTerminated,
@@ -537,21 +537,55 @@ class TunnelConnection:
 
 
 def _messages(buffers: list[bytes | memoryview], size: int) -> Iterator[bytes]:
-    """``buffers`` regrouped into messages of ``size`` bytes (the last may be shorter), each
-    joined once: the only copy of the bytes on their way to the transport."""
+    """``buffers`` (as :meth:`Connection.buffers_to_send` gives them: whole frames, each
+    starting a buffer) regrouped into messages of at most ``size`` bytes, each joined once (the
+    only copy of the bytes on their way to the transport).
+
+    Messages are cut between frames: the receiver then parses each message in place, where a
+    frame cut in two would first be copied, with the rest of its message, into a buffer of its
+    own (three copies of every byte instead of one). Only a frame longer than ``size`` is cut;
+    the tunnel's byte stream may be cut anywhere, so that stays correct, merely slower."""
     group: list[bytes | memoryview] = []
     room = size
-    for buffer in buffers:
-        view = memoryview(buffer)
-        while len(view) > room:
-            group.append(view[:room])
+    for frame, length in _frames(buffers):
+        if length > room and group:
             yield b"".join(group)
-            view, group, room = view[room:], [], size
-        if view:
-            group.append(buffer if len(view) == len(buffer) else view)
-            room -= len(view)
+            group, room = [], size
+        if length <= room:
+            group += frame
+            room -= length
+            continue
+        view = memoryview(b"".join(frame))
+        while len(view) > size:
+            yield bytes(view[:size])
+            view = view[size:]
+        group, room = [view], size - len(view)
     if group:
         yield b"".join(group)
+
+
+def _frames(buffers: list[bytes | memoryview]) -> Iterator[tuple[list[bytes | memoryview], int]]:
+    """``buffers`` grouped into whole frames, with their lengths: a frame starts a buffer, and
+    its header says how many bytes it spans. (A buffer too short to hold a header is passed on
+    alone: it is not a frame start, and cutting there is merely slower.)"""
+    frame: list[bytes | memoryview] = []
+    length = missing = 0
+    for buffer in buffers:
+        size = len(buffer)
+        if not size:
+            continue
+        if not missing:
+            missing = size
+            if size >= HEADER_SIZE:
+                missing = HEADER_SIZE + (HEADER.unpack_from(buffer)[0] >> 8)
+        frame.append(buffer)
+        length += size
+        missing -= size
+        if missing <= 0:
+            yield frame, length
+            frame, length, missing = [], 0, 0
+    if frame:
+        yield frame, length
 
 
 def _check_positive(value: float, name: str) -> None:
