@@ -26,6 +26,7 @@ from alien.manager.api import aws_deployments as aws_deployments_api
 from alien.manager.api import commands as commands_api
 from alien.manager.api import debug as debug_api
 from alien.manager.api import policy as policy_api
+from alien.manager.api.fast_create import FastCreate
 from alien.manager.commands.center import CommandCenter
 from alien.manager.core import ManagerCore, open_core
 from alien.manager.schemas import ErrorBody
@@ -86,4 +87,5 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
     app.include_router(policy_api.router, responses=_ERROR_RESPONSES)
     app.include_router(approvals_api.router, responses=_ERROR_RESPONSES)
     app.include_router(command_blobs.router, responses=_ERROR_RESPONSES)
+    app.add_middleware(FastCreate)  # POST /v1/commands without the framework, when it can
     return app

@@ -5,6 +5,8 @@ a whole round trip when the handler is quick. Without ``wait`` (or when it runs 
 is the command as it is then; ``GET /v1/commands/{id}?wait=30`` waits for the end. Params over
 256 KiB are uploaded first (``POST /v1/commands/payloads``) and passed as ``params_ref``.
 
+The common create request is answered in front of FastAPI (:mod:`.fast_create`), through the
+same center call and response encoding; this route defines it (and answers all the rest).
 Routes that can wait are ``async`` so a waiting request holds no thread; bodies are serialised
 once, straight from the response model. The token is checked for form here and verified inside
 the operation's own transaction (a create costs one batched write, not a read and a write).
@@ -52,11 +54,11 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _json(model: BaseModel, status: int = 200) -> Response:
+def json_response(model: BaseModel, status: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
-def _checked_wait(center: CommandCenter, wait: float) -> float:
+def checked_wait(center: CommandCenter, wait: float) -> float:
     limit = center.core.settings.max_wait
     if wait > limit:
         raise ValidationError(f"wait may be at most {limit:g} seconds", field="wait")
@@ -71,8 +73,9 @@ async def create_command(
     ``idempotency_key`` and request (200); 409 ``IDEMPOTENCY_KEY_REUSED`` for another request.
     With ``wait`` the answer comes as soon as the command ended (or when ``wait`` ran out)."""
     center = center_of(request)
-    created = await center.create(token, body, wait=_checked_wait(center, wait))
-    return _json(center.view(created.snapshot, base_url(request)), 200 if created.replayed else 201)
+    created = await center.create(token, body, wait=checked_wait(center, wait))
+    view = center.view(created.snapshot, base_url(request))
+    return json_response(view, 200 if created.replayed else 201)
 
 
 @router.get("/v1/commands", response_model=CommandPage)
@@ -101,7 +104,7 @@ def list_commands(
     )
     items = [center.view(s, base_url(request), detail=False) for s in snaps]
     page = CommandPage(items=items, next_before=items[-1].id if len(items) == limit else None)
-    return _json(page)
+    return json_response(page)
 
 
 @router.get("/v1/commands/{command_id}", response_model=CommandOut)
@@ -110,12 +113,12 @@ async def get_command(
 ) -> Response:
     """The command; with ``wait``, as soon as it ended (or when ``wait`` ran out)."""
     center = center_of(request)
-    timeout = _checked_wait(center, wait)
+    timeout = checked_wait(center, wait)
     if timeout:
         snap = await center.wait(token, command_id, timeout)
     else:
         snap = await center.get(token, command_id)
-    return _json(center.view(snap, base_url(request)))
+    return json_response(center.view(snap, base_url(request)))
 
 
 @router.post("/v1/commands/{command_id}/cancel", response_model=CommandOut)
@@ -129,7 +132,7 @@ async def cancel_command(
     409 with the command's code (``COMMAND_FINISHED``, ``COMMAND_EXPIRED``, …) if it ended."""
     center = center_of(request)
     snap = await center.cancel(token, command_id, body.reason if body else None)
-    return _json(center.view(snap, base_url(request)))
+    return json_response(center.view(snap, base_url(request)))
 
 
 _BINARY_BODY = {
