@@ -8,14 +8,17 @@ without a body leaves as OPEN and END together.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+from alien.protocol.errors import TunnelError
 from alien.protocol.frames import Settings
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
 from alien.protocol.tunnel import Connection, DataReceived, StreamEnded
 from alien.tunnel import TunnelStream
 from alien.tunnel.connection import _messages
 from alien.tunnel.http import TunnelUpstream, serve_http_stream
-from tunnel.tunnel_support import MiB, connected, generate, hash_body, pattern
+from alien.tunnel.http_heads import encode_response_head
+from tunnel.tunnel_support import MiB, connected, generate, hash_body, pattern, wait_until
 
 
 def _pair() -> tuple[Connection, Connection]:
@@ -125,3 +128,33 @@ async def test_bulk_with_wide_windows_arrives_whole() -> None:
         await response.aclose()
     _, expected = await hash_body(generate(size))
     assert (received, digest) == (size, expected)
+
+
+async def test_a_whole_response_lets_the_request_end_before_the_stream_is_closed() -> None:
+    """A CONNECT-like exchange: the far side answers and ends first, the client's last bytes
+    (its EOF) come a moment later. Closing the response must not cut them off: the far side
+    sees the request end, not a reset (which the audit trail would record as a failure)."""
+    seen: list[object] = []
+
+    async def handler(stream: TunnelStream) -> None:
+        await stream.send(encode_response_head(ResponseHead.create(200, [])))
+        await stream.send(b"answer")
+        await stream.end()
+        try:
+            seen.append(b"".join([chunk async for chunk in stream]))
+        except TunnelError as exc:
+            seen.append(exc)
+
+    async def late_body() -> AsyncIterator[bytes]:
+        yield b"hello"
+        await asyncio.sleep(0.05)  # the client's EOF, behind the answer
+        yield b" bye"
+
+    async with connected(handler) as (client, _):
+        response = await TunnelUpstream(client).send(
+            RequestHead.create("CONNECT", "h:443", [("host", "h:443")]), late_body()
+        )
+        assert b"".join([chunk async for chunk in response.body]) == b"answer"
+        await response.aclose()
+        await wait_until(lambda: seen)
+    assert seen == [b"hello bye"]

@@ -30,6 +30,7 @@ from alien.redaction import (
     add_secret,
     install_logging_redaction,
 )
+from alien.serving import CoalescingHttp
 
 LISTENING_PREFIX = "alien manager listening on "
 ADMIN_KEY_PREFIX = "alien manager admin key: "
@@ -130,6 +131,7 @@ def serve(
         log_level=log_level,
         ws_ping_interval=WS_PING_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        http=CoalescingHttp,  # a response's head and body in one send
     )
     # uvicorn applied its logging config just now; cover the loggers' own filters too (records
     # logged on them directly), idempotently.

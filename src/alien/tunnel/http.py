@@ -48,6 +48,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+REQUEST_END_GRACE = 1.0
+"""Seconds a request body still being sent gets to end once its response has ended whole."""
+
 ErrorResponder = Callable[[RequestHead, AlienError], UpstreamResponse]
 
 
@@ -74,6 +77,11 @@ class TunnelUpstream:
             raise
 
         async def close() -> None:
+            if stream.remote_ended and not pump.done():
+                # The response is whole and the request's end is usually a moment behind it
+                # (a CONNECT client closes once it has read the answer): let it arrive, so
+                # the stream ends cleanly instead of being recorded as cut.
+                await asyncio.wait({pump}, timeout=REQUEST_END_GRACE)
             await _finish(stream, pump, "the response was abandoned")
 
         return UpstreamResponse(head=response_head, body=aiter(stream), close=close)

@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from alien.errors import PlatformError
+from alien.serving import CoalescingHttp
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -131,6 +132,7 @@ class HttpServer:
             access_log=not self.internal,
             proxy_headers=not self.internal,
             forwarded_allow_ips="127.0.0.1",
+            http=CoalescingHttp,  # a response's head and body in one send
         )
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
