@@ -15,8 +15,9 @@ never handed to whatever host a URL names.
 
 The transfers use aiohttp, whose reader pauses the socket from inside ``data_received`` once its
 buffer is full. httpx (through anyio) pauses only when its reader coroutine next runs, and on
-uvloop — the agent's loop — libuv reads up to 32 buffers in a row before that: a fast manager
-then put megabytes into the agent's memory per params download.
+uvloop (which the agent ran on then; it is back on asyncio's loop, see ``cli/deploy.py``) libuv
+reads up to 32 buffers in a row before that: a fast manager then put megabytes into the agent's
+memory per params download.
 """
 
 from __future__ import annotations
