@@ -41,12 +41,11 @@ T = Table(
     Column("doc", JSON, nullable=False),
     Column("extra", JSON, nullable=True),
 )
-INSERT = DriverStatement(insert(T), T)  # all columns, as the audit trail's statement
+INSERT = DriverStatement(insert(T))  # all columns, as the audit trail's statement
 UPDATE = DriverStatement(
     update(T)
     .where(T.c.id == bindparam("key"))
-    .values(name=bindparam("name"), extra=bindparam("extra")),
-    T,
+    .values(name=bindparam("name"), extra=bindparam("extra"))
 )
 ODD = 'it\'s "quoted" — 100% ünïcødé ✓ 🚀 \\ %(x)s ?; DROP TABLE x; --'
 

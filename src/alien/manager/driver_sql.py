@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import ValuesBase
 
 from alien.manager.row_cache import mark_written
 
@@ -38,14 +37,14 @@ class _Compiled:
 
 
 class DriverStatement:
-    """An INSERT/UPDATE/DELETE of ``table`` run by the driver with rows of bind values (see the
+    """An INSERT or UPDATE run by the driver with rows of bind values (see the
     module docstring). Rows are mappings of bind name → Python value, as ``Session.execute``
     takes them; every bind of the statement takes its value from the rows (a literal in the
     statement has no name to look up: use a named ``bindparam`` and put it in each row)."""
 
-    def __init__(self, statement: UpdateBase, table: Table) -> None:
+    def __init__(self, statement: ValuesBase) -> None:
         self._statement = statement
-        self._table = table.name
+        self._table = statement.table.name  # type: ignore[attr-defined]  # the written table
         self._compiled: dict[tuple[str, str], _Compiled] = {}  # by dialect and driver
 
     def executemany(self, session: Session, rows: Iterable[Mapping[str, Any]]) -> None:

@@ -97,12 +97,11 @@ _LIFECYCLE = (
     "error",
     "updated_at",
 )
-_INSERT = DriverStatement(insert(TABLE).values({name: bindparam(name) for name in _NAMES}), TABLE)
+_INSERT = DriverStatement(insert(TABLE).values({name: bindparam(name) for name in _NAMES}))
 _UPDATE = DriverStatement(
     update(TABLE)
     .where(COLUMNS.id == bindparam("key"))
-    .values({name: bindparam(name) for name in _LIFECYCLE}),
-    TABLE,
+    .values({name: bindparam(name) for name in _LIFECYCLE})
 )
 _RECORD_FIELDS = (
     "id",

@@ -205,7 +205,7 @@ class _ChainCache:
             self.last = heads.last
 
 
-_INSERT = DriverStatement(insert(StoredAuditRecord.__table__), StoredAuditRecord.__table__)
+_INSERT = DriverStatement(insert(StoredAuditRecord.__table__))
 _CACHES: weakref.WeakKeyDictionary[Any, _ChainCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
