@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from starlette.requests import Request
 
 from alien.manager import tokens
 from alien.manager.api.fast_create import MAX_FAST_BODY, PATH, FastCreate, _parsed
@@ -71,21 +72,21 @@ def scope(
     ids=repr,
 )
 def test_parsed_refuses_what_only_the_route_may_answer(changes: dict[str, Any]) -> None:
-    assert _parsed(scope(**changes)) is None
+    assert _parsed(Request(scope(**changes))) is None
 
 
 def test_parsed_reads_the_first_of_repeated_headers_as_the_route_does() -> None:
     repeated = scope(authorization="Bearer not-a-token")
     repeated["headers"].append((b"authorization", f"Bearer {TOKEN}".encode()))
-    assert _parsed(repeated) is None
+    assert _parsed(Request(repeated)) is None
     first_good = scope()
     first_good["headers"].append((b"authorization", b"Bearer not-a-token"))
-    assert _parsed(first_good) == (TOKEN, 0.0)
+    assert _parsed(Request(first_good)) == (TOKEN, 0.0)
 
 
 @pytest.mark.parametrize("authorization", ["Basic dXNlcjpwdw==", "Bearer "])
 def test_parsed_passes_on_a_header_that_is_not_bearer(authorization: str) -> None:
-    assert _parsed(scope(authorization=authorization)) is None
+    assert _parsed(Request(scope(authorization=authorization))) is None
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_parsed_passes_on_a_header_that_is_not_bearer(authorization: str) -> Non
     ids=repr,
 )
 def test_parsed_takes_an_eligible_request(changes: dict[str, Any], wait: float) -> None:
-    assert _parsed(scope(**changes)) == (TOKEN, wait)
+    assert _parsed(Request(scope(**changes))) == (TOKEN, wait)
 
 
 # --- the middleware ---------------------------------------------------------------------------

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import json
 import math
-from urllib.parse import parse_qsl
 
 from pydantic import ValidationError as PydanticValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alien.errors import AlienError, Unauthenticated
-from alien.manager import tokens
 from alien.manager.api.commands import base_url, checked_wait, json_response
+from alien.manager.api.deps import presented_token
 from alien.manager.api.errors import error_response
-from alien.manager.auth import bearer_token
 from alien.manager.commands.center import center_of
 from alien.manager.commands.schemas import CommandCreate
 
@@ -48,17 +46,17 @@ class FastCreate:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
             await self.app(scope, receive, send)
             return
-        request = _parsed(scope)
-        if request is None:
+        http = Request(scope, receive)
+        parsed = _parsed(http)
+        if parsed is None:
             await self.app(scope, receive, send)
             return
-        token, wait = request
+        token, wait = parsed
         chunks, complete, size = await _body(receive)
         body = _command(b"".join(chunks)) if complete and size <= MAX_FAST_BODY else None
         if body is None:
             await self.app(scope, _replay(chunks, complete, receive), send)
             return
-        http = Request(scope, receive)
         center = center_of(http)
         try:
             created = await center.create(token, body, wait=checked_wait(center, wait))
@@ -70,40 +68,30 @@ class FastCreate:
         await response(scope, receive, send)
 
 
-def _parsed(scope: Scope) -> tuple[str, float] | None:
-    """The token and ``wait`` of a request this path can take, else ``None``."""
-    authorization = None
-    content_type = None
-    for name, value in scope["headers"]:  # the first of each, as Starlette's headers give it
-        if name == b"authorization" and authorization is None:
-            authorization = value.decode("latin-1")
-        elif name == b"content-type" and content_type is None:
-            content_type = value.decode("latin-1")
-    if content_type is None or content_type.split(";", 1)[0].strip().lower() != (
-        "application/json"
-    ):
+def _parsed(request: Request) -> tuple[str, float] | None:
+    """The token and ``wait`` of a request this path can take, else ``None``. Read as the route
+    reads them: its own token check, Starlette's headers and query parameters."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
         return None
     try:
-        token = bearer_token(authorization)
+        token = presented_token(request)
     except Unauthenticated:  # the route's 401 says what is wrong with the header
         return None
-    if token is None or tokens.parse(token) is None:
+    params = request.query_params.multi_items()
+    if not params:
+        return token, 0.0
+    if len(params) != 1 or params[0][0] != "wait":
         return None
-    wait = 0.0
-    query = scope.get("query_string", b"")
-    if query:
-        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-        if len(pairs) != 1 or pairs[0][0] != "wait":
-            return None
-        text = pairs[0][1]
-        if not text.isascii():  # float() reads other scripts' digits; the route does not
-            return None
-        try:
-            wait = float(text)
-        except ValueError:
-            return None
-        if not math.isfinite(wait) or wait < 0:
-            return None
+    text = params[0][1]
+    if not text.isascii():  # float() reads other scripts' digits; the route does not
+        return None
+    try:
+        wait = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(wait) or wait < 0:
+        return None
     return token, wait
 
 
