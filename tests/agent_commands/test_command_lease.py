@@ -4,7 +4,11 @@ End to end (``test_agent_resilience``) a lease is kept, lost to a dead agent, or
 stale; these cases pin down the timing rules themselves, which real processes can only hit by
 chance: the first message is an ack at a third of the TTL, renewals follow every third, a refusal
 or a lease run out without any answer ends the keeping, a lease already capped at the deadline
-is never renewed, and a reconnect (``wake``) renews at once.
+is never renewed, and a reconnect (``wake``) renews at once. And a keeper that is cancelled
+(its handler finished) stops even when a receipt or a wake-up came in the same loop turn: on
+Python 3.11 ``asyncio.wait_for`` returned the result instead, the keeper renewed the lease
+forever and the finished command's response was never sent (a CI flake of
+``test_agent_killed_mid_handler_the_command_runs_again_and_ends_once``).
 """
 
 from __future__ import annotations
@@ -17,8 +21,13 @@ from typing import Literal
 import pytest
 
 from alien.agent.command_lease import Lease, LeaseKeeper
-from alien.agent.command_receipts import Outbox
-from alien.protocol.agent_channel import AgentMessage, CommandReceipt, CommandResponseMessage
+from alien.agent.command_receipts import Outbox, Receipts
+from alien.protocol.agent_channel import (
+    AgentMessage,
+    CommandReceipt,
+    CommandRenew,
+    CommandResponseMessage,
+)
 from alien.protocol.command_messages import CommandResponse
 
 CID, LID = "cmd_0000000000000000000000001", "lse_0000000000000000000000001"
@@ -118,3 +127,32 @@ async def test_the_outbox_keeps_a_response_until_a_receipt_settles_it() -> None:
     receipt = CommandReceipt(command_id=CID, lease_id=LID, of="response", ok=True)
     assert outbox.settle(receipt) and len(outbox) == 0
     assert not outbox.settle(receipt)  # a second receipt for it changes nothing
+
+
+async def test_a_receipt_request_cancelled_as_its_receipt_arrives_is_cancelled() -> None:
+    receipts = Receipts()
+
+    async def send(message: AgentMessage) -> bool:
+        return True
+
+    renew = CommandReceipt(command_id=CID, lease_id=LID, of="renew", ok=True)
+    waiting = asyncio.create_task(
+        receipts.request(send, CommandRenew(command_id=CID, lease_id=LID), (CID, LID), "renew", 5.0)
+    )
+    await asyncio.sleep(0)  # sent; now awaiting the receipt
+    assert receipts.deliver(renew)
+    waiting.cancel()  # in the same loop turn: the handler finished, the keeper is stopped
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_a_keeper_cancelled_as_it_is_woken_stops() -> None:
+    manager = ScriptedManager()
+    keeper = LeaseKeeper(lease(ttl=30.0), manager)
+    keeping = asyncio.create_task(keeper.keep())
+    await asyncio.sleep(0.01)  # sleeping until a third of the TTL
+    keeper.wake()
+    keeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(keeping, 1.0)
+    assert manager.calls == []

@@ -77,7 +77,7 @@ class ManagerProcess:
             "--port",
             str(self.port),
             "--log-level",
-            "warning",
+            os.environ.get("ALIEN_TEST_MANAGER_LOG_LEVEL", "warning"),
         ]
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=self._env()

@@ -197,5 +197,6 @@ class Agent:
             except Exception:  # a full disk, a corrupt state.json: report later, keep serving
                 log.exception("could not refresh the agent's status")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh.wait(), self.config.status_interval)
+                async with asyncio.timeout(self.config.status_interval):
+                    await self._refresh.wait()
             self._refresh.clear()

@@ -51,7 +51,8 @@ class Receipts:
         try:
             if not await send(message):
                 return None
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             return None
         finally:

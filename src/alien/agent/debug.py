@@ -419,7 +419,8 @@ class DebugTunnels:
         """Until the manager closes the tunnel, or shortly after the session's expiry."""
         remaining = (expires_at - datetime.now(UTC)).total_seconds() + EXPIRY_SLACK
         try:
-            await asyncio.wait_for(connection.wait_closed(), max(remaining, 0.0))
+            async with asyncio.timeout(max(remaining, 0.0)):
+                await connection.wait_closed()
         except TimeoutError:
             log.warning("the manager kept an expired debug tunnel open: closing it")
         finally:

@@ -91,7 +91,8 @@ class Child:
 
     async def _exited_within(self, seconds: float) -> bool:
         try:
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), seconds)
+            async with asyncio.timeout(seconds):
+                await asyncio.shield(self.process.wait())
         except TimeoutError:
             return False
         return True

@@ -68,7 +68,8 @@ class RequestRecorder:
         while True:
             await self._has_items.wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self._max_delay)
+                async with asyncio.timeout(self._max_delay):
+                    await self._full.wait()
             await self.flush()
 
     async def flush(self) -> None:

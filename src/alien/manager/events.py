@@ -39,7 +39,8 @@ class Subscription:
         if timeout <= 0:
             return False
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
             return False
         self._event.clear()

@@ -306,7 +306,8 @@ class _PushChannel:
 async def _first(future: Awaitable[T], timeout: float, default: T) -> T:
     """``future``'s result, or ``default`` if it takes longer than ``timeout`` seconds."""
     try:
-        return await asyncio.wait_for(future, timeout)
+        async with asyncio.timeout(timeout):
+            return await future
     except TimeoutError:
         return default
 

@@ -71,6 +71,7 @@ class Sweeper:
             if delay <= 0:
                 return
             try:
-                await asyncio.wait_for(self._event.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._event.wait()
             except TimeoutError:
                 return

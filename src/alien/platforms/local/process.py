@@ -217,7 +217,8 @@ class FunctionProcess:
         if proc.returncode is None:
             self._signal_group(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await proc.wait()
             except TimeoutError:
                 self._signal_group(signal.SIGKILL)
         code = await self.wait()
@@ -233,7 +234,8 @@ class FunctionProcess:
         # A grandchild holding the pipe open must not block us: the output is best effort.
         if self._pump is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._pump), 2.0)
+                async with asyncio.timeout(2.0):
+                    await asyncio.shield(self._pump)
 
     def _require(self) -> asyncio.subprocess.Process:
         if self._proc is None:

@@ -82,7 +82,8 @@ class Backend:
     async def drain(self, timeout: float) -> bool:
         """Wait until nothing is in flight; ``False`` if ``timeout`` passed first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
@@ -168,7 +169,8 @@ class ProxyApp:
                     await asyncio.sleep(min(0.05, remaining))
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._available.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._available.wait()
             return self._backend
         finally:
             self.waiting -= 1

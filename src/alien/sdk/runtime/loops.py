@@ -30,7 +30,8 @@ async def pause(stopping: asyncio.Event, seconds: float) -> bool:
     """Sleep ``seconds`` unless ``stopping`` is set first; ``True`` if it was."""
     if seconds > 0:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await stopping.wait()
     return stopping.is_set()
 
 
