@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dbg_world import AWS, World, s3_round_trip
+from dbg_world import AWS, World, s3_round_trip, signed_chunk_uploads
 from debug_moto import ACCOUNT, ROLE_NAME, USER_NAME
 
 from support.names import unique
@@ -31,6 +31,10 @@ def test_caller_identity_is_the_agents_role_named_after_the_session(world: World
 
 def test_s3_up_and_down_through_the_agent(world: World, tmp_path: Path) -> None:
     s3_round_trip(world, tmp_path, size_mib=4, bucket=unique("pull"))
+
+
+def test_signed_chunk_uploads_are_resigned_by_the_agent(world: World) -> None:
+    signed_chunk_uploads(world, bucket=unique("chunks"))
 
 
 @pytest.mark.slow

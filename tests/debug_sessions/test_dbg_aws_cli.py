@@ -11,7 +11,7 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from dbg_world import AWS, REGION, World, s3_round_trip
+from dbg_world import AWS, REGION, World, s3_round_trip, signed_chunk_uploads
 from debug_moto import ACCOUNT, ROLE_NAME, USER_NAME
 
 
@@ -35,6 +35,10 @@ def test_caller_identity_is_the_deployments_role_named_after_the_session(world: 
 @pytest.mark.slow
 def test_s3_50mb_up_and_down_through_the_tunnel(world: World, tmp_path: Path) -> None:
     s3_round_trip(world, tmp_path, size_mib=50, bucket=world.ref.split("/")[1])
+
+
+def test_signed_chunk_uploads_are_resigned_for_the_deployment(world: World) -> None:
+    signed_chunk_uploads(world, bucket=world.ref.split("/")[1] + "-chunks")
 
 
 def test_service_outside_the_allowlist_is_refused_and_audited(world: World) -> None:

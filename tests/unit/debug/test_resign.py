@@ -17,6 +17,7 @@ from alien.platforms.aws.resign import (
     resign_request,
     split_base_url,
 )
+from alien.platforms.aws.signed_chunks import signing_key
 from alien.platforms.aws.sigv4 import (
     header_value,
     parse_authorization,
@@ -101,11 +102,47 @@ def test_payload_hash_passes_through(payload: str) -> None:
     _verify_outgoing(out)
 
 
-def test_signed_chunks_and_missing_payload_hash_are_refused() -> None:
-    payload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-    method, target, headers, _ = signed("PUT", "/b/k", payload_hash=payload)
-    with pytest.raises(ValidationError, match="signed-chunk"):
+@pytest.mark.parametrize(
+    ("payload", "trailer"),
+    [
+        ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", False),
+        ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", True),
+    ],
+)
+def test_signed_chunks_are_chained_from_our_header_signature(payload: str, trailer: bool) -> None:
+    method, target, headers, _ = signed(
+        "PUT", "/b/k", payload_hash=payload, headers={"X-Amz-Decoded-Content-Length": "5"}
+    )
+    out = resign_request(method, target, headers, route=ROUTE, credentials=UPSTREAM, now=NOW)
+    _verify_outgoing(out)
+    assert out.chunks is not None
+    seed = parse_authorization(dict(out.headers)["authorization"]).signature
+    signer = out.chunks.signer
+    assert signer.previous == seed
+    assert signer.key == signing_key(UPSTREAM.secret_access_key, "20261122", "eu-west-1", "s3")
+    assert (signer.amz_date, signer.scope) == (
+        "20261122T120000Z",
+        "20261122/eu-west-1/s3/aws4_request",
+    )
+    assert (out.chunks.trailer, out.chunks.decoded_length) == (trailer, 5)
+
+
+def test_other_payloads_have_no_chunks_to_resign() -> None:
+    method, target, headers, _ = signed("PUT", "/b/k", payload_hash="UNSIGNED-PAYLOAD")
+    out = resign_request(method, target, headers, route=ROUTE, credentials=UPSTREAM, now=NOW)
+    assert out.chunks is None
+
+
+def test_a_bad_decoded_length_and_a_missing_payload_hash_are_refused() -> None:
+    method, target, headers, _ = signed(
+        "PUT",
+        "/b/k",
+        payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        headers={"X-Amz-Decoded-Content-Length": "-1"},
+    )
+    with pytest.raises(ValidationError) as bad:
         resign_request(method, target, headers, route=ROUTE, credentials=UPSTREAM, now=NOW)
+    assert bad.value.field == "x-amz-decoded-content-length"
     method, target, headers, _ = signed("POST", "/", service="sts", body=b"Action=X")
     with pytest.raises(ValidationError) as missing:
         resign_request(method, target, headers, route=ROUTE, credentials=UPSTREAM, now=NOW)

@@ -5,8 +5,10 @@ What makes this safe to do without touching the body (and so lets a 50 MB upload
 * The caller's ``x-amz-content-sha256`` is reused as the payload hash. A literal hex hash is
   checked by AWS against the body we forward; ``UNSIGNED-PAYLOAD`` and
   ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` (aws-chunked with a trailing checksum) pass through as they
-  are. (Signed chunks, ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``, carry per-chunk signatures made
-  with the caller's key and cannot be passed through: they are refused.)
+  are. Signed chunks (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]``) carry a chain of
+  signatures made with the caller's key inside the body: the request gets a
+  :class:`~alien.platforms.aws.signed_chunks.ChunkSigner` seeded with our header signature, and
+  the upstream re-signs the chunks as they stream (:mod:`.signed_chunks`; same length).
 * The path and query are forwarded exactly as received: no re-quoting, no S3 path normalisation,
   so the canonical request AWS computes is the one we signed.
 * Only what the caller signed is signed again (plus ``x-amz-content-sha256``), so a header added
@@ -27,6 +29,13 @@ from botocore.utils import percent_encode
 from alien.errors import ValidationError
 from alien.platforms.aws.credentials import AwsCredentials
 from alien.platforms.aws.endpoints import AwsRoute
+from alien.platforms.aws.signed_chunks import (
+    SIGNED_CHUNK_MODES,
+    SIGNED_CHUNKS_TRAILER,
+    ChunkSigner,
+    SignedChunkResigner,
+    signing_key,
+)
 from alien.platforms.aws.sigv4 import (
     ALGORITHM,
     PRESIGN_PARAMS,
@@ -50,8 +59,21 @@ from alien.protocol.http_exchange import HOP_BY_HOP
 REPLACED = frozenset(
     {"authorization", "x-amz-security-token", "x-amz-date", "host", "expect", "content-length"}
 )
-SIGNED_CHUNKS = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 PRESIGN_EXPIRES = 300
+
+
+@dataclass(frozen=True)
+class SignedChunks:
+    """What re-signing a signed-chunk body takes: our chain's start, and what to check."""
+
+    signer: ChunkSigner
+    trailer: bool
+    decoded_length: int | None
+
+    def resigner(self) -> SignedChunkResigner:
+        return SignedChunkResigner(
+            self.signer, trailer=self.trailer, decoded_length=self.decoded_length
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,8 @@ class OutgoingRequest:
     origin: str
     target: str
     headers: tuple[tuple[str, str], ...]
+    chunks: SignedChunks | None = None
+    """Set for a signed-chunk upload: how to re-sign its body (:mod:`.signed_chunks`)."""
 
     @property
     def url(self) -> str:
@@ -147,11 +171,6 @@ def resign_request(
             "x-amz-content-sha256 is required to re-sign without re-reading the body",
             field="x-amz-content-sha256",
         )
-    if payload_hash == SIGNED_CHUNKS:
-        raise ValidationError(
-            "signed-chunk uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) cannot be re-signed",
-            field="x-amz-content-sha256",
-        )
     host = host_header(route.base_url)
     origin, prefix = split_base_url(route.base_url)
     target = prefix + target
@@ -181,7 +200,33 @@ def resign_request(
         ("authorization", authorization_header(spec, credentials.access_key_id, signature)),
         *_content_length(headers),
     ]
-    return OutgoingRequest(method, origin, target, tuple(out))
+    chunks = None
+    if payload_hash in SIGNED_CHUNK_MODES:
+        chunks = _signed_chunks(spec, payload_hash, headers, credentials, signature)
+    return OutgoingRequest(method, origin, target, tuple(out), chunks)
+
+
+def _signed_chunks(
+    spec: SigningSpec,
+    payload_hash: str,
+    headers: Headers,
+    credentials: AwsCredentials,
+    seed: str,
+) -> SignedChunks:
+    declared = header_value(headers, "x-amz-decoded-content-length")
+    if declared is not None and not (declared.isascii() and declared.isdigit()):
+        raise ValidationError(
+            "x-amz-decoded-content-length must be a number of bytes",
+            field="x-amz-decoded-content-length",
+        )
+    date = spec.amz_date[:8]
+    key = signing_key(credentials.secret_access_key, date, spec.region, spec.service)
+    scope = f"{date}/{spec.region}/{spec.service}/aws4_request"
+    return SignedChunks(
+        signer=ChunkSigner(key=key, amz_date=spec.amz_date, scope=scope, previous=seed),
+        trailer=payload_hash == SIGNED_CHUNKS_TRAILER,
+        decoded_length=int(declared) if declared is not None else None,
+    )
 
 
 def _resign_presigned(
