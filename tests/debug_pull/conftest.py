@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "agent"))
 
 from dbg_world import REGION, World
 from debug_moto import MotoServer, start_moto
-from pull_world import PullDeployment, debug_config, make_world, start_agent
+from pull_world import PullDeployment, debug_config, make_world, pull_manager_env, start_agent
 from targets import Targets, start_target
 
 from support.manager import ManagerProcess
@@ -51,16 +50,7 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
 
 @pytest.fixture(scope="session")
 def pull_manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
-    # No AWS identity at all: in the pull model every cloud call is the agent's.
-    blank = {k: "" for k in os.environ if k.startswith("AWS_")}
-    manager = ManagerProcess(
-        tmp_path_factory.mktemp("manager"),
-        extra_env={
-            **blank,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        },
-    )
+    manager = ManagerProcess(tmp_path_factory.mktemp("manager"), extra_env=pull_manager_env())
     manager.start()
     yield manager
     manager.stop()

@@ -59,6 +59,12 @@ class PullDeployment:
     agent: AgentProcess
 
 
+def pull_manager_env() -> dict[str, str]:
+    """A manager without any AWS identity: in the pull model every cloud call is the agent's."""
+    blank = {k: "" for k in os.environ if k.startswith("AWS_")}
+    return {**blank, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+
 def start_agent(
     manager: ManagerProcess, moto: MotoServer, root: Path, config: dict[str, object]
 ) -> PullDeployment:

@@ -1,17 +1,26 @@
 """How a pull-model session's agent leg starts and ends: revoking the session cuts the agent's
 connection to the destination within a second (measured at the destination), the command is
 stopped (exit 4), and the agent's tunnel is gone; a deployment without a connected agent cannot
-be debugged at all."""
+be debugged at all; a tunnel lost to a manager restart is dialled again once the agent is back."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
-from dbg_world import World
-from pull_world import PullDeployment, wait_for_log
+from dbg_world import CALLER_TWICE, World
+from debug_moto import MotoServer
+from pull_world import (
+    PullDeployment,
+    debug_config,
+    make_world,
+    pull_manager_env,
+    start_agent,
+    wait_for_log,
+)
 from targets import Targets
 
 from support.manager import ManagerProcess
@@ -74,3 +83,32 @@ def test_a_deployment_without_a_connected_agent_cannot_be_debugged(
         error["code"] == "DEBUG_UNAVAILABLE"
         and "no agent serving debug tunnels" in error["message"]
     )
+
+
+def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again_through_the_agent(
+    moto: MotoServer, targets: Targets, tmp_path: Path
+) -> None:
+    manager = ManagerProcess(tmp_path / "manager", extra_env=pull_manager_env())
+    manager.start()
+    manager.port = int(manager.url.rsplit(":", 1)[1])  # it comes back where both look
+    deployment = start_agent(manager, moto, tmp_path, debug_config(moto, [targets.http]))
+    world = make_world(manager, deployment, tmp_path)
+    try:
+        process = world.start_debug("python3", "-c", CALLER_TWICE)
+        assert process.stdout is not None and process.stdin is not None
+        first = process.stdout.readline().strip()
+        assert first.startswith("arn:aws:sts::"), process.stderr and process.stderr.read()
+        manager.restart()  # the CLI's tunnel and the agent's connection both drop
+        process.stdin.write("again\n")
+        process.stdin.flush()
+        out, err = process.communicate(timeout=90)
+        assert process.returncode == 0, err
+        assert out.strip() == first
+        assert "tunnel reconnected" in err
+        session = world.latest_session()
+        assert session["state"] == "closed" and session["exit_code"] == 0
+        assert len(world.requests(session["id"])) == 2
+    finally:
+        world.close()
+        deployment.agent.stop()
+        manager.stop()

@@ -176,6 +176,15 @@ def make_world(manager: ManagerProcess, moto: MotoServer, tmp_path: Path) -> Wor
 
 MiB = 1024 * 1024
 
+CALLER_TWICE = """
+import sys, boto3
+sts = boto3.client("sts")
+print(sts.get_caller_identity()["Arn"], flush=True)
+sys.stdin.readline()
+print(sts.get_caller_identity()["Arn"], flush=True)
+"""
+"""A command that asks who it is, waits for a line on stdin, and asks again."""
+
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()

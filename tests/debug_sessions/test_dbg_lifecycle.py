@@ -1,5 +1,7 @@
 """How ``alien debug`` ends: the command exits, fails, is interrupted, or the session is revoked
-or expires under it — and in every case the session is closed and its directory removed.
+or expires under it — and in every case the session is closed and its directory removed. And how
+it does not end: a tunnel lost while the session is active (the manager restarted) is dialled
+again, and the command's next request goes through.
 
 The revocation and expiry tests measure how long a running command's traffic keeps flowing
 after the session ended: the command is a boto3 loop printing a timestamped line per call."""
@@ -14,7 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dbg_world import World
+from dbg_world import CALLER_TWICE, World, make_world, manager_env
+from debug_moto import MotoServer
+
+from support.manager import ManagerProcess
 
 CUTOFF_SECONDS = 1.0
 
@@ -154,3 +159,33 @@ def test_the_child_does_not_inherit_the_engineers_manager_token(
     assert env["ALIEN_DEBUG_SESSION"] == session["id"]
     assert env["ALIEN_DEBUG_DEPLOYMENT"] == world.ref
     assert env["AWS_ACCESS_KEY_ID"].startswith("ASIAALIEN")
+
+
+def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    manager = ManagerProcess(tmp_path / "manager", extra_env=manager_env(moto))
+    manager.start()
+    manager.port = int(manager.url.rsplit(":", 1)[1])  # it comes back where the CLI looks
+    world = make_world(manager, moto, tmp_path)
+    try:
+        process = world.start_debug("python3", "-c", CALLER_TWICE)
+        assert process.stdout is not None and process.stdin is not None
+        first = process.stdout.readline().strip()
+        assert first.startswith("arn:aws:sts::"), process.stderr and process.stderr.read()
+        manager.restart()  # SIGTERM: the tunnel drops with it; the session stays active
+        process.stdin.write("again\n")
+        process.stdin.flush()
+        out, err = process.communicate(timeout=90)
+        assert process.returncode == 0, err
+        assert out.strip() == first
+        assert "reconnecting" in err and "tunnel reconnected" in err
+        session = world.latest_session()
+        assert session["state"] == "closed" and session["exit_code"] == 0
+        assert [r["target"] for r in world.requests(session["id"])] == [
+            "sts:GetCallerIdentity",
+            "sts:GetCallerIdentity",
+        ]
+    finally:
+        world.close()
+        manager.stop()

@@ -159,6 +159,7 @@ async def _run_granted(
     run: DebugRun, client: LiteClient, session: DebugSession, notify: Notify
 ) -> RunResult:
     aws = await _connect(client, session)
+    session.notify = notify
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[int] = loop.create_future()
     with SessionDir.create(session.id) as files, _stop_signals(loop, stopped):

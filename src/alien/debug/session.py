@@ -6,12 +6,24 @@ the loopback proxy accepts go through :class:`SessionUpstream`, one tunnel strea
 manager ends the session (revoked, expired) it drops the tunnel at once; :meth:`DebugSession.
 watch` notices, asks the manager why, and from then on every request is answered 403 with that
 reason instead of a bare 502.
+
+A tunnel lost while the session is still active (a network blip, a manager restart) is dialled
+again, with backoff, for up to :data:`REDIAL_WINDOW` seconds: the session is the authority, the
+tunnel only its transport, and the manager serves any number of tunnels of an active session
+(fresh credentials for each). Requests that arrive meanwhile wait for the new tunnel; those that
+were in flight on the lost one fail (502) and the client's own retry goes through the new one.
+The session ends for the CLI only when the manager says it ended, when it expired, or when no
+tunnel could be had within the window.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -30,6 +42,10 @@ from alien.tunnel.http import TunnelUpstream
 #: The longest single long-poll the manager grants; longer waits are several polls.
 MAX_POLL = 60.0
 CONNECT_TIMEOUT = 15.0
+REDIAL_WINDOW = 30.0
+"""Seconds a lost tunnel of an active session is dialled again before the session is given up."""
+REDIAL_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+"""Pause before each redial attempt (the last one repeats)."""
 
 
 class SessionEnded(Forbidden):
@@ -67,6 +83,10 @@ class DebugSession:
         self.end: str | None = None
         self._websocket: ClientConnection | None = None
         self.connection: TunnelConnection | None = None
+        self._tunnel: TunnelUpstream | None = None
+        self._redialing: asyncio.Future[None] | None = None
+        self.notify: Callable[[str], None] = lambda line: None
+        """Told of a lost tunnel and of its redial (the CLI prints these)."""
 
     def __repr__(self) -> str:
         return f"DebugSession({self.id!r}, state={self.info.state!r})"
@@ -121,35 +141,75 @@ class DebugSession:
             raise error_from_body(exc.response.status_code, exc.response.body or b"") from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise unreachable(self._client.config.base_url, exc) from None
-        self.connection = TunnelConnection(
+        connection = TunnelConnection(
             WebsocketsTransport(self._websocket), "client", settings=WIDE_WINDOWS
         )
-        await self.connection.start()
-        return self.connection
+        await connection.start()
+        self.connection, self._tunnel = connection, TunnelUpstream(connection)
+        return connection
 
     @property
     def upstream(self) -> SessionUpstream:
         if self.connection is None:
             raise RuntimeError("connect the tunnel first")
-        return SessionUpstream(TunnelUpstream(self.connection), self)
+        return SessionUpstream(self)
+
+    async def tunnel(self) -> TunnelUpstream:
+        """The tunnel to send through: while a lost one is being dialled again, the new one."""
+        if self._redialing is not None:
+            await asyncio.shield(self._redialing)
+        assert self._tunnel is not None, "connect the tunnel first"
+        return self._tunnel
 
     async def watch(self) -> str:
-        """Wait until the tunnel is gone, then learn why; returns (and keeps) the reason."""
+        """Hold the session's tunnel until the session ends (redialling a lost tunnel while the
+        session is active); returns (and keeps) why it ended."""
         if self.connection is None:
             raise RuntimeError("connect the tunnel first")
-        await self.connection.wait_closed()
-        if self.end is None:
-            try:
-                self.info = await self._client.call(session_calls.get_session(self.id))
-            except AlienError as exc:
-                self.end = f"lost the tunnel of debug session {self.id} ({exc.message})"
-            else:
-                self.end = (
-                    end_message(self.info)
-                    if self.info.ended
-                    else f"lost the tunnel of debug session {self.id} to the manager"
-                )
+        while self.end is None:
+            await self.connection.wait_closed()
+            if self.end is None and await self._still_active() and not await self._redial():
+                self.end = self.end or f"lost the tunnel of debug session {self.id} to the manager"
         return self.end
+
+    async def _still_active(self) -> bool:
+        """Ask the manager whether the session goes on; if not, keep why it ended. ``True``
+        also when the manager cannot be asked (it may be restarting: redialling will tell)."""
+        if self.info.expires_at is not None and datetime.now(UTC) >= self.info.expires_at:
+            self.end = f"debug session {self.id} expired"
+            return False
+        try:
+            self.info = await self._client.call(session_calls.get_session(self.id))
+        except AlienError:
+            return True
+        if self.info.ended:
+            self.end = end_message(self.info)
+            return False
+        return True
+
+    async def _redial(self) -> bool:
+        """Dial the active session's tunnel again (``REDIAL_DELAYS``, for ``REDIAL_WINDOW``
+        seconds); ``False`` when the session ended meanwhile or no tunnel could be had."""
+        self.notify(f"lost the tunnel of debug session {self.id}: reconnecting")
+        self._redialing = asyncio.get_running_loop().create_future()
+        deadline = time.monotonic() + REDIAL_WINDOW
+        try:
+            for attempt in itertools.count():
+                await asyncio.sleep(REDIAL_DELAYS[min(attempt, len(REDIAL_DELAYS) - 1)])
+                with contextlib.suppress(AlienError):
+                    await self.connect()
+                    self.notify(f"debug session {self.id}: tunnel reconnected")
+                    return True
+                if time.monotonic() >= deadline or not await self._still_active():
+                    break
+            self.end = self.end or (
+                f"lost the tunnel of debug session {self.id} and could not reconnect "
+                f"within {REDIAL_WINDOW:g} s"
+            )
+            return False
+        finally:
+            self._redialing.set_result(None)
+            self._redialing = None
 
     async def disconnect(self) -> None:
         """Close the tunnel (gracefully, briefly) if it is still up."""
@@ -168,8 +228,7 @@ class DebugSession:
 class SessionUpstream:
     """The tunnel while the session lives; afterwards a refusal that says why it ended."""
 
-    def __init__(self, tunnel: TunnelUpstream, session: DebugSession) -> None:
-        self._tunnel = tunnel
+    def __init__(self, session: DebugSession) -> None:
         self._session = session
 
     def _ended(self) -> SessionEnded:
@@ -181,8 +240,11 @@ class SessionUpstream:
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         if self._session.end is not None:
             raise self._ended()
+        tunnel = await self._session.tunnel()
+        if self._session.end is not None:
+            raise self._ended()
         try:
-            return await self._tunnel.send(head, body)
+            return await tunnel.send(head, body)
         except TunnelError:
             if self._session.end is not None:
                 raise self._ended() from None
