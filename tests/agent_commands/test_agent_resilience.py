@@ -7,7 +7,7 @@
   handler's response and sends it again on reconnect, the manager refuses it (stale lease) and
   the command runs again — the stale answer is never applied;
 * an agent without a WebSocket takes commands over the long-poll lease, and learns of a cancel
-  from the manager's answer to its next lease renewal.
+  from the answer to its open lease request.
 
 (The manager restarting in the middle of a run of commands: ``test_agent_restart``.)
 """
@@ -127,6 +127,5 @@ def test_commands_over_the_long_poll_lease(polling: Deployed, tmp_path: Path) ->
         command = client.submit("wait-cancel", {"journal": str(log)})
         wait_journal(log, f"started {command.id} 1")
         assert client.cancel(command.id).state == "cancelled"
-    # No WebSocket to push the cancel: the refused renewal tells the agent, within a third of
-    # the lease.
+    # No WebSocket to push the cancel on: the agent's open lease request is answered with it.
     wait_journal(log, "cancelled=True COMMAND_CANCELLED", timeout=LEASE_SECONDS * 3)

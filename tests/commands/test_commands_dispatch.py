@@ -149,6 +149,28 @@ def test_long_poll_wakes_when_a_command_is_created(
     agent.close()
 
 
+def test_a_long_polling_agent_is_told_of_a_cancel_by_its_open_lease_request(
+    admin: ApiClient, deployment: Deployment
+) -> None:
+    """No WebSocket to push the cancel on: the held lease request answers with it at once,
+    rather than the agent learning it from a renewal a third of the lease later."""
+    agent = admin.with_token(deployment.token)
+    created = create_command(admin, deployment).json()
+    [offer] = agent.post("/v1/agent/commands/lease", params={"wait": 5}).json()["messages"]
+    canceller = threading.Timer(0.3, admin.post, args=(f"/v1/commands/{created['id']}/cancel",))
+    canceller.start()
+    started = time.monotonic()
+    polled = agent.post("/v1/agent/commands/lease", params={"wait": 20}).json()["messages"]
+    elapsed = time.monotonic() - started
+    canceller.join()
+    assert elapsed < 5  # woken by the cancel, not by the 20 s timeout
+    assert [(m["type"], m["command_id"], m["lease_id"], m["code"]) for m in polled] == [
+        ("command_cancel", created["id"], offer["envelope"]["lease_id"], "COMMAND_CANCELLED")
+    ]
+    assert agent.post("/v1/agent/commands/lease", params={"wait": 0}).json() == {"messages": []}
+    agent.close()
+
+
 def test_signed_response_url_answers_without_a_token(
     admin: ApiClient, deployment: Deployment, agent: CommandAgent
 ) -> None:

@@ -7,8 +7,9 @@ so while the link runs on the ``poll`` transport this loop keeps one lease reque
 (leased to this agent under a fresh lease, up to ``max`` at once) — still no poll interval in
 the path, one request held open. It asks for no more commands than the runner has free slots,
 so a busy agent does not hoard leases it cannot work on yet. Acks, renewals and responses go
-through the link (``POST /v1/agent/status``) like every other agent message; cancellations are
-learnt from the receipt of the next renewal.
+through the link (``POST /v1/agent/status``) like every other agent message. A command the
+agent lost meanwhile (cancelled, expired) comes back as a ``command_cancel`` in a lease answer
+(the manager wakes the open request for it), and failing that, a refused renewal says so.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from alien.agent.link import ManagerLink
 from alien.client.calls import LONG_POLL_SLACK, Call, decode_model
 from alien.errors import AlienError
-from alien.protocol.agent_channel import AgentPoll, CommandOffer
+from alien.protocol.agent_channel import AgentPoll, ManagerMessage
 
 log = logging.getLogger("alien.agent.commands")
 
@@ -45,16 +46,16 @@ class CommandPoller:
     def __init__(
         self,
         link: ManagerLink,
-        take: Callable[[CommandOffer], None],
+        deliver: Callable[[ManagerMessage], None],
         capacity: Callable[[], Awaitable[int]],
         *,
         wait: float = LEASE_WAIT,
         retry_after: float = RETRY_AFTER,
     ) -> None:
-        """``take`` receives each leased delivery; ``capacity`` waits for free slots and
-        answers how many there are."""
+        """``deliver`` receives each message of a lease answer (deliveries and cancels);
+        ``capacity`` waits for free slots and answers how many there are."""
         self._link = link
-        self._take = take
+        self._deliver = deliver
         self._capacity = capacity
         self._wait = wait
         self._retry_after = retry_after
@@ -77,8 +78,7 @@ class CommandPoller:
             try:
                 answer = await self._link.client.call(lease_commands(self._wait, limit))
                 for message in answer.messages:
-                    if isinstance(message, CommandOffer):
-                        self._take(message)
+                    self._deliver(message)
             except AlienError as exc:
                 log.info("could not lease commands: %s", exc.message)
                 await asyncio.sleep(self._retry_after)

@@ -17,7 +17,8 @@ a command is created — or, on the long-poll fallback, leases waiting ones to
 5. the response goes to the :class:`~alien.agent.command_receipts.Outbox`, which keeps it until
    the manager's receipt (sent again after a reconnect: never lost, never applied twice).
 
-``command_cancel`` — and a lease the keeper lost — stop the handler through
+``command_cancel`` (pushed over the WebSocket, or in a long-poll lease answer) — and a lease the
+keeper lost — stop the handler through
 ``dispatcher.cancel`` (the handler sees ``ctx.cancelled``) and drop its response. A delivery the
 manager sends again (it re-sends every held command when the agent reconnects) is recognised by
 its lease: the same lease is left running (and its lease renewed at once), an answered one gets
@@ -105,7 +106,7 @@ class CommandRunner:
         self.include_traceback = include_traceback
         self.receipts = Receipts()
         self.outbox = Outbox(link.send)
-        self.poller = CommandPoller(link, self.take, self._capacity)
+        self.poller = CommandPoller(link, self.on_message, self._capacity)
         self.known: dict[str, list[str]] = {}
         """Command names per function, as last listed by the dispatcher (the status detail)."""
         self._slots = asyncio.Semaphore(concurrency)

@@ -51,6 +51,7 @@ from alien.manager.services.deployments import resolve_deployment
 from alien.manager.services.groups import get_group
 from alien.protocol.agent_channel import (
     CommandAck,
+    CommandCancel,
     CommandOffer,
     CommandReceipt,
     CommandRenew,
@@ -251,8 +252,9 @@ class CommandCenter:
 
     async def lease_pending(
         self, deployment_id: str, base_url: str, *, limit: int, wait: float
-    ) -> list[CommandOffer]:
-        """Long-poll lease: pending commands leased to the caller, as soon as there are any."""
+    ) -> list[CommandOffer | CommandCancel]:
+        """Long-poll lease: pending commands leased to the caller, and cancels of the ones it
+        holds (see :mod:`.poll_cancels`), as soon as there are any."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         with self.core.hub.subscribe(pending_key(deployment_id)) as sub:
@@ -260,9 +262,10 @@ class CommandCenter:
                 offers = await self.writer.run(
                     self.ops.lease_pending(deployment_id, base_url, limit)
                 )
+                cancels = self.ops.poll_cancels.take(deployment_id)
                 remaining = deadline - loop.time()
-                if offers or remaining <= 0:
-                    return offers
+                if offers or cancels or remaining <= 0:
+                    return [*cancels, *offers]
                 await sub.wait(remaining)
 
     async def register_dispatcher(self, deployment_id: str, dispatcher: Dispatcher) -> int:

@@ -30,6 +30,7 @@ from alien.manager.blobs import BlobStore
 from alien.manager.commands.dispatch import DispatchChannel, Dispatcher, DispatcherRegistry
 from alien.manager.commands.links import AgentLink, LinkRegistry
 from alien.manager.commands.offers import build_offer
+from alien.manager.commands.poll_cancels import PollCancels
 from alien.manager.commands.records import (
     COLUMNS,
     TABLE,
@@ -151,6 +152,8 @@ class CommandOps:
         self.dispatchers = dispatchers
         self.targets = targets
         self.hub = hub
+        self.poll_cancels = PollCancels()
+        """Cancels for agents without a WebSocket, handed over by their lease long-poll."""
         self._publish = publish
         self._hint = hint
         self._channel_for = channel_for
@@ -782,6 +785,9 @@ class CommandOps:
                 link.push(cancel_message)
             if dispatcher is not None:
                 dispatcher.cancel(before.id, code, message)
+            if not links and dispatcher is None:  # a long-polling agent, or none right now
+                self.poll_cancels.add(deployment_id, cancel_message)
+                self.hub.publish(pending_key(deployment_id))
 
         return effect
 
