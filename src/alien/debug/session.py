@@ -174,14 +174,18 @@ class DebugSession:
 
     async def _still_active(self) -> bool:
         """Ask the manager whether the session goes on; if not, keep why it ended. ``True``
-        also when the manager cannot be asked (it may be restarting: redialling will tell)."""
+        also when the manager cannot answer (it may be restarting: redialling will tell); a
+        refusal (the engineer's key revoked, say) ends the session."""
         if self.info.expires_at is not None and datetime.now(UTC) >= self.info.expires_at:
             self.end = f"debug session {self.id} expired"
             return False
         try:
             self.info = await self._client.call(session_calls.get_session(self.id))
-        except AlienError:
-            return True
+        except AlienError as exc:
+            if exc.status >= 500:  # unreachable, or failing: not an answer
+                return True
+            self.end = f"lost the tunnel of debug session {self.id} ({exc.message})"
+            return False
         if self.info.ended:
             self.end = end_message(self.info)
             return False
