@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dbg_world import CALLER_TWICE, World
+from dbg_world import World, pinned, restarted_mid_command
 from debug_moto import MotoServer
 from pull_world import (
     PullDeployment,
@@ -88,25 +88,13 @@ def test_a_deployment_without_a_connected_agent_cannot_be_debugged(
 def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again_through_the_agent(
     moto: MotoServer, targets: Targets, tmp_path: Path
 ) -> None:
-    manager = ManagerProcess(tmp_path / "manager", extra_env=pull_manager_env())
-    manager.start()
-    manager.port = int(manager.url.rsplit(":", 1)[1])  # it comes back where both look
+    """Both the CLI's tunnel and the agent's connection drop: the redial is refused (409)
+    until the agent is back, and then goes through."""
+    manager = pinned(ManagerProcess(tmp_path / "manager", extra_env=pull_manager_env()))
     deployment = start_agent(manager, moto, tmp_path, debug_config(moto, [targets.http]))
     world = make_world(manager, deployment, tmp_path)
     try:
-        process = world.start_debug("python3", "-c", CALLER_TWICE)
-        assert process.stdout is not None and process.stdin is not None
-        first = process.stdout.readline().strip()
-        assert first.startswith("arn:aws:sts::"), process.stderr and process.stderr.read()
-        manager.restart()  # the CLI's tunnel and the agent's connection both drop
-        process.stdin.write("again\n")
-        process.stdin.flush()
-        out, err = process.communicate(timeout=90)
-        assert process.returncode == 0, err
-        assert out.strip() == first
-        assert "tunnel reconnected" in err
-        session = world.latest_session()
-        assert session["state"] == "closed" and session["exit_code"] == 0
+        session = restarted_mid_command(world)
         assert len(world.requests(session["id"])) == 2
     finally:
         world.close()

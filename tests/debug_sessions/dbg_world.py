@@ -176,14 +176,41 @@ def make_world(manager: ManagerProcess, moto: MotoServer, tmp_path: Path) -> Wor
 
 MiB = 1024 * 1024
 
-CALLER_TWICE = """
+_CALLER_TWICE = """
 import sys, boto3
 sts = boto3.client("sts")
 print(sts.get_caller_identity()["Arn"], flush=True)
 sys.stdin.readline()
 print(sts.get_caller_identity()["Arn"], flush=True)
 """
-"""A command that asks who it is, waits for a line on stdin, and asks again."""
+
+
+def restarted_mid_command(world: World) -> dict[str, Any]:
+    """Under ``alien debug``, a command asks who it is, the manager is restarted (it must have
+    been started with a pinned ``port``: it comes back where the CLI looks), and the command
+    asks again: both answers must be the same, the command exit 0, and the CLI say it
+    reconnected. Returns the session (closed)."""
+    process = world.start_debug("python3", "-c", _CALLER_TWICE)
+    assert process.stdout is not None and process.stdin is not None
+    first = process.stdout.readline().strip()
+    assert first.startswith("arn:aws:sts::"), process.stderr and process.stderr.read()
+    world.manager.restart()  # SIGTERM: the tunnel drops with it; the session stays active
+    process.stdin.write("again\n")
+    process.stdin.flush()
+    out, err = process.communicate(timeout=90)
+    assert process.returncode == 0, err
+    assert out.strip() == first
+    assert "reconnecting" in err and "tunnel reconnected" in err
+    session = world.latest_session()
+    assert session["state"] == "closed" and session["exit_code"] == 0
+    return session
+
+
+def pinned(manager: ManagerProcess) -> ManagerProcess:
+    """Start ``manager`` and keep its port for every restart."""
+    manager.start()
+    manager.port = int(manager.url.rsplit(":", 1)[1])
+    return manager
 
 
 def sha256_of(path: Path) -> str:

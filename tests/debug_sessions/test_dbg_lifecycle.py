@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dbg_world import CALLER_TWICE, World, make_world, manager_env
+from dbg_world import World, make_world, manager_env, pinned, restarted_mid_command
 from debug_moto import MotoServer
 
 from support.manager import ManagerProcess
@@ -164,24 +164,10 @@ def test_the_child_does_not_inherit_the_engineers_manager_token(
 def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again(
     moto: MotoServer, tmp_path: Path
 ) -> None:
-    manager = ManagerProcess(tmp_path / "manager", extra_env=manager_env(moto))
-    manager.start()
-    manager.port = int(manager.url.rsplit(":", 1)[1])  # it comes back where the CLI looks
+    manager = pinned(ManagerProcess(tmp_path / "manager", extra_env=manager_env(moto)))
     world = make_world(manager, moto, tmp_path)
     try:
-        process = world.start_debug("python3", "-c", CALLER_TWICE)
-        assert process.stdout is not None and process.stdin is not None
-        first = process.stdout.readline().strip()
-        assert first.startswith("arn:aws:sts::"), process.stderr and process.stderr.read()
-        manager.restart()  # SIGTERM: the tunnel drops with it; the session stays active
-        process.stdin.write("again\n")
-        process.stdin.flush()
-        out, err = process.communicate(timeout=90)
-        assert process.returncode == 0, err
-        assert out.strip() == first
-        assert "reconnecting" in err and "tunnel reconnected" in err
-        session = world.latest_session()
-        assert session["state"] == "closed" and session["exit_code"] == 0
+        session = restarted_mid_command(world)
         assert [r["target"] for r in world.requests(session["id"])] == [
             "sts:GetCallerIdentity",
             "sts:GetCallerIdentity",
