@@ -1,10 +1,14 @@
 """What the re-signer puts on the wire to AWS: the caller's target byte for byte, no headers of
-the HTTP client's own, no body for a request without one, the caller's body for one with one."""
+the HTTP client's own, no body for a request without one, the caller's body for one with one —
+and a signed-chunk body with every chunk signed again for the upstream's key (a malformed one
+answered with an AWS error)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
+from hashlib import sha256
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -12,6 +16,7 @@ from botocore.credentials import Credentials
 
 from alien.platforms.aws.credentials import AwsCredentials, StaticCredentialSource
 from alien.platforms.aws.endpoints import AwsEndpointPolicy
+from alien.platforms.aws.signed_chunks import SIGNED_CHUNKS, ChunkSigner, signing_key
 from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.protocol.http_exchange import RequestHead, iterate_once
 
@@ -92,3 +97,63 @@ async def test_a_put_body_streams_with_the_callers_length() -> None:
     assert f"content-length: {len(data)}".encode() in head.lower()
     assert b"transfer-encoding" not in head.lower()
     assert body == data
+
+
+def _chunked_head(body: bytes) -> RequestHead:
+    request = AWSRequest(method="PUT", url=f"http://127.0.0.1:1{TARGET}", data=b"")
+    request.headers["x-amz-content-sha256"] = SIGNED_CHUNKS
+    request.headers["content-encoding"] = "aws-chunked"
+    request.headers["x-amz-decoded-content-length"] = "3000"
+    SigV4Auth(Credentials("ASIACALLER0000000000", "s"), "s3", "eu-west-1").add_auth(request)
+    return RequestHead.create(
+        "PUT", TARGET, [*request.headers.items(), ("content-length", str(len(body)))]
+    )
+
+
+def _aws_chunked(data: bytes, size: int, signature: str = "0" * 64) -> bytes:
+    pieces = [data[i : i + size] for i in range(0, len(data), size)] + [b""]
+    return (
+        b"".join(
+            f"{len(p):x};chunk-signature={signature}\r\n".encode() + p + (b"\r\n" if p else b"")
+            for p in pieces
+        )
+        + b"\r\n"
+    )
+
+
+async def test_signed_chunks_go_out_signed_for_the_upstream() -> None:
+    data = bytes(range(250)) * 12
+    caller_body = _aws_chunked(data, 1024)
+    async with RecordingServer() as server:
+        policy = AwsEndpointPolicy.create("eu-west-1", ["s3"], endpoint_override=server.url)
+        upstream = AwsResigningUpstream(policy, CREDS)
+        response = await upstream.send(_chunked_head(caller_body), _chunks(caller_body))
+        assert response.head.status == 200
+        await response.aclose()
+        await upstream.aclose()
+    ((head, body),) = server.requests
+    headers = dict(
+        line.partition(": ")[::2] for line in head.decode("latin-1").lower().split("\r\n")[1:]
+    )
+    amz_date = headers["x-amz-date"].upper()
+    seed = headers["authorization"].rsplit("signature=", 1)[1]
+    key = signing_key("upstream-secret", amz_date[:8], "eu-west-1", "s3")
+    chain = ChunkSigner(key, amz_date, f"{amz_date[:8]}/eu-west-1/s3/aws4_request", seed)
+    expected = [chain.chunk(sha256(p).hexdigest()) for p in (data[:1024], data[1024:2048])]
+    expected += [chain.chunk(sha256(data[2048:]).hexdigest()), chain.chunk(sha256(b"").hexdigest())]
+    assert len(body) == len(caller_body)
+    assert re.findall(rb"chunk-signature=([0-9a-f]{64})", body) == [s.encode() for s in expected]
+    assert body.replace(b"\r\n", b"").count(data[:1024]) == 1
+
+
+async def test_a_malformed_chunked_body_is_answered_with_an_aws_error() -> None:
+    caller_body = b"zz;chunk-signature=" + b"0" * 64 + b"\r\n"
+    async with RecordingServer() as server:
+        policy = AwsEndpointPolicy.create("eu-west-1", ["s3"], endpoint_override=server.url)
+        upstream = AwsResigningUpstream(policy, CREDS)
+        response = await upstream.send(_chunked_head(caller_body), _chunks(caller_body))
+        body = b"".join([chunk async for chunk in response.body])
+        await response.aclose()
+        await upstream.aclose()
+    assert response.head.status == 400
+    assert b"IncompleteBody" in body and b"malformed aws-chunked body" in body
