@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,8 +106,10 @@ def load_endpoint_data() -> None:
     _botocore_resolver()
 
 
+@lru_cache(maxsize=1024)
 def botocore_endpoint(service: str, region: str) -> EndpointInfo:
-    """Resolve a signing name and region through botocore's bundled endpoint data."""
+    """Resolve a signing name and region through botocore's bundled endpoint data (remembered:
+    the data is fixed for the process, and resolving cost ~60 µs on every proxied request)."""
     found: dict[str, Any] | None = _botocore_resolver().construct_endpoint(service, region)
     if not found or "hostname" not in found:
         hostname = f"{service}.{region}.amazonaws.com"
