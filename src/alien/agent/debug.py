@@ -295,15 +295,20 @@ class SessionUpstream:
         self._allow = allow
         self._http = ForwardingUpstream(config.http.allow, scheme="http") if config.http else None
         self._connect = ConnectUpstream(allow) if allow is not None else None
+        self._starting: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Get the first AWS credentials now, so the first request does not wait for STS (a
-        failure is logged; requests then try again and report it)."""
+    def begin(self) -> None:
+        """Get the first AWS credentials now, in the background, so the first request does not
+        wait for STS (a failure is logged; requests then try again and report it)."""
         if isinstance(self.credentials, AssumeRoleCredentialProvider):
-            try:
-                await self.credentials.start()
-            except AlienError as exc:
-                log.warning("AWS credentials for debugging are not available: %s", exc.message)
+            self._starting = asyncio.create_task(self._start(self.credentials))
+
+    @staticmethod
+    async def _start(credentials: AssumeRoleCredentialProvider) -> None:
+        try:
+            await credentials.start()
+        except AlienError as exc:
+            log.warning("AWS credentials for debugging are not available: %s", exc.message)
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         if head.method == "CONNECT":
@@ -326,6 +331,10 @@ class SessionUpstream:
         return await self._aws.send(head, body)
 
     async def aclose(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
         for part in (self._aws, self._http, self.credentials):
             if part is not None:
                 await part.aclose()
@@ -338,6 +347,16 @@ async def handle_stream(upstream: SessionUpstream, stream: TunnelStream) -> None
         await stream.end()
         return
     await serve_http_stream(stream, upstream, error_response=error_response)
+
+
+async def _release(preparing: asyncio.Task[SessionUpstream]) -> None:
+    """Close the session's upstream once it is made; stop making it if it is not yet."""
+    preparing.cancel()
+    try:
+        upstream = await preparing
+    except (asyncio.CancelledError, Exception):
+        return  # not made (its failure was reported where it was awaited)
+    await upstream.aclose()
 
 
 def _websocket_url(base_url: str, path: str) -> str:
@@ -368,28 +387,42 @@ class DebugTunnels:
         task.add_done_callback(self._tasks.discard)
 
     async def serve(self, message: TunnelOpen) -> None:
-        """Dial the session's tunnel and answer its streams until it closes (never raises)."""
+        """Dial the session's tunnel and answer its streams until it closes (never raises).
+
+        The session's upstream (its configuration, STS client and first credentials) is made
+        while the tunnel is dialled, not before: the CLI's handshake waits for this dial, and an
+        ``AssumeRole`` is a round trip to STS. A stream that comes first waits for the upstream;
+        a request that needs credentials still being fetched waits for them."""
         session_id = message.session_id
+        preparing = asyncio.create_task(self._ready(session_id), name=f"prepare-{session_id}")
+        connection: TunnelConnection | None = None
         try:
-            # In a thread: reading the file and creating boto3 clients block.
-            upstream = await asyncio.to_thread(self._prepare, session_id)
-            try:
-                await upstream.start()
-                connection = await self._dial(message, upstream)
-                log.info("debug tunnel of %s opened", session_id)
-                await self._hold(connection, message.expires_at)
-            finally:
-                await upstream.aclose()
+            connection = await self._dial(message, preparing)
+            await asyncio.shield(preparing)  # a configuration that cannot be read ends it here
+            log.info("debug tunnel of %s opened", session_id)
+            await self._hold(connection, message.expires_at)
         except AlienError as exc:
             log.warning("debug tunnel of %s failed: %s", session_id, exc.message)
         except Exception:
             log.exception("debug tunnel of %s failed", session_id)
+        finally:
+            if connection is not None and not connection.closed:
+                await connection.abort("the agent could not serve this debug session")
+            await _release(preparing)
         log.info("debug tunnel of %s closed", session_id)
+
+    async def _ready(self, session_id: str) -> SessionUpstream:
+        # In a thread: reading the file and creating boto3 clients block.
+        upstream = await asyncio.to_thread(self._prepare, session_id)
+        upstream.begin()
+        return upstream
 
     def _prepare(self, session_id: str) -> SessionUpstream:
         return SessionUpstream(load_config(self._config_file), session_id)
 
-    async def _dial(self, message: TunnelOpen, upstream: SessionUpstream) -> TunnelConnection:
+    async def _dial(
+        self, message: TunnelOpen, upstream: asyncio.Task[SessionUpstream]
+    ) -> TunnelConnection:
         url = _websocket_url(self._base_url, message.tunnel_path)
         headers = {"Authorization": f"Bearer {self._token}", CREDENTIAL_HEADER: message.credential}
         try:
@@ -407,7 +440,7 @@ class DebugTunnels:
             ) from None
 
         async def handle(stream: TunnelStream) -> None:
-            await handle_stream(upstream, stream)
+            await handle_stream(await asyncio.shield(upstream), stream)
 
         connection = TunnelConnection(
             WebsocketsTransport(ws), "client", handler=handle, settings=WIDE_WINDOWS
