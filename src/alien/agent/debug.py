@@ -349,6 +349,12 @@ async def handle_stream(upstream: SessionUpstream, stream: TunnelStream) -> None
     await serve_http_stream(stream, upstream, error_response=error_response)
 
 
+async def _ready(config: DebugConfig, session_id: str) -> SessionUpstream:
+    upstream = await asyncio.to_thread(SessionUpstream, config, session_id)
+    upstream.begin()
+    return upstream
+
+
 async def _release(preparing: asyncio.Task[SessionUpstream]) -> None:
     """Close the session's upstream once it is made; stop making it if it is not yet."""
     preparing.cancel()
@@ -389,16 +395,20 @@ class DebugTunnels:
     async def serve(self, message: TunnelOpen) -> None:
         """Dial the session's tunnel and answer its streams until it closes (never raises).
 
-        The session's upstream (its configuration, STS client and first credentials) is made
-        while the tunnel is dialled, not before: the CLI's handshake waits for this dial, and an
-        ``AssumeRole`` is a round trip to STS. A stream that comes first waits for the upstream;
-        a request that needs credentials still being fetched waits for them."""
+        The customer's configuration is read first (one that cannot be read is not served: the
+        manager tells the CLI its agent did not open the tunnel). The session's upstream (STS
+        client, first credentials) is then made while the tunnel is dialled, not before: the
+        CLI's handshake waits for this dial, and an ``AssumeRole`` is a round trip to STS. A
+        stream that comes first waits for the upstream; a request, for its credentials."""
         session_id = message.session_id
-        preparing = asyncio.create_task(self._ready(session_id), name=f"prepare-{session_id}")
+        preparing: asyncio.Task[SessionUpstream] | None = None
         connection: TunnelConnection | None = None
         try:
+            # In threads: reading the file and creating boto3 clients block.
+            config = await asyncio.to_thread(load_config, self._config_file)
+            preparing = asyncio.create_task(_ready(config, session_id))
             connection = await self._dial(message, preparing)
-            await asyncio.shield(preparing)  # a configuration that cannot be read ends it here
+            await asyncio.shield(preparing)  # an upstream that cannot be made ends the tunnel
             log.info("debug tunnel of %s opened", session_id)
             await self._hold(connection, message.expires_at)
         except AlienError as exc:
@@ -407,18 +417,10 @@ class DebugTunnels:
             log.exception("debug tunnel of %s failed", session_id)
         finally:
             if connection is not None and not connection.closed:
-                await connection.abort("the agent could not serve this debug session")
-            await _release(preparing)
+                await connection.abort("the agent stopped serving this debug session")
+            if preparing is not None:
+                await _release(preparing)
         log.info("debug tunnel of %s closed", session_id)
-
-    async def _ready(self, session_id: str) -> SessionUpstream:
-        # In a thread: reading the file and creating boto3 clients block.
-        upstream = await asyncio.to_thread(self._prepare, session_id)
-        upstream.begin()
-        return upstream
-
-    def _prepare(self, session_id: str) -> SessionUpstream:
-        return SessionUpstream(load_config(self._config_file), session_id)
 
     async def _dial(
         self, message: TunnelOpen, upstream: asyncio.Task[SessionUpstream]
