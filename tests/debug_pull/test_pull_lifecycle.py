@@ -1,7 +1,8 @@
 """How a pull-model session's agent leg starts and ends: revoking the session cuts the agent's
 connection to the destination within a second (measured at the destination), the command is
 stopped (exit 4), and the agent's tunnel is gone; a deployment without a connected agent cannot
-be debugged at all; a tunnel lost to a manager restart is dialled again once the agent is back."""
+be debugged at all, nor one whose agent cannot read its debug.json; a tunnel lost to a manager
+restart is dialled again once the agent is back."""
 
 from __future__ import annotations
 
@@ -83,6 +84,24 @@ def test_a_deployment_without_a_connected_agent_cannot_be_debugged(
         error["code"] == "DEBUG_UNAVAILABLE"
         and "no agent serving debug tunnels" in error["message"]
     )
+
+
+def test_an_agent_whose_debug_config_cannot_be_read_is_not_debugged(
+    pull_manager: ManagerProcess, moto: MotoServer, targets: Targets, tmp_path: Path
+) -> None:
+    """The customer broke ``debug.json`` after the agent started: the agent does not open the
+    tunnel (and logs why), the CLI says its agent did not, nothing runs."""
+    broken = start_agent(pull_manager, moto, tmp_path, debug_config(moto, [targets.http]))
+    world = make_world(pull_manager, broken, tmp_path)
+    try:
+        (tmp_path / "agent" / "debug.json").write_text("{not json")
+        result = world.debug("python3", "-c", "print('ran')")
+        assert result.returncode != 0 and "ran" not in result.stdout
+        assert "its agent did not open the tunnel" in result.stderr
+        wait_for_log(broken.agent, "debug.json is not readable JSON", timeout=5)
+    finally:
+        world.close()
+        broken.agent.stop()
 
 
 def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again_through_the_agent(
