@@ -8,9 +8,10 @@
 
 ``alien debug <deployment>`` is shorthand for ``alien debug open <deployment>`` (a deployment
 named like a subcommand needs the long form). Without a command it starts an interactive shell.
-Its exit status is the command's; 4 when the session ended under it (revoked, expired), 128+N
-when interrupted by signal N, 1 when the session could not be opened. The orchestration lives in
-:mod:`alien.debug.run`; this module parses, calls and renders.
+Its exit status is the command's; 4 when the session ended under it (revoked, expired, its
+tunnel lost and not reconnected within 30 s), 128+N when interrupted by signal N, 1 when the
+session could not be opened. The orchestration lives in :mod:`alien.debug.run`; this module
+parses, calls and renders.
 """
 
 from __future__ import annotations
@@ -163,7 +164,9 @@ def open_session(
     """Open a session on DEPLOYMENT and run COMMAND (or a shell) with its cloud access.
 
     COMMAND talks to a loopback proxy with session-only dummy keys; the manager re-signs each
-    request with the deployment's scoped role and records it.
+    request with the deployment's scoped role and records it. A tunnel lost while the session
+    is active (network, manager restart) is reconnected for up to 30 s; exit status 4 when the
+    session ended under the command (revoked, expired) or could not be reconnected.
     """
     # Imported here: the proxy, tunnel and AWS signing stack is only needed by this command.
     import uvloop
