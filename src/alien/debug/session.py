@@ -168,8 +168,8 @@ class DebugSession:
             raise RuntimeError("connect the tunnel first")
         while self.end is None:
             await self.connection.wait_closed()
-            if self.end is None and await self._still_active() and not await self._redial():
-                self.end = self.end or f"lost the tunnel of debug session {self.id} to the manager"
+            if self.end is None and await self._still_active():
+                await self._redial()
         return self.end
 
     async def _still_active(self) -> bool:
@@ -191,9 +191,9 @@ class DebugSession:
             return False
         return True
 
-    async def _redial(self) -> bool:
+    async def _redial(self) -> None:
         """Dial the active session's tunnel again (``REDIAL_DELAYS``, for ``REDIAL_WINDOW``
-        seconds); ``False`` when the session ended meanwhile or no tunnel could be had."""
+        seconds); when the session ended meanwhile or no tunnel could be had, ``end`` says why."""
         self.notify(f"lost the tunnel of debug session {self.id}: reconnecting")
         self._redialing = asyncio.get_running_loop().create_future()
         deadline = time.monotonic() + REDIAL_WINDOW
@@ -203,14 +203,13 @@ class DebugSession:
                 with contextlib.suppress(AlienError):
                     await self.connect()
                     self.notify(f"debug session {self.id}: tunnel reconnected")
-                    return True
+                    return
                 if time.monotonic() >= deadline or not await self._still_active():
                     break
             self.end = self.end or (
                 f"lost the tunnel of debug session {self.id} and could not reconnect "
                 f"within {REDIAL_WINDOW:g} s"
             )
-            return False
         finally:
             self._redialing.set_result(None)
             self._redialing = None

@@ -66,31 +66,19 @@ class ChunkSigner:
     previous: str
     """The seed at first, then the last signature made."""
 
-    def _sign(self, *lines: str) -> str:
+    def _sign(self, algorithm: str, *hashes: str) -> str:
+        lines = (algorithm, self.amz_date, self.scope, self.previous, *hashes)
         signature = hmac.new(self.key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
         self.previous = signature
         return signature
 
     def chunk(self, data_sha256: str) -> str:
         """The next chunk's signature, given the SHA-256 (hex) of its data."""
-        return self._sign(
-            "AWS4-HMAC-SHA256-PAYLOAD",
-            self.amz_date,
-            self.scope,
-            self.previous,
-            _EMPTY_SHA256,
-            data_sha256,
-        )
+        return self._sign("AWS4-HMAC-SHA256-PAYLOAD", _EMPTY_SHA256, data_sha256)
 
     def trailer(self, canonical_trailer: bytes) -> str:
         """The trailer's signature, given its canonical form (``name:value\\n`` each, sorted)."""
-        return self._sign(
-            "AWS4-HMAC-SHA256-TRAILER",
-            self.amz_date,
-            self.scope,
-            self.previous,
-            hashlib.sha256(canonical_trailer).hexdigest(),
-        )
+        return self._sign("AWS4-HMAC-SHA256-TRAILER", hashlib.sha256(canonical_trailer).hexdigest())
 
 
 def _malformed(message: str) -> ValidationError:
@@ -122,10 +110,6 @@ class SignedChunkResigner:
         """Lower-case name and trimmed value of each trailing header (what the signature covers)."""
         self._trailer_bytes = 0
 
-    @property
-    def done(self) -> bool:
-        return self._state == "done"
-
     def feed(self, data: bytes) -> list[bytes]:
         """The output that ``data`` completes (whole chunks; nothing while one is still open)."""
         out: list[bytes] = []
@@ -156,9 +140,9 @@ class SignedChunkResigner:
         """One CRLF-terminated line (without the CRLF) if complete, and the rest of ``view``."""
         end = bytes(view[: MAX_LINE + 2]).find(b"\n")
         if end < 0:
-            self._buffer += view
-            if len(self._buffer) > MAX_LINE:
+            if len(self._buffer) + len(view) > MAX_LINE:
                 raise _malformed(f"a line longer than {MAX_LINE} bytes")
+            self._buffer += view
             return None, view[len(view) :]
         self._buffer += view[: end + 1]
         line = bytes(self._buffer)
