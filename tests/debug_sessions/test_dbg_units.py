@@ -13,13 +13,14 @@ from typer.testing import CliRunner
 
 from alien.cli.main import app
 from alien.debug.child import exit_status, shell_command
-from alien.debug.session import end_message, websocket_url
+from alien.debug.session import end_message
 from alien.debug.session_calls import DebugSessionInfo, from_json
 from alien.debug.session_dir import SessionDir
 from alien.manager.aws_operations import PEEK_LIMIT, operation_of, s3_operation
 from alien.manager.debug_audit import RequestRecorder
 from alien.manager.services.debug_sessions import RequestRecord
 from alien.protocol.http_exchange import RequestHead
+from alien.tunnel.websocket_client import websocket_url
 
 
 def _head(method: str, target: str, *headers: tuple[str, str]) -> RequestHead:

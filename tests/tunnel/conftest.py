@@ -1,8 +1,9 @@
-"""Fixtures for the tunnel over real WebSockets on 127.0.0.1 (``websockets`` on both ends).
+"""Fixtures for the tunnel over real WebSockets on 127.0.0.1.
 
 ``ws_server(handler)`` starts a ``websockets`` server on a free port whose every connection is a
 server-side ``TunnelConnection`` serving streams with ``handler`` (or, without one, queued for
-``accept``); ``ws_client(url)`` dials it and yields the client-side connection.
+``accept``); ``ws_client(url)`` dials it with our own client (:mod:`alien.tunnel.websocket_client`,
+as the CLI and the agent do) and yields the client-side connection.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from alien.tunnel import WEBSOCKET_OPTIONS, TunnelConnection, WebsocketsTransport
 from alien.tunnel.connection import StreamHandler
+from alien.tunnel.websocket_client import dial as dial_websocket
 
 
 class WsTunnelServer:
@@ -57,11 +58,12 @@ def ws_server() -> Callable[..., AbstractAsyncContextManager[WsTunnelServer]]:
 def ws_client() -> Callable[..., AbstractAsyncContextManager[TunnelConnection]]:
     @asynccontextmanager
     async def dial(url: str, **options: Any) -> AsyncIterator[TunnelConnection]:
-        async with connect(url, **WEBSOCKET_OPTIONS) as websocket:
+        websocket = await dial_websocket(url, {}, timeout=10)
+        try:
             options.setdefault("close_timeout", 2.0)
-            async with TunnelConnection(
-                WebsocketsTransport(websocket), "client", **options
-            ) as conn:
+            async with TunnelConnection(websocket, "client", **options) as conn:
                 yield conn
+        finally:
+            await websocket.close()
 
     return dial

@@ -39,8 +39,10 @@ from alien.protocol.agent_channel import (
     parse_manager_message,
 )
 from alien.protocol.deployment import parse_status
+from alien.tunnel.websocket_client import websocket_url
 
 CLOSE_DEPLOYMENT_GONE = 4404
+CONNECT_PATH = "/v1/agent/connect"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 PING_SECONDS = 20.0
 POLL_WAIT = 25.0
@@ -70,11 +72,6 @@ class Channel(Protocol):
     async def aclose(self) -> None: ...
 
 
-def websocket_url(base_url: str) -> str:
-    scheme, rest = base_url.split("://", 1)
-    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/v1/agent/connect"
-
-
 class WebSocketChannel:
     name = "websocket"
 
@@ -86,7 +83,7 @@ class WebSocketChannel:
     async def open(cls, base_url: str, token: str, *, timeout: float = 10.0) -> WebSocketChannel:
         try:
             ws = await connect(
-                websocket_url(base_url),
+                websocket_url(base_url, CONNECT_PATH),
                 additional_headers={"Authorization": f"Bearer {token}"},
                 user_agent_header=USER_AGENT,
                 open_timeout=timeout,

@@ -36,10 +36,8 @@ from urllib.parse import urlsplit
 
 import boto3
 import httpx
-import websockets
 from botocore.credentials import Credentials, RefreshableCredentials
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from alien.debug.proxy import alien_error_response
 from alien.errors import AlienError, Forbidden, PlatformError, ValidationError
@@ -54,26 +52,18 @@ from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_TUNNELS,
-    DEBUG_INFO_KIND,
-    AwsOffer,
-    DebugOffer,
-    HttpOffer,
     ManagerMessage,
     TunnelOpen,
 )
+from alien.protocol.debug_offer import DEBUG_INFO_KIND, AwsOffer, DebugOffer, HttpOffer
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse, marked
 from alien.protocol.wire import parse
-from alien.tunnel import (
-    WEBSOCKET_OPTIONS,
-    WIDE_WINDOWS,
-    TunnelConnection,
-    TunnelStream,
-    WebsocketsTransport,
-)
+from alien.tunnel import WIDE_WINDOWS, TunnelConnection, TunnelStream
 from alien.tunnel.errors import UpstreamUnreachable
 from alien.tunnel.forward import ForwardingUpstream, HostAllowlist
 from alien.tunnel.http import serve_http_stream
+from alien.tunnel.websocket_client import HandshakeFailed, HandshakeRefused, dial, websocket_url
 
 log = logging.getLogger("alien.agent.debug")
 
@@ -122,10 +112,10 @@ class DebugConfig(_Config):
     @property
     def offer(self) -> DebugOffer:
         return DebugOffer(
-            aws=AwsOffer(region=self.aws.region, services=self.aws.allowed_services)
+            aws=AwsOffer(region=self.aws.region, services=tuple(self.aws.allowed_services))
             if self.aws
             else None,
-            http=HttpOffer(allow=self.http.allow) if self.http else None,
+            http=HttpOffer(allow=tuple(self.http.allow)) if self.http else None,
         )
 
 
@@ -343,7 +333,7 @@ class SessionUpstream:
 async def handle_stream(upstream: SessionUpstream, stream: TunnelStream) -> None:
     """Answer one stream the manager relayed."""
     if stream.meta.get("kind") == DEBUG_INFO_KIND:
-        await stream.send(upstream.config.offer.model_dump_json().encode())
+        await stream.send(upstream.config.offer.to_json())
         await stream.end()
         return
     await serve_http_stream(stream, upstream, error_response=error_response)
@@ -363,11 +353,6 @@ async def _release(preparing: asyncio.Task[SessionUpstream]) -> None:
     except (asyncio.CancelledError, Exception):
         return  # not made (its failure was reported where it was awaited)
     await upstream.aclose()
-
-
-def _websocket_url(base_url: str, path: str) -> str:
-    scheme, sep, rest = base_url.rstrip("/").partition("://")
-    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest}{path}"
 
 
 class DebugTunnels:
@@ -425,18 +410,15 @@ class DebugTunnels:
     async def _dial(
         self, message: TunnelOpen, upstream: asyncio.Task[SessionUpstream]
     ) -> TunnelConnection:
-        url = _websocket_url(self._base_url, message.tunnel_path)
+        url = websocket_url(self._base_url, message.tunnel_path)
         headers = {"Authorization": f"Bearer {self._token}", CREDENTIAL_HEADER: message.credential}
         try:
-            ws = await websockets.connect(
-                url, additional_headers=headers, open_timeout=DIAL_TIMEOUT, **WEBSOCKET_OPTIONS
-            )
-        except InvalidStatus as exc:
+            ws = await dial(url, headers, timeout=DIAL_TIMEOUT)
+        except HandshakeRefused as exc:
             raise PlatformError(
-                f"the manager refused the debug tunnel (HTTP {exc.response.status_code})",
-                field="manager",
+                f"the manager refused the debug tunnel (HTTP {exc.status})", field="manager"
             ) from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, TimeoutError, HandshakeFailed) as exc:
             raise PlatformError(
                 f"could not dial the debug tunnel: {exc or type(exc).__name__}", field="manager"
             ) from None
@@ -444,9 +426,7 @@ class DebugTunnels:
         async def handle(stream: TunnelStream) -> None:
             await handle_stream(await asyncio.shield(upstream), stream)
 
-        connection = TunnelConnection(
-            WebsocketsTransport(ws), "client", handler=handle, settings=WIDE_WINDOWS
-        )
+        connection = TunnelConnection(ws, "client", handler=handle, settings=WIDE_WINDOWS)
         return await connection.start()
 
     @staticmethod

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from typer.core import TyperGroup
 
+from alien.cli.fast_params import FastParamsCommand, FastParamsGroup
 from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, err_console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
@@ -51,7 +51,7 @@ def manager_client(manager: str | None, token: str | None) -> Iterator[ManagerCl
         yield client
 
 
-class _DefaultOpenGroup(TyperGroup):
+class _DefaultOpenGroup(FastParamsGroup):
     """Routes ``alien debug <deployment> …`` to ``alien debug open <deployment> …``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -134,7 +134,7 @@ def _print_audit(config: ClientConfig, result: RunResult) -> None:
     sys.stderr.flush()
 
 
-@debug_app.command(DEFAULT_COMMAND)
+@debug_app.command(DEFAULT_COMMAND, cls=FastParamsCommand)
 def open_session(
     deployment: Annotated[str, typer.Argument(help="dep_…, group/name, or a unique name.")],
     command: Annotated[

@@ -10,10 +10,12 @@ import sys
 
 import typer
 
+from alien.cli.fast_params import FastParamsGroup
 from alien.redaction import install_logging_redaction
 
 app = typer.Typer(
     name="alien",
+    cls=FastParamsGroup,  # `alien debug` starts on a clock: see alien.cli.fast_params
     help="Ship and operate your software inside your customers' environments.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from alien.debug.env import ChildEnv, aws_env, http_proxy_env
 from alien.debug.proxy import LoopbackProxy
@@ -29,13 +28,9 @@ from alien.debug.session_keys import SessionKeys
 from alien.errors import Conflict, ValidationError
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.proxy_auth import SigV4SessionAuthenticator
+from alien.protocol.debug_offer import DEBUG_INFO_KIND, MAX_OFFER_BYTES, DebugOffer, parse_offer
 from alien.tunnel import TunnelConnection
 from alien.tunnel.errors import TunnelMessageError
-
-if TYPE_CHECKING:
-    from alien.protocol.agent_channel import DebugOffer
-
-MAX_OFFER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,11 +69,6 @@ async def push_endpoints(
 
 async def agent_offer(connection: TunnelConnection) -> DebugOffer:
     """Ask the deployment's agent, through the tunnel, what this session may reach."""
-    # Imported here: the agent channel's models (pydantic) are the pull model's alone, and a
-    # push-model session should not wait for them before its command starts.
-    from alien.protocol.agent_channel import DEBUG_INFO_KIND, DebugOffer
-    from alien.protocol.wire import parse
-
     stream = await connection.open_stream({"kind": DEBUG_INFO_KIND})
     async with stream:
         await stream.end()
@@ -88,7 +78,7 @@ async def agent_offer(connection: TunnelConnection) -> DebugOffer:
             if len(data) > MAX_OFFER_BYTES:
                 raise TunnelMessageError("the agent's offer is too large", field="offer")
     try:
-        return parse(DebugOffer, bytes(data))
+        return parse_offer(bytes(data))
     except ValidationError as exc:
         raise TunnelMessageError(f"the agent's offer is malformed: {exc}", field="offer") from None
 

@@ -25,10 +25,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import InvalidHandshake, InvalidStatus
-
 from alien.client.errors import error_from_body, unreachable
 from alien.client.lite import LiteClient
 from alien.debug import session_calls
@@ -36,8 +32,15 @@ from alien.debug.session_calls import DebugSessionInfo, OpenedSession
 from alien.errors import AlienError, Forbidden
 from alien.protocol.errors import TunnelError
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel import WEBSOCKET_OPTIONS, WIDE_WINDOWS, TunnelConnection, WebsocketsTransport
+from alien.tunnel import WIDE_WINDOWS, TunnelConnection
 from alien.tunnel.http import TunnelUpstream
+from alien.tunnel.websocket_client import (
+    HandshakeFailed,
+    HandshakeRefused,
+    WebSocketClient,
+    dial,
+    websocket_url,
+)
 
 #: The longest single long-poll the manager grants; longer waits are several polls.
 MAX_POLL = 60.0
@@ -68,11 +71,6 @@ def end_message(info: DebugSessionInfo) -> str:
     return f"debug session {info.id} was {info.state}{by}{reason}"
 
 
-def websocket_url(base_url: str, path: str) -> str:
-    scheme, sep, rest = base_url.partition("://")
-    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest}{path}"
-
-
 class DebugSession:
     """One open session: its state as last seen, its tunnel, and how it ended (``end``)."""
 
@@ -81,7 +79,7 @@ class DebugSession:
         self._token = opened.token
         self.info: DebugSessionInfo = opened
         self.end: str | None = None
-        self._websocket: ClientConnection | None = None
+        self._websocket: WebSocketClient | None = None
         self.connection: TunnelConnection | None = None
         self._tunnel: TunnelUpstream | None = None
         self._redialing: asyncio.Future[None] | None = None
@@ -131,19 +129,14 @@ class DebugSession:
         """Open the session's tunnel (authenticated with the session token only)."""
         url = websocket_url(self._client.config.base_url, self.info.tunnel_path)
         try:
-            self._websocket = await websockets.connect(
-                url,
-                additional_headers={"Authorization": f"Bearer {self._token}"},
-                open_timeout=CONNECT_TIMEOUT,
-                **WEBSOCKET_OPTIONS,
+            self._websocket = await dial(
+                url, {"Authorization": f"Bearer {self._token}"}, timeout=CONNECT_TIMEOUT
             )
-        except InvalidStatus as exc:
-            raise error_from_body(exc.response.status_code, exc.response.body or b"") from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except HandshakeRefused as exc:
+            raise error_from_body(exc.status, exc.body) from None
+        except (OSError, TimeoutError, HandshakeFailed) as exc:
             raise unreachable(self._client.config.base_url, exc) from None
-        connection = TunnelConnection(
-            WebsocketsTransport(self._websocket), "client", settings=WIDE_WINDOWS
-        )
+        connection = TunnelConnection(self._websocket, "client", settings=WIDE_WINDOWS)
         await connection.start()
         self.connection, self._tunnel = connection, TunnelUpstream(connection)
         return connection

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from alien import __version__
-from alien.manager import debug_tunnel
+from alien.manager import debug_credentials, debug_tunnel
 from alien.manager.api import (
     agent,
     command_agent,
@@ -30,6 +30,7 @@ from alien.manager.api.fast_create import FastCreate
 from alien.manager.commands.center import CommandCenter
 from alien.manager.core import ManagerCore, open_core
 from alien.manager.schemas import ErrorBody
+from alien.manager.services import aws_deployments
 from alien.manager.services.keys import ensure_admin_key
 from alien.manager.settings import ManagerSettings
 
@@ -59,6 +60,9 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        with opened.db.read() as session:
+            if aws_deployments.any_registered(session):
+                debug_credentials.prepare_in_background()
         async with commands.running():
             yield
         opened.close()

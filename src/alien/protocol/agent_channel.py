@@ -331,36 +331,6 @@ class TunnelOpen(_Message):
     expires_at: Timestamp
 
 
-DEBUG_INFO_KIND = "debug_info"
-"""The ``kind`` of a tunnel stream asking the agent what it offers; the agent answers with a
-:class:`DebugOffer` as JSON, then END (the stream carries nothing else)."""
-
-AwsService = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", strict=True)]
-AwsRegionName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", strict=True)]
-HostPattern = Annotated[str, StringConstraints(min_length=1, max_length=260, strict=True)]
-
-
-class AwsOffer(WireModel):
-    """AWS re-signed with the agent's own identity: the region and services it allows."""
-
-    region: AwsRegionName
-    services: tuple[AwsService, ...]
-
-
-class HttpOffer(WireModel):
-    """HTTP egress (forward proxy and CONNECT) to the destinations on ``allow``."""
-
-    allow: tuple[HostPattern, ...]
-
-
-class DebugOffer(WireModel):
-    """What an agent lets a debug session reach from inside its environment (the customer's
-    choice, in the agent's debug configuration): each channel, or ``None`` when not offered."""
-
-    aws: AwsOffer | None = None
-    http: HttpOffer | None = None
-
-
 ManagerMessage = (
     Welcome
     | DesiredRelease

@@ -5,7 +5,8 @@ Layers, bottom up:
 * :mod:`alien.protocol.tunnel` (not here) — the sans-I/O wire protocol: frames, streams, credit;
 * :mod:`~alien.tunnel.transport` — the message transport interface and the adapter for
   ``websockets`` connections (:mod:`~alien.tunnel.starlette_transport`: Starlette/FastAPI
-  WebSockets, the manager's side; :mod:`~alien.tunnel.memory`: an in-memory pair for tests);
+  WebSockets, the manager's side; :mod:`~alien.tunnel.websocket_client`: our own client, the
+  CLI's and the agent's dial; :mod:`~alien.tunnel.memory`: an in-memory pair for tests);
 * :mod:`~alien.tunnel.connection` / :mod:`~alien.tunnel.stream` — :class:`TunnelConnection`
   drives the protocol over a transport; :class:`TunnelStream` is one stream with backpressure;
 * :mod:`~alien.tunnel.http` — HTTP exchanges on streams (the debug proxy's ``TunnelUpstream``,
@@ -15,9 +16,9 @@ Layers, bottom up:
 
 A typical client::
 
-    async with websockets.asyncio.client.connect(url, **WEBSOCKET_OPTIONS) as ws:
-        async with TunnelConnection(WebsocketsTransport(ws), "client") as conn:
-            response = await TunnelUpstream(conn).send(head, body)
+    websocket = await websocket_client.dial(url, {"Authorization": ...}, timeout=15)
+    async with TunnelConnection(websocket, "client") as conn:
+        response = await TunnelUpstream(conn).send(head, body)
 """
 
 from alien.tunnel.connection import StreamHandler, TunnelConnection

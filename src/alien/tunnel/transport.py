@@ -2,8 +2,9 @@
 
 The tunnel's byte stream may be cut anywhere (see :mod:`alien.protocol.tunnel`), so all a
 transport must do is carry binary messages in order, reliably, with backpressure: ``send`` waits
-while the peer is not reading. The CLI dials the manager with the ``websockets`` client, the
-manager accepts through FastAPI/Starlette, and the agent dials out with ``websockets`` again.
+while the peer is not reading. The CLI and the agent dial the manager with our own client
+(:mod:`alien.tunnel.websocket_client`), the manager accepts through FastAPI/Starlette; the
+``websockets`` adapter here serves the tests (its server is a second, independent peer).
 
 Compression is off on purpose: tunnelled bodies are mostly compressed or encrypted already, and
 per-message deflate would cost more CPU than the whole rest of the tunnel. The ``websockets``
@@ -28,18 +29,22 @@ MAX_MESSAGE_SIZE = 1 * MiB
 """The largest WebSocket message the tunnel sends: big enough to amortise per-message costs,
 small enough that one message never delays a stream's PING or credit for long."""
 
+MAX_RECEIVED_MESSAGE = 4 * MAX_MESSAGE_SIZE
+"""The largest message (or frame) accepted: room for a peer with a larger message cap."""
+WRITE_LIMIT = MiB
+"""Bytes the socket's write buffer may hold before ``send`` waits: a whole message, while the
+next one is prepared."""
+
 WEBSOCKET_OPTIONS: dict[str, Any] = {
     "compression": None,
-    "max_size": 4 * MAX_MESSAGE_SIZE,
+    "max_size": MAX_RECEIVED_MESSAGE,
     "ping_interval": None,
-    "write_limit": MiB,
+    "write_limit": WRITE_LIMIT,
 }
 """Keyword arguments for ``websockets.asyncio.client.connect`` and ``…server.serve``.
 
 Keepalive is the tunnel's own PING (it travels the same path as the data and works behind
-Starlette too), so the library's is off. ``max_size`` leaves room for a peer with a larger
-message cap; ``write_limit`` lets the socket buffer hold a whole message while we prepare the
-next one.
+Starlette too), so the library's is off.
 """
 
 WIDE_WINDOWS = Settings(initial_window=8 * MiB, connection_window=32 * MiB)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from alien.errors import NotFound
+from alien.manager import debug_credentials
 from alien.manager.api.debug_views import Audit, aws_config_out
 from alien.manager.api.deps import Core, require
 from alien.manager.api.views import deployment_out
@@ -45,6 +46,7 @@ def register_aws_deployment(
         dep, config = aws_deployments.register(
             session, log, caller, group, registration, metadata=body.metadata
         )
+        debug_credentials.prepare_in_background()
         return AwsDeploymentOut(
             deployment=deployment_out(session, dep, core.agents), aws=aws_config_out(config)
         )

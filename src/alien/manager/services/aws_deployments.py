@@ -138,6 +138,11 @@ def register(
     return dep, config
 
 
+def any_registered(session: Session) -> bool:
+    """Whether any push-model AWS deployment is registered."""
+    return session.scalar(select(AwsDeploymentConfig.deployment_id).limit(1)) is not None
+
+
 def get_config(session: Session, deployment_id: str) -> AwsDeploymentConfig | None:
     """The AWS configuration of a push-model deployment, or ``None`` for any other deployment."""
     return session.get(AwsDeploymentConfig, deployment_id)

@@ -98,6 +98,13 @@ def sts_client(session: boto3.Session | None, **options: Any) -> Any:
         return session.client("sts", **options)
 
 
+def load_sts_model() -> None:
+    """Make this process's shared boto3 session and load what an STS client is built from
+    (boto3's import, the session's data files, STS's service model: ~0.2 s, once per process),
+    so the first provider made later costs a few milliseconds."""
+    sts_client(None, region_name="us-east-1")
+
+
 class AssumeRoleCredentialProvider:
     """Assumes ``role_arn`` and keeps the resulting credentials fresh.
 

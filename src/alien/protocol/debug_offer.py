@@ -1,0 +1,134 @@
+"""What a deployment's agent offers a pull-model debug session, read and written by the stdlib.
+
+The CLI asks for the offer on the set-up's critical path (``alien debug`` cannot give its command
+an environment before it knows which channels exist), and building the pydantic wire models of
+:mod:`alien.protocol.agent_channel` cost that path more than the agent's whole round trip (about
+a fifth of a second on a 2-core machine, see ``bench/debug_tunnel.py``). So this one message is
+frozen dataclasses checked field by field, with the same limits a wire model would apply: the
+object's keys are exactly the known ones (a typo from a peer is an error, not dropped data),
+region and service names are lower-case DNS-like labels, host patterns are 1-260 characters.
+Failures raise :class:`alien.errors.ValidationError` naming the field.
+
+The exchange: a tunnel stream whose meta ``kind`` is :data:`DEBUG_INFO_KIND`, answered with the
+offer as JSON (at most :data:`MAX_OFFER_BYTES`), then END.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from alien.errors import ValidationError
+
+DEBUG_INFO_KIND = "debug_info"
+"""The ``kind`` of a tunnel stream asking the agent what it offers."""
+MAX_OFFER_BYTES = 64 * 1024
+MAX_HOST_PATTERN = 260
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+@dataclass(frozen=True)
+class AwsOffer:
+    """AWS re-signed with the agent's own identity: the region and services it allows."""
+
+    region: str
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HttpOffer:
+    """HTTP egress (forward proxy and CONNECT) to the destinations on ``allow``."""
+
+    allow: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DebugOffer:
+    """Each channel the agent offers (the customer's choice, in its debug configuration), or
+    ``None`` when that channel is not offered."""
+
+    aws: AwsOffer | None = None
+    http: HttpOffer | None = None
+
+    def __post_init__(self) -> None:
+        if self.aws is not None:
+            _name(self.aws.region, "aws.region")
+            for i, service in enumerate(self.aws.services):
+                _name(service, f"aws.services.{i}")
+        if self.http is not None:
+            for i, host in enumerate(self.http.allow):
+                _host_pattern(host, f"http.allow.{i}")
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+
+def parse_offer(data: bytes) -> DebugOffer:
+    """The offer in ``data`` (untrusted: from the agent, through the manager)."""
+    if len(data) > MAX_OFFER_BYTES:
+        raise ValidationError(f"the offer is over {MAX_OFFER_BYTES} bytes", field="offer")
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise ValidationError("the offer is not JSON", field="offer") from None
+    fields = _object(document, "offer", {"aws", "http"})
+    return DebugOffer(
+        aws=_optional(fields.get("aws"), "aws", _aws),
+        http=_optional(fields.get("http"), "http", _http),
+    )
+
+
+def _aws(value: Any) -> AwsOffer:
+    fields = _object(value, "aws", {"region", "services"}, required=True)
+    return AwsOffer(
+        region=_string(fields["region"], "aws.region"),
+        services=_strings(fields["services"], "aws.services"),
+    )
+
+
+def _http(value: Any) -> HttpOffer:
+    fields = _object(value, "http", {"allow"}, required=True)
+    return HttpOffer(allow=_strings(fields["allow"], "http.allow"))
+
+
+def _optional(value: Any, field: str, build: Callable[[Any], Any]) -> Any:
+    return None if value is None else build(value)
+
+
+def _object(value: Any, field: str, keys: set[str], *, required: bool = False) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationError("expected an object", field=field)
+    unknown = sorted(set(value) - keys)
+    if unknown:
+        raise ValidationError(f"unknown field {unknown[0]!r}", field=f"{field}.{unknown[0]}")
+    missing = sorted(keys - set(value)) if required else []
+    if missing:
+        raise ValidationError("this field is required", field=f"{field}.{missing[0]}")
+    return value
+
+
+def _string(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("expected a string", field=field)
+    return value
+
+
+def _strings(value: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValidationError("expected a list", field=field)
+    return tuple(_string(item, f"{field}.{i}") for i, item in enumerate(value))
+
+
+def _name(value: str, field: str) -> None:
+    if not isinstance(value, str) or _NAME.fullmatch(value) is None:
+        raise ValidationError(
+            "expected a lower-case name (letters, digits, '-'; at most 63)", field=field
+        )
+
+
+def _host_pattern(value: str, field: str) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_HOST_PATTERN:
+        raise ValidationError(f"expected 1 to {MAX_HOST_PATTERN} characters", field=field)

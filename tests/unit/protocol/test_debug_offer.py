@@ -1,0 +1,106 @@
+"""The agent's debug offer: what the agent writes the CLI reads back; anything else is a
+``ValidationError`` naming the field, never another exception."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alien.errors import ValidationError
+from alien.protocol.debug_offer import (
+    MAX_OFFER_BYTES,
+    AwsOffer,
+    DebugOffer,
+    HttpOffer,
+    parse_offer,
+)
+
+names = st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True)
+hosts = st.text(min_size=1, max_size=260)
+offers = st.builds(
+    DebugOffer,
+    aws=st.none() | st.builds(AwsOffer, region=names, services=st.tuples(names, names)),
+    http=st.none() | st.builds(HttpOffer, allow=st.lists(hosts, max_size=5).map(tuple)),
+)
+
+
+@given(offers)
+def test_what_the_agent_writes_reads_back_equal(offer: DebugOffer) -> None:
+    assert parse_offer(offer.to_json()) == offer
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+shaped = st.fixed_dictionaries(
+    {},
+    optional={
+        "aws": json_values
+        | st.fixed_dictionaries({"region": json_values, "services": json_values}),
+        "http": json_values | st.fixed_dictionaries({"allow": json_values}),
+    },
+)
+
+
+@given(st.binary(max_size=200) | shaped.map(lambda d: json.dumps(d).encode()))
+def test_anything_else_is_a_validation_error_or_an_offer(data: bytes) -> None:
+    try:
+        offer = parse_offer(data)
+    except ValidationError as exc:
+        assert exc.field
+    else:
+        assert isinstance(offer, DebugOffer)
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ([], "offer"),
+        ({"aws": {"region": "eu-west-1", "services": ["s3"]}, "extra": 1}, "offer.extra"),
+        ({"aws": {"region": "eu-west-1"}}, "aws.services"),
+        ({"aws": {"region": "EU", "services": []}}, "aws.region"),
+        ({"aws": {"region": "eu-west-1", "services": ["s3", "S 3"]}}, "aws.services.1"),
+        ({"aws": {"region": "eu-west-1", "services": "s3"}}, "aws.services"),
+        ({"aws": {"region": 1, "services": []}}, "aws.region"),
+        ({"http": {"allow": [""]}}, "http.allow.0"),
+        ({"http": {"allow": ["x" * 261]}}, "http.allow.0"),
+        ({"http": {"allow": ["a"], "deny": []}}, "http.deny"),
+        ({"http": "everything"}, "http"),
+    ],
+)
+def test_a_bad_offer_names_its_field(document: object, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_offer(json.dumps(document).encode())
+    assert caught.value.field == field
+
+
+def test_an_oversized_or_non_json_offer_is_refused() -> None:
+    with pytest.raises(ValidationError, match="bytes"):
+        parse_offer(b" " * (MAX_OFFER_BYTES + 1))
+    with pytest.raises(ValidationError, match="not JSON"):
+        parse_offer(b"{")
+
+
+def test_an_empty_offer_offers_nothing() -> None:
+    assert parse_offer(b"{}") == DebugOffer()
+    assert parse_offer(b'{"aws": null, "http": null}') == DebugOffer()
+
+
+def test_reading_an_offer_loads_no_pydantic() -> None:
+    """The reason this module exists: the CLI reads the offer on its set-up's critical path."""
+    import subprocess
+
+    code = (
+        "import sys; from alien.protocol.debug_offer import parse_offer; "
+        "parse_offer(b'{}'); print('pydantic' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
