@@ -9,19 +9,29 @@
 * ``manager_factory`` — start real ``alien serve`` processes (``ManagerProcess``; keyword
   options such as ``extra_env`` pass through); all are stopped at the end of the test.
 * ``manager`` — one started manager on ``database_url``.
+
+Hypothesis explores with a fresh random seed on every local run, where finding a new failing
+example is the point. CI sets ``HYPOTHESIS_PROFILE=ci``: the same examples on every run, so a
+landing is never refused by an example drawn for the first time that day (new examples are found
+locally and then kept as explicit ``@example`` cases).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from alien.redaction import default_redactor
 from support.databases import DATABASES, database_for
 from support.manager import ManagerProcess
+
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(params=DATABASES)
