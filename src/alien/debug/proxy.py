@@ -28,6 +28,7 @@ import uvicorn
 
 from alien.errors import AlienError, Forbidden, ValidationError
 from alien.protocol.http_exchange import Authenticator, RequestHead, Upstream, UpstreamResponse
+from alien.serving import CoalescingHttp
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class LoopbackProxy:
         config = uvicorn.Config(
             self._asgi,
             interface="asgi3",
+            http=CoalescingHttp,  # a response's head and first body chunk in one send
             lifespan="off",
             ws="none",
             log_config=None,
