@@ -111,12 +111,17 @@ class World:
         return [*argv, "--", *command] if command else argv
 
     def debug(
-        self, *command: str, timeout: float = 120, **kwargs: Any
+        self,
+        *command: str,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``alien debug <ref> --reason … -- command…`` to completion."""
+        """Run ``alien debug <ref> --reason … -- command…`` to completion (``env``: variables
+        added to the engineer's environment)."""
         return subprocess.run(
             self.debug_argv(*command, **kwargs),
-            env=self.cli_env(),
+            env=self.cli_env(**(env or {})),
             capture_output=True,
             text=True,
             timeout=timeout,

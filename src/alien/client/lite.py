@@ -9,7 +9,9 @@ for before every debugged command. This client is the same contract as ``AsyncMa
 HTTP/1.1 state machine is h11's (a well-kept sans-I/O library), the I/O asyncio streams'.
 
 Keep-alive: one idle connection is kept for the next call; calls made while it is busy get their
-own connection.
+own connection. The environment's proxy applies as it would to httpx (``HTTPS_PROXY`` for an
+``https`` manager, through ``CONNECT``; ``HTTP_PROXY`` for an ``http`` one, in absolute form;
+``NO_PROXY``): see :mod:`alien.tunnel.proxy_connect`.
 """
 
 from __future__ import annotations
@@ -24,21 +26,41 @@ import h11
 from alien.client.call import Call
 from alien.client.config import ClientConfig, headers
 from alien.client.errors import BadResponse, error_from_body, unreachable
+from alien.tunnel.proxy_connect import Proxy, connect_via, proxy_for
 
 T = TypeVar("T")
 
 READ_SIZE = 64 * 1024
 MAX_CONNECT = 10.0
+PROXY_AUTHENTICATION_REQUIRED = 407
 
 
 class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        origin: str = "",
+        proxy_authorization: str | None = None,
+    ) -> None:
+        """``origin`` (``http://host:port``) when the connection is to a forwarding proxy: each
+        request names it in its target, and carries ``proxy_authorization`` if given."""
         self.reader = reader
         self.writer = writer
         self.http = h11.Connection(our_role=h11.CLIENT)
+        self.origin = origin
+        self.proxy_headers = (
+            [("Proxy-Authorization", proxy_authorization)] if proxy_authorization else []
+        )
 
-    async def exchange(self, request: h11.Request, body: bytes) -> tuple[int, bytes]:
+    async def exchange(
+        self, method: str, target: str, fields: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, bytes]:
         """Send one request, read its whole response: ``(status, body)``."""
+        request = h11.Request(
+            method=method, target=self.origin + target, headers=[*fields, *self.proxy_headers]
+        )
         out = self.http.send(request) or b""
         if body:
             out += self.http.send(h11.Data(data=body)) or b""
@@ -80,6 +102,7 @@ class LiteClient:
         self._host = url.hostname or ""
         self._port = url.port or (443 if self._tls else 80)
         self._prefix = url.path.rstrip("/")
+        self._origin = f"{url.scheme}://{url.netloc}"
         self._headers = [
             ("Host", url.netloc),
             *headers(config).items(),
@@ -110,22 +133,26 @@ class LiteClient:
             body = json.dumps(call.json).encode()
             fields.append(("Content-Type", "application/json"))
         fields.append(("Content-Length", str(len(body))))
-        request = h11.Request(method=call.method, target=target, headers=fields)
         timeout = MAX_CONNECT + (call.timeout if call.timeout is not None else self.config.timeout)
         try:
             async with asyncio.timeout(timeout):
-                status, content = await self._exchange(request, body)
+                status, content = await self._exchange(call.method, target, fields, body)
         except (OSError, TimeoutError, h11.ProtocolError) as exc:
             raise unreachable(self.config.base_url, exc) from None
+        if status == PROXY_AUTHENTICATION_REQUIRED:  # the manager never asks this: a proxy does
+            refused = OSError("the proxy refused the call (407: missing or wrong credentials)")
+            raise unreachable(self.config.base_url, refused)
         if status >= 400:
             raise error_from_body(status, content)
         return _decoded(call, content)
 
-    async def _exchange(self, request: h11.Request, body: bytes) -> tuple[int, bytes]:
+    async def _exchange(
+        self, method: str, target: str, fields: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, bytes]:
         connection, self._idle = self._idle, None
         if connection is not None:
             try:
-                answer = await connection.exchange(request, body)
+                answer = await connection.exchange(method, target, fields, body)
             except (OSError, h11.ProtocolError):
                 connection.close()  # the manager dropped an idle connection: one new try
             else:
@@ -133,7 +160,7 @@ class LiteClient:
                 return answer
         connection = await self._connect()
         try:
-            answer = await connection.exchange(request, body)
+            answer = await connection.exchange(method, target, fields, body)
         except BaseException:
             connection.close()
             raise
@@ -146,9 +173,24 @@ class LiteClient:
             import ssl  # only for an https manager
 
             ssl_context = ssl.create_default_context()
+        proxy = proxy_for(self._tls, self._host, websocket=False)
         async with asyncio.timeout(min(self.config.timeout, MAX_CONNECT)):
-            reader, writer = await asyncio.open_connection(self._host, self._port, ssl=ssl_context)
-        return _Connection(reader, writer)
+            if proxy is None:
+                reader, writer = await asyncio.open_connection(
+                    self._host, self._port, ssl=ssl_context
+                )
+                return _Connection(reader, writer)
+            if self._tls:
+                sock = await connect_via(proxy, self._host, self._port)
+                reader, writer = await asyncio.open_connection(
+                    sock=sock, ssl=ssl_context, server_hostname=self._host
+                )
+                return _Connection(reader, writer)
+            via = Proxy.parse(proxy)
+            reader, writer = await asyncio.open_connection(via.host, via.port)
+            return _Connection(
+                reader, writer, origin=self._origin, proxy_authorization=via.authorization
+            )
 
     def _keep(self, connection: _Connection) -> None:
         if connection.reusable() and self._idle is None:

@@ -490,21 +490,23 @@ def seal_with_json(
             raise ValidationError("deployment_prev is not before prev", field="deployment_prev")
         deployment_seq = deployment_prev.deployment_seq + 1
         deployment_prev_hash = deployment_prev.hash
-    # Not validated again: the draft was, and the chain fields above are valid by construction.
-    unsigned = AuditRecord.model_construct(
-        **dict(draft),
-        seq=seq,
-        prev_hash=prev_hash,
-        deployment_seq=deployment_seq,
-        deployment_prev_hash=deployment_prev_hash,
-        key_id=signer.key_id,
-        hash=GENESIS_HASH,  # placeholders: neither is part of the digest
-        signature="0" * 128,
-    )
-    body = _plain(unsigned.model_dump(exclude={"hash", "signature"}))
+    chain = {
+        "v": FORMAT_VERSION,
+        "seq": seq,
+        "prev_hash": prev_hash,
+        "deployment_seq": deployment_seq,
+        "deployment_prev_hash": deployment_prev_hash,
+        "key_id": signer.key_id,
+    }
+    # The digest covers every field of the record but ``hash`` and ``signature``: the draft's
+    # own, dumped once, and the chain's (``AuditRecord.digest`` recomputes it from the record).
+    body = _plain({**draft.model_dump(), **chain})
     digest = hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
     signature = signer.sign(signing_payload(digest)).hex()
-    record = unsigned.model_copy(update={"hash": digest, "signature": signature})
+    # Not validated again: the draft was, and the chain fields above are valid by construction.
+    record = AuditRecord.model_construct(
+        **dict(draft), **chain, hash=digest, signature=signature
+    )
     return record, _dumps({**body, "hash": digest, "signature": signature})
 
 

@@ -1,11 +1,14 @@
-"""Reaching the manager through the environment's HTTP proxy (``CONNECT``), as other clients do.
+"""Reaching the manager through the environment's HTTP proxy, as other clients do.
 
-A customer's network often lets outbound traffic leave only through a proxy named in
-``HTTPS_PROXY``/``HTTP_PROXY`` (``NO_PROXY`` exempting hosts); the agent's HTTP calls (httpx) and
-its control channel (``websockets``) honour them, so its debug tunnel — dialled by our own
-WebSocket client — must too. Only ``http://`` proxies are supported (the ``CONNECT`` request is
-sent in clear, then TLS to the manager runs inside the tunnel), with Basic credentials from the
-proxy URL's user info.
+A customer's network — and many an engineer's — often lets outbound traffic leave only through a
+proxy named in ``HTTPS_PROXY``/``HTTP_PROXY`` (``NO_PROXY`` exempting hosts); httpx and
+``websockets`` honour them, so the clients we wrote ourselves must too: the debug tunnel's
+WebSocket client and ``alien debug``'s calls to the manager (``client/lite.py``). Which variable
+applies follows the library each replaces (:func:`proxy_for`). A TLS connection, and every
+WebSocket, goes through a ``CONNECT`` tunnel (:func:`connect_via`); a plain-HTTP call is sent to
+the proxy itself in absolute form, as httpx does. Only ``http://`` proxies are supported (the
+``CONNECT`` request is sent in clear, then TLS to the manager runs inside the tunnel), with Basic
+credentials from the proxy URL's user info.
 """
 
 from __future__ import annotations
@@ -14,35 +17,63 @@ import asyncio
 import base64
 import socket
 import urllib.request
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 MAX_ANSWER_HEAD = 16 * 1024
 
 
-def proxy_for(secure: bool, host: str) -> str | None:
+# Which variables name the proxy, in order: a WebSocket-specific one first, then HTTPS's (the
+# websockets library's order); httpx's for plain HTTP calls.
+_WEBSOCKET_SCHEMES = {True: ("wss", "https"), False: ("ws", "https", "http")}
+_HTTP_SCHEMES = {True: ("https", "all"), False: ("http", "all")}
+
+
+def proxy_for(secure: bool, host: str, *, websocket: bool = True) -> str | None:
     """The proxy URL to reach ``host`` through, from the environment; ``None``: go direct."""
     if urllib.request.proxy_bypass(host):
         return None
     proxies = urllib.request.getproxies()
-    # The order the websockets library uses: a WebSocket-specific proxy first, then HTTPS's.
-    schemes = ("wss", "https") if secure else ("ws", "https", "http")
+    schemes = (_WEBSOCKET_SCHEMES if websocket else _HTTP_SCHEMES)[secure]
     return next((proxies[scheme] for scheme in schemes if proxies.get(scheme)), None)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An ``http://`` proxy's address, and the ``Proxy-Authorization`` its URL's user info
+    makes (``None`` without credentials)."""
+
+    host: str
+    port: int
+    authorization: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> Proxy:
+        """Raises ``OSError`` (a connection failure to the caller) for what we cannot use."""
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http":
+            raise OSError(f"only http:// proxies are supported, not {parts.scheme}://")
+        if not parts.hostname:
+            raise OSError(f"the proxy URL names no host: {parts.scheme}://{parts.netloc}")
+        authorization = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+        return cls(parts.hostname, parts.port or 80, authorization)
 
 
 async def connect_via(proxy: str, host: str, port: int) -> socket.socket:
     """A connected socket to ``host:port`` through the ``http://`` proxy ``proxy`` (raises
     ``OSError`` when the proxy is unreachable or refuses)."""
-    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    if parts.scheme != "http":
-        raise OSError(f"only http:// proxies are supported, not {parts.scheme}://")
+    via = Proxy.parse(proxy)
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(parts.hostname, parts.port or 80, type=socket.SOCK_STREAM)
+    infos = await loop.getaddrinfo(via.host, via.port, type=socket.SOCK_STREAM)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setblocking(False)
     try:
         await loop.sock_connect(sock, address)
-        await loop.sock_sendall(sock, _connect_request(host, port, parts.username, parts.password))
+        await loop.sock_sendall(sock, _connect_request(host, port, via.authorization))
         answer = b""
         while b"\r\n\r\n" not in answer:
             chunk = await loop.sock_recv(sock, 4096)
@@ -59,10 +90,9 @@ async def connect_via(proxy: str, host: str, port: int) -> socket.socket:
     return sock
 
 
-def _connect_request(host: str, port: int, user: str | None, password: str | None) -> bytes:
+def _connect_request(host: str, port: int, authorization: str | None) -> bytes:
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
-    if user is not None:
-        token = base64.b64encode(f"{unquote(user)}:{unquote(password or '')}".encode()).decode()
-        lines.append(f"Proxy-Authorization: Basic {token}")
+    if authorization is not None:
+        lines.append(f"Proxy-Authorization: {authorization}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +15,20 @@ from alien.client.call import Call
 from alien.client.config import ClientConfig
 from alien.client.errors import BadResponse, ManagerUnreachable
 from alien.client.lite import LiteClient
+from alien.debug.tls import SessionCertificate
 from alien.errors import NotFound
+from support.http_proxy import HttpProxy, running_proxy
 
 Answer = Callable[[str, dict[str, str], bytes], tuple[int, bytes]]
 
 
-async def _serve(answer: Answer, seen: list[tuple[str, dict[str, str], bytes]], conns: list[int]):
+async def _serve(
+    answer: Answer,
+    seen: list[tuple[str, dict[str, str], bytes]],
+    conns: list[int],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conns.append(1)
         while True:
@@ -40,7 +50,7 @@ async def _serve(answer: Answer, seen: list[tuple[str, dict[str, str], bytes]], 
             await writer.drain()
         writer.close()
 
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl_context)
 
 
 @pytest.fixture
@@ -97,3 +107,73 @@ async def test_unreachable_manager() -> None:
     async with LiteClient(ClientConfig(f"http://127.0.0.1:{port}")) as client:
         with pytest.raises(ManagerUnreachable):
             await client.call(Call("GET", "/v1/y", lambda d: d))
+
+
+# --- through the environment's proxy (a real one: proxy.py) --------------------------------------
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpProxy]:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with running_proxy(tmp_path / "proxy", idle_timeout=1) as running:
+        yield running
+
+
+async def test_an_http_manager_is_called_through_http_proxy(
+    server: Any, proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    server["answer"] = lambda *_: (200, b'{"ok": 1}')
+    async with LiteClient(ClientConfig(server["url"], token="ax_secret")) as client:
+        for _ in range(2):
+            assert await client.call(Call("GET", "/v1/x", lambda d: d["ok"])) == 1
+    port = server["url"].rsplit(":", 1)[1]
+    assert proxy.wait_for(f"GET 127.0.0.1:{port}/v1/x")
+    assert len(server["seen"]) == 2
+    assert "proxy-authorization" not in server["seen"][0][1]  # the proxy's, not forwarded
+
+
+async def test_no_proxy_goes_direct(
+    server: Any, proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server["answer"] = lambda *_: (200, b'{"ok": 1}')
+    async with LiteClient(ClientConfig(server["url"])) as client:
+        assert await client.call(Call("GET", "/v1/x", lambda d: d["ok"])) == 1
+    assert proxy.wait_for("127.0.0.1", timeout=1.0) == []
+
+
+async def test_a_proxy_refusing_the_credentials_is_an_unreachable_manager(
+    server: Any, proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url_without_credentials)
+    server["answer"] = lambda *_: (200, b'{"ok": 1}')
+    async with LiteClient(ClientConfig(server["url"])) as client:
+        with pytest.raises(ManagerUnreachable, match="407"):
+            await client.call(Call("GET", "/v1/x", lambda d: d))
+    assert server["seen"] == []
+
+
+async def test_an_https_manager_is_reached_through_a_connect_tunnel(
+    proxy: HttpProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certificate = SessionCertificate.generate()
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.cert_pem)
+    key_file.write_bytes(certificate.key_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert_file, key_file)
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+    srv = await _serve(lambda *_: (200, b'{"ok": 2}'), seen, [], ssl_context=tls)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        async with LiteClient(ClientConfig(f"https://127.0.0.1:{port}")) as client:
+            assert await client.call(Call("GET", "/v1/x", lambda d: d["ok"])) == 2
+    finally:
+        srv.close()
+    assert seen[0][0] == "GET /v1/x HTTP/1.1"  # origin form inside the tunnel
+    assert proxy.wait_for(f"CONNECT 127.0.0.1:{port}")
