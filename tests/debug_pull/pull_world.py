@@ -66,10 +66,16 @@ def pull_manager_env() -> dict[str, str]:
 
 
 def start_agent(
-    manager: ManagerProcess, moto: MotoServer, root: Path, config: dict[str, object]
+    manager: ManagerProcess,
+    moto: MotoServer,
+    root: Path,
+    config: dict[str, object],
+    *,
+    env: dict[str, str] | None = None,
 ) -> PullDeployment:
-    """Onboard a deployment with a real ``alien-deploy up`` whose state dir holds ``config``;
-    returns once the agent is connected (and therefore offers debug tunnels)."""
+    """Onboard a deployment with a real ``alien-deploy up`` whose state dir holds ``config``
+    (``env``: variables added to its environment); returns once the agent is connected (and
+    therefore offers debug tunnels)."""
     admin = manager.client()
     try:
         group, name = unique("pull"), unique("acme")
@@ -82,7 +88,8 @@ def start_agent(
     (state / "debug.json").write_text(json.dumps(config))
     agent = AgentProcess(state, manager.url, token=token, name=name, transport="websocket")
     scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    with mock.patch.dict(os.environ, {**scrubbed, **agent_aws_env(moto)}, clear=True):
+    environment = {**scrubbed, **agent_aws_env(moto), **(env or {})}
+    with mock.patch.dict(os.environ, environment, clear=True):
         agent.start()  # the child's environment is copied now
     wait_for_log(agent, "connected to the manager")
     assert agent.deployment_id is not None

@@ -10,14 +10,7 @@ from urllib.parse import urlsplit
 from dbg_world import AWS, World
 from debug_moto import ROLE_NAME
 
-from support.http_proxy import running_proxy
-
-
-def _through(proxy_url: str) -> dict[str, str]:
-    """Every spelling of the proxy variables: only ``proxy_url`` for plain HTTP, no exemption."""
-    names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-    env = {name: "" for name in names} | {name.lower(): "" for name in names}
-    return env | {"HTTP_PROXY": proxy_url, "http_proxy": proxy_url}
+from support.http_proxy import proxy_env, running_proxy
 
 
 def test_alien_debug_works_through_the_engineers_proxy(world: World, tmp_path: Path) -> None:
@@ -25,7 +18,7 @@ def test_alien_debug_works_through_the_engineers_proxy(world: World, tmp_path: P
     with running_proxy(tmp_path / "proxy") as proxy:
         result = world.debug(
             AWS, "sts", "get-caller-identity", "--query", "Arn", "--output", "text",
-            env=_through(proxy.url),
+            env=proxy_env(proxy.url),
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert ROLE_NAME in result.stdout
@@ -41,7 +34,7 @@ def test_a_proxy_refusing_the_credentials_fails_with_a_one_line_reason(
 ) -> None:
     with running_proxy(tmp_path / "proxy") as proxy:
         result = world.debug(
-            AWS, "sts", "get-caller-identity", env=_through(proxy.url_without_credentials)
+            AWS, "sts", "get-caller-identity", env=proxy_env(proxy.url_without_credentials)
         )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

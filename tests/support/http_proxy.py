@@ -51,6 +51,14 @@ class HttpProxy:
             time.sleep(0.05)
 
 
+def proxy_env(http: str, https: str = "") -> dict[str, str]:
+    """Every spelling of the proxy variables set: ``http`` for plain HTTP, ``https`` for TLS
+    and WebSockets (empty: none), no ``ALL_PROXY`` and no ``NO_PROXY`` exemption (loopback
+    included: the tests' manager is on loopback)."""
+    values = {"HTTP_PROXY": http, "HTTPS_PROXY": https, "ALL_PROXY": "", "NO_PROXY": ""}
+    return values | {name.lower(): value for name, value in values.items()}
+
+
 @contextmanager
 def running_proxy(
     root: Path, *, user: str = "engineer", password: str = "s3cret", idle_timeout: int = 10
