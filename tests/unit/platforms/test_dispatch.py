@@ -223,13 +223,17 @@ async def test_a_large_result_goes_through_the_offload_hook(platform: LocalPlatf
 
 
 async def test_a_restarted_process_is_published_again(platform: LocalPlatform) -> None:
-    dispatcher = LocalDispatcher(AreaControls(platform.area))
-    before = platform.control_endpoints()["api"]
+    published = AreaControls(platform.area)
+    dispatcher = LocalDispatcher(published)
+    before = published.control_endpoints()["api"]
     old_pid = platform.status().functions[0].pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGKILL)
+    # Waits on what the dispatcher reads, the published file: the platform's own view turns
+    # to the new process a moment before the file does (a rare flake waited on that one and
+    # then read the dead process's endpoint from the file).
     async with asyncio.timeout(20):
-        while platform.control_endpoints().get("api") in (None, before):
+        while published.control_endpoints().get("api") in (None, before):
             await asyncio.sleep(0.05)
     response = await dispatcher.invoke("api", _envelope("whoami"))
     assert response.ok and response.result["pid"] != old_pid  # type: ignore[index]
