@@ -86,6 +86,11 @@ DEFAULT_LOGGERS: Final = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
 """Loggers :func:`install_logging_redaction` covers: root, and uvicorn's (they do not propagate)."""
 
 _MAX_ROUNDS: Final = 16
+_MEMO_TEXT: Final = 64
+_MEMO_ENTRIES: Final = 4096
+# Short strings — JSON keys, audit details, log fields — repeat all the time, and each costs a
+# pass of every pattern: their results are remembered (up to _MEMO_ENTRIES of up to _MEMO_TEXT
+# characters) until the registered secrets change.
 _FRESH_LIMIT: Final = 64
 
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
@@ -356,6 +361,8 @@ class Redactor:
         self._secrets: set[str] = set()  # as registered (for discard)
         self._literals = _Literals()
         self._patterns: tuple[re.Pattern[str], ...] = ()
+        self._memo: dict[str, str] = {}  # short text -> redacted, for the current secrets
+        self._generation = 0  # bumped (and the memo replaced) whenever the secrets change
         for secret in secrets:
             self.add_secret(secret)
 
@@ -377,6 +384,7 @@ class Redactor:
             self._secrets.add(secret)
             for form in _spellings(secret):
                 self._literals.add(form)
+            self._forget_memo()
         return True
 
     def discard_secret(self, value: str | bytes) -> bool:
@@ -388,6 +396,7 @@ class Redactor:
             self._secrets.discard(secret)
             for form in _spellings(secret):
                 self._literals.remove(form)
+            self._forget_memo()
         return True
 
     def clear(self) -> None:
@@ -395,6 +404,13 @@ class Redactor:
         with self._lock:
             self._secrets.clear()
             self._literals.clear()
+            self._forget_memo()
+
+    def _forget_memo(self) -> None:
+        """Under the lock: results computed with the previous secrets are never served again,
+        nor stored (a redaction that started before this sees another generation at its end)."""
+        self._generation += 1
+        self._memo = {}
 
     def _known(self) -> tuple[re.Pattern[str], ...]:
         if self._literals.stale:
@@ -412,6 +428,21 @@ class Redactor:
         had something to redact). This ends: every change consumes at least one character of the
         original text (placeholder-only secrets are refused); the bound is a safety net.
         """
+        if len(text) > _MEMO_TEXT:
+            return self._redact_text(text)
+        done = self._memo.get(text)
+        if done is not None:
+            return done
+        generation = self._generation
+        done = self._redact_text(text)
+        with self._lock:
+            if generation == self._generation:
+                if len(self._memo) >= _MEMO_ENTRIES:
+                    self._memo = {}
+                self._memo[text] = done
+        return done
+
+    def _redact_text(self, text: str) -> str:
         known = self._known()
         for _ in range(_MAX_ROUNDS):
             before = text

@@ -214,3 +214,32 @@ def test_registering_from_many_threads_while_redacting_loses_nothing() -> None:
 
     assert all(value not in partial[i] for i, value in enumerate(values))
     assert redactor.redact_text(text) == " ".join([R] * len(values))
+
+
+def test_a_remembered_short_text_is_redacted_once_its_secret_is_registered() -> None:
+    redactor = Redactor()
+    value = "short-value-42"
+    assert redactor.redact_text(value) == value  # remembered as it is
+    assert redactor.redact_text(value) == value
+    redactor.add_secret(value)
+    assert redactor.redact_text(value) == R
+    redactor.discard_secret(value)
+    assert redactor.redact_text(value) == value
+    redactor.add_secret(value)
+    assert redactor.redact_text(f"k={value}") == f"k={R}"
+    redactor.clear()
+    assert redactor.redact_text(value) == value
+
+
+def test_short_texts_registered_from_many_threads_are_never_served_stale() -> None:
+    redactor = Redactor()
+    values = [f"short-{n:04d}-secret" for n in range(300)]
+
+    def register(value: str) -> str:
+        assert redactor.redact_text(value) == value  # remembered before it is a secret
+        redactor.add_secret(value)
+        return redactor.redact_text(value)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(register, values)) == [R] * len(values)
+    assert [redactor.redact_text(value) for value in values] == [R] * len(values)
