@@ -59,7 +59,8 @@ class TunnelUpstream:
 
     The request body is sent while the response is awaited (a server may answer before it has
     read the body), and the response body is read as the proxy forwards it. A request without a
-    body goes out as OPEN and END in one message: the far side can answer it at once.
+    body goes out as OPEN and END in one message: the far side can answer it at once, and no
+    task is spent pumping an empty body.
     """
 
     def __init__(self, connection: TunnelConnection) -> None:
@@ -67,17 +68,22 @@ class TunnelUpstream:
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         stream = await self._connection.open_stream(request_meta(head))
-        if _bodiless(head):
-            await stream.end()  # queued with the OPEN; the pump only drains the empty body
-        pump = asyncio.create_task(_send_body(stream, body), name=f"tunnel-body-{stream.id}")
+        pump: asyncio.Task[None] | None = None
         try:
-            response_head = await _head_unless_body_fails(stream, pump)
+            if _bodiless(head):
+                await stream.end()  # queued with the OPEN: nothing else to send
+                response_head = await read_response_head(stream)
+            else:
+                pump = asyncio.create_task(
+                    _send_body(stream, body), name=f"tunnel-body-{stream.id}"
+                )
+                response_head = await _head_unless_body_fails(stream, pump)
         except BaseException:
             await _finish(stream, pump, "the request was abandoned")
             raise
 
         async def close() -> None:
-            if stream.remote_ended and not pump.done():
+            if pump is not None and stream.remote_ended and not pump.done():
                 # The response is whole and the request's end is usually a moment behind it
                 # (a CONNECT client closes once it has read the answer): let it arrive, so
                 # the stream ends cleanly instead of being recorded as cut.
@@ -134,11 +140,12 @@ async def _head_unless_body_fails(stream: TunnelStream, pump: asyncio.Task[None]
         head_task.cancel()
 
 
-async def _finish(stream: TunnelStream, pump: asyncio.Task[None], reason: str) -> None:
+async def _finish(stream: TunnelStream, pump: asyncio.Task[None] | None, reason: str) -> None:
     await stream.reset(ErrorCode.CANCEL, reason)
-    pump.cancel()
-    with contextlib.suppress(BaseException):
-        await pump
+    if pump is not None:
+        pump.cancel()
+        with contextlib.suppress(BaseException):
+            await pump
 
 
 async def serve_http_stream(
