@@ -110,6 +110,7 @@ class Agent:
         async with AsyncManagerClient(config) as client:
             converger: Converger
             tunnels = DebugTunnels(state.manager_url, token, self.dir.root)
+            tunnels.prepare()
             link = ManagerLink(
                 client,
                 token,

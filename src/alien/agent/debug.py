@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alien.debug.proxy import alien_error_response
 from alien.errors import AlienError, Forbidden, PlatformError, ValidationError
+from alien.platforms.aws import preload
 from alien.platforms.aws.credentials import (
     AssumeRoleCredentialProvider,
     AwsCredentials,
@@ -368,6 +369,18 @@ class DebugTunnels:
     def capabilities(self) -> tuple[str, ...]:
         """``debug_tunnels`` when the customer configured debugging here (``debug.json``)."""
         return (CAPABILITY_DEBUG_TUNNELS,) if self._config_file.is_file() else ()
+
+    def prepare(self) -> None:
+        """With AWS debugging configured here, load boto3's data now, in a thread of its own
+        (:mod:`alien.platforms.aws.preload`): the first session's set-up would wait for it."""
+        if self._config_file.is_file():
+            preload.prepare_in_background(self._configures_aws)
+
+    def _configures_aws(self) -> bool:
+        try:
+            return load_config(self._config_file).aws is not None
+        except AlienError:  # reported when a session asks for it
+            return False
 
     def on_message(self, message: ManagerMessage) -> None:
         """A ``ManagerLink.on_other_message`` hook: serve each ``tunnel_open``."""

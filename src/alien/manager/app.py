@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from alien import __version__
-from alien.manager import debug_credentials, debug_tunnel
+from alien.manager import debug_tunnel
 from alien.manager.api import (
     agent,
     command_agent,
@@ -33,6 +33,7 @@ from alien.manager.schemas import ErrorBody
 from alien.manager.services import aws_deployments
 from alien.manager.services.keys import ensure_admin_key
 from alien.manager.settings import ManagerSettings
+from alien.platforms.aws import preload
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorBody, "description": description}
@@ -62,7 +63,7 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         with opened.db.read() as session:
             if aws_deployments.any_registered(session):
-                debug_credentials.prepare_in_background()
+                preload.prepare_in_background()
         async with commands.running():
             yield
         opened.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +27,6 @@ from alien.errors import AlienError
 from alien.manager.models import AwsDeploymentConfig
 from alien.platforms.aws.credentials import (
     AssumeRoleCredentialProvider,
-    load_sts_model,
     role_session_name,
 )
 from alien.platforms.aws.endpoints import load_endpoint_data
@@ -37,8 +35,6 @@ HOLD_SECONDS = 30.0
 """How long warmed credentials wait for their session's tunnel."""
 
 log = logging.getLogger("alien.manager.debug")
-_prepared = threading.Event()
-_preparing = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -89,28 +85,6 @@ def _provider_and_routes(target: RoleTarget) -> AssumeRoleCredentialProvider:
     """The provider, and the endpoint data the session's first request is routed with."""
     load_endpoint_data()
     return target.provider()
-
-
-def prepare_in_background() -> None:
-    """Load, in a thread of its own and once per process, what the first push-model session's
-    credentials and routing need (botocore's endpoint data, boto3 and STS's model: ~0.5 s of
-    CPU). Called when the manager starts with AWS deployments registered and when one is
-    registered: otherwise the first ``alien debug`` after a restart waits for it in its
-    handshake (measured: ~0.2 s more set-up than the sessions after it)."""
-    if _prepared.is_set() or not _preparing.acquire(blocking=False):
-        return
-    threading.Thread(target=_prepare, name="alien-aws-prepare", daemon=True).start()
-
-
-def _prepare() -> None:
-    try:
-        load_endpoint_data()
-        load_sts_model()
-        _prepared.set()
-    except Exception:  # the first session will load what it needs, and say what failed
-        log.warning("could not load boto3's data ahead of the first debug session", exc_info=True)
-    finally:
-        _preparing.release()
 
 
 @dataclass

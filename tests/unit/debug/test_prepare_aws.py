@@ -1,23 +1,63 @@
-"""The manager loads boto3's data for the first push-model session ahead of time, once."""
+"""boto3's data for the first debug session is loaded ahead of time, once per process: by the
+manager (push model) and by an agent with AWS debugging configured (pull model)."""
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
-from alien.manager import debug_credentials
-from alien.platforms.aws import credentials
+import pytest
+
+from alien.agent.debug import DebugTunnels, config_path
+from alien.platforms.aws import credentials, preload
 
 
-def test_preparing_loads_the_sts_model_once_in_a_thread_of_its_own() -> None:
-    debug_credentials.prepare_in_background()
-    debug_credentials.prepare_in_background()  # while the first runs: no second thread
-    workers = [t for t in threading.enumerate() if t.name == "alien-aws-prepare"]
+def _workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == preload.THREAD_NAME]
+
+
+@pytest.fixture
+def unprepared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that has not loaded the data yet (whatever earlier tests did)."""
+    monkeypatch.setattr(preload, "_prepared", threading.Event())
+
+
+def test_preparing_loads_the_sts_model_once_in_a_thread_of_its_own(unprepared: None) -> None:
+    preload.prepare_in_background()
+    preload.prepare_in_background()  # while the first runs: no second thread
+    workers = _workers()
     assert len(workers) <= 1
-    assert debug_credentials._prepared.wait(timeout=60)
+    assert preload.prepared(timeout=60)
     for worker in workers:
         worker.join(timeout=10)
     session = credentials._shared_session
     assert session is not None
     assert "sts" in session.get_available_services()
-    debug_credentials.prepare_in_background()  # done already: nothing starts
-    assert not [t for t in threading.enumerate() if t.name == "alien-aws-prepare"]
+    preload.prepare_in_background()  # done already: nothing starts
+    assert not _workers()
+
+
+def _tunnels(root: Path, config: dict[str, object] | None) -> DebugTunnels:
+    if config is not None:
+        config_path(root).write_text(json.dumps(config))
+    return DebugTunnels("http://127.0.0.1:1", "ax_dt_unused", root)
+
+
+def test_an_agent_with_aws_debugging_prepares_at_start(unprepared: None, tmp_path: Path) -> None:
+    _tunnels(tmp_path, {"aws": {"region": "eu-west-1", "allowed_services": ["s3"]}}).prepare()
+    assert preload.prepared(timeout=60)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [None, {"http": {"allow": ["127.0.0.1:8080"]}}, {"aws": "not an object"}],
+    ids=["no debug.json", "http only", "unreadable"],
+)
+def test_an_agent_without_aws_debugging_loads_nothing(
+    unprepared: None, tmp_path: Path, config: dict[str, object] | None
+) -> None:
+    _tunnels(tmp_path, config).prepare()
+    for worker in _workers():
+        worker.join(timeout=10)
+    assert not preload.prepared(timeout=0)

@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from alien.errors import NotFound
-from alien.manager import debug_credentials
 from alien.manager.api.debug_views import Audit, aws_config_out
 from alien.manager.api.deps import Core, require
 from alien.manager.api.views import deployment_out
@@ -20,6 +19,7 @@ from alien.manager.debug_schemas import AwsConfigOut, AwsDeploymentCreate, AwsDe
 from alien.manager.services import aws_deployments
 from alien.manager.services.deployments import resolve_deployment
 from alien.manager.services.groups import get_group
+from alien.platforms.aws import preload
 
 router = APIRouter(tags=["debugging"])
 Registrar = Annotated[Principal, Depends(require(Action.DEPLOYMENTS_REGISTER))]
@@ -46,7 +46,7 @@ def register_aws_deployment(
         dep, config = aws_deployments.register(
             session, log, caller, group, registration, metadata=body.metadata
         )
-        debug_credentials.prepare_in_background()
+        preload.prepare_in_background()
         return AwsDeploymentOut(
             deployment=deployment_out(session, dep, core.agents), aws=aws_config_out(config)
         )
