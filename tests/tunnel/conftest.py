@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from alien.tunnel import WEBSOCKET_OPTIONS, TunnelConnection, WebsocketsTransport
+from alien.tunnel import WEBSOCKET_OPTIONS, TunnelConnection
 from alien.tunnel.connection import StreamHandler
 from alien.tunnel.websocket_client import dial as dial_websocket
+from alien.tunnel.websockets_transport import WebsocketsTransport
 
 
 class WsTunnelServer:

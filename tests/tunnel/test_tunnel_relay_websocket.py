@@ -21,10 +21,10 @@ from alien.tunnel import (
     TunnelConnection,
     TunnelStream,
     TunnelStreamReset,
-    WebsocketsTransport,
 )
 from alien.tunnel.connection import DEFAULT_WRITE_LIMIT
 from alien.tunnel.http import RelayResult, TunnelUpstream, http_handler, relay
+from alien.tunnel.websockets_transport import WebsocketsTransport
 from tunnel.tunnel_support import (
     MiB,
     PatternUpstream,

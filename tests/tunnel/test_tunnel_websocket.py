@@ -14,9 +14,10 @@ from websockets.asyncio.server import ServerConnection, serve
 from alien.errors import ValidationError
 from alien.protocol.frames import Settings
 from alien.protocol.http_exchange import RequestHead
-from alien.tunnel import WEBSOCKET_OPTIONS, TunnelClosed, TunnelStream, WebsocketsTransport
+from alien.tunnel import WEBSOCKET_OPTIONS, TunnelClosed, TunnelStream
 from alien.tunnel.connection import DEFAULT_WRITE_LIMIT
 from alien.tunnel.http import TunnelUpstream, http_handler
+from alien.tunnel.websockets_transport import WebsocketsTransport
 from tunnel.tunnel_support import (
     MiB,
     PatternUpstream,

@@ -3,9 +3,10 @@
 Layers, bottom up:
 
 * :mod:`alien.protocol.tunnel` (not here) — the sans-I/O wire protocol: frames, streams, credit;
-* :mod:`~alien.tunnel.transport` — the message transport interface and the adapter for
-  ``websockets`` connections (:mod:`~alien.tunnel.starlette_transport`: Starlette/FastAPI
-  WebSockets, the manager's side; :mod:`~alien.tunnel.websocket_client`: our own client, the
+* :mod:`~alien.tunnel.transport` — the message transport interface
+  (:mod:`~alien.tunnel.websockets_transport`: ``websockets`` connections, the tests' peer;
+  :mod:`~alien.tunnel.starlette_transport`: Starlette/FastAPI WebSockets, the manager's side;
+  :mod:`~alien.tunnel.websocket_client`: our own client, the
   CLI's and the agent's dial; :mod:`~alien.tunnel.memory`: an in-memory pair for tests);
 * :mod:`~alien.tunnel.connection` / :mod:`~alien.tunnel.stream` — :class:`TunnelConnection`
   drives the protocol over a transport; :class:`TunnelStream` is one stream with backpressure;
@@ -30,7 +31,6 @@ from alien.tunnel.transport import (
     WEBSOCKET_OPTIONS,
     WIDE_WINDOWS,
     MessageTransport,
-    WebsocketsTransport,
 )
 
 __all__ = [
@@ -45,6 +45,5 @@ __all__ = [
     "TunnelMessageError",
     "TunnelStream",
     "TunnelStreamReset",
-    "WebsocketsTransport",
     "memory_pair",
 ]

@@ -4,7 +4,8 @@ The tunnel's byte stream may be cut anywhere (see :mod:`alien.protocol.tunnel`),
 transport must do is carry binary messages in order, reliably, with backpressure: ``send`` waits
 while the peer is not reading. The CLI and the agent dial the manager with our own client
 (:mod:`alien.tunnel.websocket_client`), the manager accepts through FastAPI/Starlette; the
-``websockets`` adapter here serves the tests (its server is a second, independent peer).
+``websockets`` adapter (:mod:`alien.tunnel.websockets_transport`) serves the tests (its server
+is a second, independent peer), and is kept apart so the CLI never imports ``websockets``.
 
 Compression is off on purpose: tunnelled bodies are mostly compressed or encrypted already, and
 per-message deflate would cost more CPU than the whole rest of the tunnel. The ``websockets``
@@ -16,12 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from websockets.asyncio.connection import Connection as WebsocketsConnection
-from websockets.exceptions import ConnectionClosed
-
-from alien.errors import ValidationError
 from alien.protocol.frames import Settings
-from alien.tunnel.errors import TunnelClosed
 
 MiB = 1024 * 1024
 
@@ -76,35 +72,3 @@ class MessageTransport(Protocol):
     async def abort(self) -> None:
         """Drop the transport now, without waiting for anything."""
         ...
-
-
-class WebsocketsTransport:
-    """A ``websockets`` (asyncio API) client or server connection as a message transport."""
-
-    def __init__(self, websocket: WebsocketsConnection) -> None:
-        if websocket.protocol.extensions:
-            names = ", ".join(ext.name for ext in websocket.protocol.extensions)
-            raise ValidationError(
-                f"the tunnel needs a WebSocket without extensions, this one negotiated {names}; "
-                "connect with compression=None (see WEBSOCKET_OPTIONS)",
-                field="compression",
-            )
-        self._ws = websocket
-
-    async def send(self, data: bytes | memoryview) -> None:
-        try:
-            await self._ws.send(data)
-        except ConnectionClosed as exc:
-            raise TunnelClosed(f"the WebSocket closed: {exc}") from None
-
-    async def recv(self) -> bytes:
-        try:
-            return await self._ws.recv(decode=False)
-        except ConnectionClosed as exc:
-            raise TunnelClosed(f"the WebSocket closed: {exc}") from None
-
-    async def close(self) -> None:
-        await self._ws.close()
-
-    async def abort(self) -> None:
-        self._ws.transport.abort()

@@ -4,6 +4,8 @@ a frame a server may not send is a ``WebSocketError``, never another exception."
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -119,3 +121,22 @@ def test_client_frame_headers_are_masked_and_sized() -> None:
 
 def test_the_accept_value_of_the_rfc_example() -> None:
     assert ws.accept_value("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+@given(st.binary(max_size=3 * 8 * 1024), st.binary(min_size=4, max_size=4))
+def test_masking_in_python_and_in_c_agree(payload: bytes, mask: bytes) -> None:
+    from websockets.frames import apply_mask
+
+    from alien.tunnel.websocket_client import _masked
+
+    assert _masked(payload, mask) == apply_mask(payload, mask)
+    assert _masked(memoryview(payload), mask) == apply_mask(payload, mask)
+
+
+def test_the_cli_path_does_not_import_websockets() -> None:
+    code = (
+        "import sys; sys.argv = ['alien', 'debug']; import alien.cli.main, alien.debug.run; "
+        "print('websockets' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
