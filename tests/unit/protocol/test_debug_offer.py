@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 from hypothesis import given
@@ -18,6 +17,7 @@ from alien.protocol.debug_offer import (
     HttpOffer,
     parse_offer,
 )
+from support.imports import imports_module
 
 names = st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True)
 hosts = st.text(min_size=1, max_size=260)
@@ -96,11 +96,5 @@ def test_an_empty_offer_offers_nothing() -> None:
 
 def test_reading_an_offer_loads_no_pydantic() -> None:
     """The reason this module exists: the CLI reads the offer on its set-up's critical path."""
-    import subprocess
-
-    code = (
-        "import sys; from alien.protocol.debug_offer import parse_offer; "
-        "parse_offer(b'{}'); print('pydantic' in sys.modules)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    code = "from alien.protocol.debug_offer import parse_offer; parse_offer(b'{}')"
+    assert not imports_module(code, "pydantic")
