@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -25,16 +24,11 @@ from starlette.datastructures import State
 
 from alien.errors import AlienError
 from alien.manager.models import AwsDeploymentConfig
-from alien.platforms.aws.credentials import (
-    AssumeRoleCredentialProvider,
-    role_session_name,
-)
+from alien.platforms.aws.credentials import AssumeRoleCredentialProvider, role_session_name
 from alien.platforms.aws.endpoints import load_endpoint_data
 
 HOLD_SECONDS = 30.0
 """How long warmed credentials wait for their session's tunnel."""
-
-log = logging.getLogger("alien.manager.debug")
 
 
 @dataclass(frozen=True)
