@@ -41,12 +41,13 @@ class HttpProxy:
         text = self.log_path.read_text() if self.log_path.exists() else ""
         return [line for line in text.splitlines() if "access_log" in line]
 
-    def wait_for(self, fragment: str, timeout: float = 10.0) -> list[str]:
-        """The access log's lines holding ``fragment``, once there is one (``[]`` on timeout)."""
+    def wait_for(self, fragment: str, timeout: float = 10.0, *, count: int = 1) -> list[str]:
+        """The access log's lines holding ``fragment``, once there are ``count`` of them (fewer
+        on timeout)."""
         deadline = time.monotonic() + timeout
         while True:
             lines = [line for line in self.access_log() if fragment in line]
-            if lines or time.monotonic() > deadline:
+            if len(lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
 
