@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 
 from alien.cli.fast_params import FastParamsCommand, FastParamsGroup
@@ -54,7 +53,7 @@ def manager_client(manager: str | None, token: str | None) -> Iterator[ManagerCl
 class _DefaultOpenGroup(FastParamsGroup):
     """Routes ``alien debug <deployment> …`` to ``alien debug open <deployment> …``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)

@@ -504,9 +504,7 @@ def seal_with_json(
     digest = hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
     signature = signer.sign(signing_payload(digest)).hex()
     # Not validated again: the draft was, and the chain fields above are valid by construction.
-    record = AuditRecord.model_construct(
-        **dict(draft), **chain, hash=digest, signature=signature
-    )
+    record = AuditRecord.model_construct(**dict(draft), **chain, hash=digest, signature=signature)
     return record, _dumps({**body, "hash": digest, "signature": signature})
 
 
