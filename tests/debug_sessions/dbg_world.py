@@ -262,13 +262,16 @@ SIGNED_CHUNK_CLIENT = Path(__file__).with_name("signed_chunk_client.py")
 def signed_chunk_uploads(world: World, *, bucket: str) -> dict[str, Any]:
     """In one ``alien debug`` session, S3 PUTs with signed chunks (``STREAMING-AWS4-HMAC-SHA256-
     PAYLOAD``, with and without a trailing checksum), as the Java and Go SDKs send them over
-    plain HTTP, each read back: what was stored is what was sent. Returns the session."""
+    plain HTTP, each read back: what was stored is what was sent; and one whose body was changed
+    after it was signed, refused by the loopback proxy and never stored. Returns the session."""
     result = world.debug("python3", str(SIGNED_CHUNK_CLIENT), bucket, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
     assert lines["plain"] == lines["plain-back"], result.stdout
     assert lines["trailer"] == lines["trailer-back"], result.stdout
+    assert lines["forged"] == "403 SignatureDoesNotMatch False", result.stdout
     session = world.latest_session()
     puts = [r for r in world.requests(session["id"]) if r["details"]["operation"] == "PutObject"]
-    assert [r["details"]["status"] for r in puts] == [200, 200]
+    # The forged upload: the proxy cut its stream, so the manager abandoned it upstream (502).
+    assert [r["details"]["status"] for r in puts] == [200, 200, 502]
     return session

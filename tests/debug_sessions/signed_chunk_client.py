@@ -6,7 +6,8 @@ documentation's definition, with botocore signing the headers: the seed is the `
 signature, each chunk's signature chains from the one before. Independent of alien's own code.
 
 Usage: ``signed_chunk_client.py BUCKET``; prints ``<name> <sha256>`` of what it sent and of what
-it read back for a plain and a trailer upload.
+it read back for a plain and a trailer upload, then ``forged <status> <aws code> <stored>`` for an
+upload whose second chunk was changed after it was signed (a body tampered with on its way).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def _sign(key: bytes, lines: list[str]) -> str:
     return hmac.new(key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
 
 
-def put(url: str, region: str, path: str, data: bytes, *, trailer: bool) -> httpx.Response:
+def put(
+    url: str, region: str, path: str, data: bytes, *, trailer: bool, tamper: bool = False
+) -> httpx.Response:
     mode = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] + [b""]
     checksum = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
@@ -64,10 +67,12 @@ def put(url: str, region: str, path: str, data: bytes, *, trailer: bool) -> http
     key = _key(keys.secret_key, amz_date[:8], region)
     previous = request.headers["Authorization"].rsplit("Signature=", 1)[1]
     body = b""
-    for chunk in chunks:
+    for index, chunk in enumerate(chunks):
         digest = hashlib.sha256(chunk).hexdigest()
         lines = ["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY, digest]
         previous = _sign(key, lines)
+        if tamper and index == 1:  # the second chunk, after it was signed
+            chunk = bytes([chunk[0] ^ 1]) + chunk[1:]
         body += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + chunk
         body += b"\r\n" if chunk else b""
     if trailer:
@@ -95,6 +100,11 @@ def main() -> None:
         back = s3.get_object(Bucket=bucket, Key=name)["Body"].read()
         print(name, hashlib.sha256(data).hexdigest())
         print(f"{name}-back", hashlib.sha256(back).hexdigest())
+    answer = put(url, region, f"/{bucket}/forged", os.urandom(200_000), trailer=False, tamper=True)
+    code = answer.text.partition("<Code>")[2].partition("</Code>")[0] or "-"
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    stored = any(item["Key"] == "forged" for item in listed)
+    print("forged", answer.status_code, code, stored)
 
 
 if __name__ == "__main__":

@@ -119,8 +119,11 @@ async def _send_body(stream: TunnelStream, body: Body) -> None:
                 await stream.end()
         except TunnelError:
             return  # the stream failed: reading the response reports why
-        except BaseException:
-            await stream.reset(ErrorCode.CANCEL, "the request body failed")
+        except BaseException as exc:
+            reason = "the request body failed"
+            if isinstance(exc, AlienError):  # say why to the far side (for its log)
+                reason += f": {exc.message}"
+            await stream.reset(ErrorCode.CANCEL, reason)
             raise
 
 

@@ -21,6 +21,7 @@ from alien.debug.proxy import LoopbackProxy
 from alien.debug.tls import SessionCertificate, server_ssl_context
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.proxy_auth import SigV4SessionAuthenticator
+from alien.platforms.aws.signed_chunks import ChunkSigner, signing_key
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
 
 TOKEN = "session-token-0123456789abcdef"
@@ -201,6 +202,45 @@ async def test_sigv4_session_auth_bounds_what_it_spools(tmp_path: Path) -> None:
     assert b"EntityTooLarge" in response.content
     assert upstream.seen == []
     assert list(tmp_path.iterdir()) == []
+
+
+def _chunked(headers: list[tuple[str, str]], chunks: list[bytes]) -> bytes:
+    """An aws-chunked body chained from the request's signature with the session's key."""
+    values = dict(headers)  # lower-case names, as received
+    seed = values["authorization"].rsplit("Signature=", 1)[1]
+    date = values["x-amz-date"]
+    chain = ChunkSigner(
+        key=signing_key(SECRET, date[:8], "eu-west-1", "s3"),
+        amz_date=date,
+        scope=f"{date[:8]}/eu-west-1/s3/aws4_request",
+        previous=seed,
+    )
+    out = b""
+    for chunk in [*chunks, b""]:
+        signature = chain.chunk(sha256(chunk).hexdigest())
+        out += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
+    return out
+
+
+async def test_sigv4_session_auth_verifies_every_signed_chunk() -> None:
+    upstream = HashingUpstream()
+    auth = SigV4SessionAuthenticator(KEY_ID, SECRET)
+    async with LoopbackProxy(upstream, auth, error_response=aws_error_response) as proxy:
+        _, target, headers, _ = signed(
+            "PUT",
+            "/bucket/key",
+            payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            headers={"Host": proxy.url.removeprefix("http://")},
+        )
+        genuine = _chunked(headers, [b"a" * 5000, b"b" * 300])
+        forged = genuine.replace(b"b" * 300, b"c" + b"b" * 299)
+        async with httpx.AsyncClient(base_url=proxy.url) as client:
+            ok = await client.put(target, content=genuine, headers=headers)
+            refused = await client.put(target, content=forged, headers=headers)
+    assert ok.status_code == 200
+    assert ok.headers["x-request-sha256"] == sha256(genuine).hexdigest()  # passed on unchanged
+    assert refused.status_code == 403
+    assert b"SignatureDoesNotMatch" in refused.content
 
 
 def test_presented_token_forms() -> None:

@@ -1,4 +1,5 @@
-"""Signed-chunk uploads re-signed: AWS's published example, any split of the input, bad input.
+"""Signed-chunk uploads re-signed and verified: AWS's published example, any split of the input,
+bad input, forged chunks.
 
 The known answers are those of AWS's "Transferring Payload in Multiple Chunks" example (66,560
 bytes of ``a`` in chunks of 64 KiB, 1 KiB and 0 under the documentation's example key on
@@ -16,11 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alien.errors import ValidationError
+from alien.errors import Unauthenticated, ValidationError
 from alien.platforms.aws.signed_chunks import (
     MAX_CHUNK,
     ChunkSigner,
-    SignedChunkResigner,
+    SignedChunkStream,
     signing_key,
 )
 
@@ -55,7 +56,7 @@ CALLER_BODY = body(AWS_DATA, [CALLER] * 3)
 
 
 def resign(pieces: list[bytes], **options: object) -> bytes:
-    resigner = SignedChunkResigner(signer(), trailer=False, **options)  # type: ignore[arg-type]
+    resigner = SignedChunkStream(resign=signer(), trailer=False, **options)  # type: ignore[arg-type]
     out = b"".join(part for piece in pieces for part in resigner.feed(piece))
     resigner.end()
     return out
@@ -110,7 +111,7 @@ def test_the_trailer_is_signed_after_the_final_chunk() -> None:
         b"x-amz-checksum-crc32c:sOO8/Q==\r\nx-amz-trailer-signature:" + CALLER.encode() + b"\r\n"
     )
     caller = body([b"hello"], [CALLER, CALLER], trailer)
-    resigner = SignedChunkResigner(signer(), trailer=True, decoded_length=5)
+    resigner = SignedChunkStream(resign=signer(), trailer=True, decoded_length=5)
     out = b"".join(resigner.feed(caller))
     resigner.end()
     expected = signer()
@@ -143,7 +144,7 @@ def test_malformed_bodies_are_refused(caller: bytes, message: str) -> None:
 
 
 def test_a_body_that_stops_short_is_refused_at_its_end() -> None:
-    resigner = SignedChunkResigner(signer(), trailer=False)
+    resigner = SignedChunkStream(resign=signer(), trailer=False)
     assert resigner.feed(CALLER_BODY[:-10]) != []
     with pytest.raises(ValidationError, match="ended before its final chunk"):
         resigner.end()
@@ -156,9 +157,80 @@ def test_sizes_must_add_up_to_the_declared_length() -> None:
 
 def test_a_trailer_without_its_signature_is_refused() -> None:
     caller = body([b"hi"], [CALLER, CALLER], b"x-amz-checksum-crc32:AAAAAA==\r\n")
-    resigner = SignedChunkResigner(signer(), trailer=True)
+    resigner = SignedChunkStream(resign=signer(), trailer=True)
     with pytest.raises(ValidationError, match="no x-amz-trailer-signature"):
         resigner.feed(caller)
+
+
+# --- verifying the caller's chain (the loopback proxy, which knows the session's key) ----------
+
+
+def verify(pieces: list[bytes], *, trailer: bool = False) -> bytes:
+    stream = SignedChunkStream(verify=signer(), trailer=trailer)
+    out = b"".join(part for piece in pieces for part in stream.feed(piece))
+    stream.end()
+    return out
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(AWS_BODY)), max_size=12))
+def test_a_genuine_chain_passes_through_byte_for_byte(cuts: list[int]) -> None:
+    edges = [0, *sorted(cuts), len(AWS_BODY)]
+    assert verify([AWS_BODY[a:b] for a, b in itertools.pairwise(edges)]) == AWS_BODY
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_a_forged_signature_is_refused_before_its_chunk_is_passed_on(position: int) -> None:
+    chain = list(AWS_CHAIN)
+    chain[position] = chain[position][:-1] + ("0" if chain[position][-1] != "0" else "1")
+    stream = SignedChunkStream(verify=signer(), trailer=False)
+    passed: list[bytes] = []
+    with pytest.raises(Unauthenticated, match="not signed with the debug session's key") as refused:
+        for piece in body(AWS_DATA, chain):
+            passed.extend(stream.feed(bytes([piece])))
+    assert refused.value.details["aws_code"] == "SignatureDoesNotMatch"
+    before = b"".join(  # only the chunks before the forged one went on
+        f"{len(data):x};chunk-signature={sig}\r\n".encode() + data + b"\r\n"
+        for data, sig in zip(AWS_DATA[:position], AWS_CHAIN, strict=False)
+    )
+    assert b"".join(passed) == before
+
+
+def test_changed_data_under_a_genuine_signature_is_refused() -> None:
+    tampered = AWS_BODY.replace(b"a" * 1024 + b"\r\n", b"b" + b"a" * 1023 + b"\r\n")
+    assert tampered != AWS_BODY
+    with pytest.raises(Unauthenticated):
+        verify([tampered])
+
+
+def test_a_chain_from_another_seed_is_refused() -> None:
+    other = ChunkSigner(key=KEY, amz_date=DATE, scope=SCOPE, previous="1" * 64)
+    forged = body(AWS_DATA, [other.chunk(_sha256(d)) for d in [*AWS_DATA, b""]])
+    with pytest.raises(Unauthenticated):
+        verify([forged])
+
+
+def test_the_trailer_signature_is_verified_too() -> None:
+    chain = signer()
+    signatures = [chain.chunk(_sha256(b"hello")), chain.chunk(_sha256(b""))]
+    genuine = chain.trailer(b"x-amz-checksum-crc32c:sOO8/Q==\n")
+    for signature, accepted in ((genuine, True), (CALLER, False)):
+        trailer = f"x-amz-checksum-crc32c:sOO8/Q==\r\nx-amz-trailer-signature:{signature}\r\n"
+        caller = body([b"hello"], signatures, trailer.encode())
+        if accepted:
+            assert verify([caller], trailer=True) == caller
+        else:
+            with pytest.raises(Unauthenticated, match="the trailer"):
+                verify([caller], trailer=True)
+
+
+def test_verifying_and_resigning_at_once() -> None:
+    other_key = signing_key("another secret", "20130524", "us-east-1", "s3")
+    ours = ChunkSigner(key=other_key, amz_date=DATE, scope=SCOPE, previous="2" * 64)
+    stream = SignedChunkStream(verify=signer(), resign=ours, trailer=False)
+    out = b"".join(stream.feed(AWS_BODY))
+    stream.end()
+    again = ChunkSigner(key=other_key, amz_date=DATE, scope=SCOPE, previous="2" * 64)
+    assert out == body(AWS_DATA, [again.chunk(_sha256(d)) for d in [*AWS_DATA, b""]])
 
 
 def _sha256(data: bytes) -> str:

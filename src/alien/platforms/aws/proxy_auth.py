@@ -6,10 +6,13 @@ A second local client that lacks the secret, signs with other keys or sends noth
 before any byte of its body is read.
 
 Most callers send ``x-amz-content-sha256`` (S3 always does), and then the body streams through
-untouched. A caller that does not (the JSON and query protocols) signed the SHA-256 of its body, so
-we must hash the body before we can verify: it is spooled (memory first, then a file in the
-session's private directory) and replayed, and the computed hash is added as
-``x-amz-content-sha256`` so the re-signer never has to read the body again.
+untouched — unless it is a signed-chunk upload (:mod:`.signed_chunks`): then every chunk's
+signature is checked against the session's key as the body streams, since AWS will only ever see
+the chain the re-signer makes. A caller that sends no ``x-amz-content-sha256`` (the JSON and
+query protocols) signed the SHA-256 of its body, so we must hash the body before we can verify:
+it is spooled (memory first, then a file in the session's private directory) and replayed, and
+the computed hash is added as ``x-amz-content-sha256`` so the re-signer never has to read the
+body again.
 """
 
 from __future__ import annotations
@@ -22,8 +25,17 @@ from pathlib import Path
 from typing import IO
 
 from alien.errors import PayloadTooLarge, Unauthenticated
+from alien.platforms.aws.signed_chunks import (
+    SIGNED_CHUNK_MODES,
+    SIGNED_CHUNKS_TRAILER,
+    ChunkSigner,
+    SignedChunkStream,
+    signing_key,
+    through,
+)
 from alien.platforms.aws.sigv4 import (
     DEFAULT_MAX_SKEW,
+    HeaderAuth,
     is_presigned,
     parse_authorization,
     verify_header_auth,
@@ -123,6 +135,9 @@ class SigV4SessionAuthenticator:
                 details={"aws_code": "InvalidClientTokenId"},
             )
         payload_hash = head.get("x-amz-content-sha256")
+        if payload_hash in SIGNED_CHUNK_MODES:
+            auth = self._verify(head, payload_hash)
+            return head, through(body, self._chunk_verifier(head, auth, payload_hash))
         if payload_hash is not None:
             self._verify(head, payload_hash)
             return head, body
@@ -136,8 +151,21 @@ class SigV4SessionAuthenticator:
             raise
         return head.with_header("x-amz-content-sha256", payload_hash), _replay(spool)
 
-    def _verify(self, head: RequestHead, payload_hash: str) -> None:
-        verify_header_auth(
+    def _chunk_verifier(
+        self, head: RequestHead, auth: HeaderAuth, payload_hash: str
+    ) -> SignedChunkStream:
+        """The caller's chain, seeded by its header signature (just verified)."""
+        scope = auth.scope
+        chain = ChunkSigner(
+            key=signing_key(self._secret, scope.date, scope.region, scope.service),
+            amz_date=head.get("x-amz-date") or "",
+            scope=scope.scope,
+            previous=auth.signature,
+        )
+        return SignedChunkStream(verify=chain, trailer=payload_hash == SIGNED_CHUNKS_TRAILER)
+
+    def _verify(self, head: RequestHead, payload_hash: str) -> HeaderAuth:
+        return verify_header_auth(
             head.method,
             head.target,
             head.headers,

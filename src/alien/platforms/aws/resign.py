@@ -33,7 +33,7 @@ from alien.platforms.aws.signed_chunks import (
     SIGNED_CHUNK_MODES,
     SIGNED_CHUNKS_TRAILER,
     ChunkSigner,
-    SignedChunkResigner,
+    SignedChunkStream,
     signing_key,
 )
 from alien.platforms.aws.sigv4 import (
@@ -70,9 +70,9 @@ class SignedChunks:
     trailer: bool
     decoded_length: int | None
 
-    def resigner(self) -> SignedChunkResigner:
-        return SignedChunkResigner(
-            self.signer, trailer=self.trailer, decoded_length=self.decoded_length
+    def resigner(self) -> SignedChunkStream:
+        return SignedChunkStream(
+            resign=self.signer, trailer=self.trailer, decoded_length=self.decoded_length
         )
 
 

@@ -16,11 +16,15 @@ the caller's size field is kept as written, so the body keeps its length byte fo
 caller's ``Content-Length`` stays right. Memory: one chunk (SDKs send 64 KiB to 8 MiB; more than
 :data:`MAX_CHUNK` is refused).
 
-The caller's chunk signatures are not verified: the request's header signature already proved
-the session's key, and the body travels from the loopback proxy inside the authenticated tunnel.
-The framing itself is parsed strictly (untrusted input): sizes in hex, exactly one
-``chunk-signature`` extension, CRLFs where they belong, and the sizes add up to
-``x-amz-decoded-content-length`` when the caller declared it.
+The caller's chain is verified where its key is known: the loopback proxy (the CLI) checks every
+chunk and the trailer against the session's dummy key, seeded by the header signature it has
+just verified, and passes the body on unchanged. The header signature proves who sent the
+request, but only the chain proves the bytes that follow: without it, a body changed after
+signing would be re-signed downstream and accepted by AWS, which can only check our chain. A
+wrong signature stops the body there (``SignatureDoesNotMatch``), before the rest is read, and
+the upload upstream is left incomplete. The framing itself is parsed strictly (untrusted input):
+sizes in hex, exactly one ``chunk-signature`` extension, CRLFs where they belong, and the sizes
+add up to ``x-amz-decoded-content-length`` when the caller declared it.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-from alien.errors import ValidationError
+from alien.errors import Unauthenticated, ValidationError
 
 SIGNED_CHUNKS = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 SIGNED_CHUNKS_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
@@ -89,14 +94,30 @@ def _malformed(message: str) -> ValidationError:
     )
 
 
-class SignedChunkResigner:
-    """Feed the caller's aws-chunked body in pieces of any size; get it back signed by
-    ``signer``. ``end()`` checks that the body was complete."""
+def _forged(what: str) -> Unauthenticated:
+    return Unauthenticated(
+        f"{what} is not signed with the debug session's key",
+        field="chunk-signature",
+        details={"aws_code": "SignatureDoesNotMatch"},
+    )
+
+
+class SignedChunkStream:
+    """Feed the caller's aws-chunked body in pieces of any size; get it back with each
+    signature checked against ``verify``'s chain (when given) and replaced by ``resign``'s (when
+    given; otherwise passed on as written). ``end()`` checks that the body was complete."""
 
     def __init__(
-        self, signer: ChunkSigner, *, trailer: bool, decoded_length: int | None = None
+        self,
+        *,
+        resign: ChunkSigner | None = None,
+        verify: ChunkSigner | None = None,
+        trailer: bool,
+        decoded_length: int | None = None,
     ) -> None:
-        self._signer = signer
+        self._resign = resign
+        self._verify = verify
+        self._caller_signature = b""
         self._trailer_expected = trailer
         self._decoded_length = decoded_length
         self._decoded = 0
@@ -172,7 +193,7 @@ class SignedChunkResigner:
         match = _CHUNK_HEADER.fullmatch(line)
         if match is None:
             raise _malformed("a chunk header must be '<hex size>;chunk-signature=<64 hex>'")
-        self._size_text = match.group(1)
+        self._size_text, self._caller_signature = match.group(1), match.group(2)
         size = int(self._size_text, 16)
         if size > MAX_CHUNK:
             raise _malformed(f"a chunk of {size} bytes (at most {MAX_CHUNK})")
@@ -181,17 +202,27 @@ class SignedChunkResigner:
             self._remaining = size
             self._state = "data"
             return []
-        signature = self._signer.chunk(_EMPTY_SHA256)
+        signature = self._chunk_signature(_EMPTY_SHA256)
         self._state = "trailer" if self._trailer_expected else "final"
-        return [self._size_text + b";chunk-signature=" + signature.encode() + b"\r\n"]
+        return [self._size_text + b";chunk-signature=" + signature + b"\r\n"]
 
     def _emit_chunk(self) -> list[bytes]:
-        signature = self._signer.chunk(self._hash.hexdigest())
-        head = self._size_text + b";chunk-signature=" + signature.encode() + b"\r\n"
+        signature = self._chunk_signature(self._hash.hexdigest())
+        head = self._size_text + b";chunk-signature=" + signature + b"\r\n"
         out = [head, *self._pieces, b"\r\n"]
         self._pieces = []
         self._hash = hashlib.sha256()
         return out
+
+    def _chunk_signature(self, data_sha256: str) -> bytes:
+        """The signature to pass on for the chunk just read, once the caller's is checked."""
+        if self._verify is not None:
+            expected = self._verify.chunk(data_sha256).encode()
+            if not hmac.compare_digest(expected, self._caller_signature):
+                raise _forged("a chunk of the body")
+        if self._resign is None:
+            return self._caller_signature
+        return self._resign.chunk(data_sha256).encode()
 
     def _on_trailer(self, line: bytes) -> list[bytes]:
         if not line:  # the trailer ended without a signature
@@ -210,8 +241,14 @@ class SignedChunkResigner:
         if _HEX64.fullmatch(caller_signature) is None:
             raise _malformed("x-amz-trailer-signature must be 64 hex digits")
         canonical = b"".join(n + b":" + v + b"\n" for n, v in sorted(self._trailers))
-        signature = self._signer.trailer(canonical).encode()
+        if self._verify is not None:
+            expected = self._verify.trailer(canonical).encode()
+            if not hmac.compare_digest(expected, caller_signature):
+                raise _forged("the trailer")
         self._state = "final"
+        if self._resign is None:
+            return [line + b"\r\n"]
+        signature = self._resign.trailer(canonical).encode()
         return [line.replace(caller_signature, signature) + b"\r\n"]
 
     def _check_length(self) -> None:
@@ -220,3 +257,11 @@ class SignedChunkResigner:
                 f"the chunks hold {self._decoded} bytes, "
                 f"not the declared x-amz-decoded-content-length {self._decoded_length}"
             )
+
+
+async def through(body: AsyncIterable[bytes], stream: SignedChunkStream) -> AsyncIterator[bytes]:
+    """``body`` as ``stream`` passes it on, piece by piece (an adapter: it does no I/O itself)."""
+    async for piece in body:
+        for out in stream.feed(piece):
+            yield out
+    stream.end()

@@ -24,7 +24,7 @@ from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.http1 import ResponseError
 from alien.platforms.aws.http1_client import Pool, Response
 from alien.platforms.aws.resign import end_to_end_headers, resign_request
-from alien.platforms.aws.signed_chunks import SignedChunkResigner
+from alien.platforms.aws.signed_chunks import through
 from alien.platforms.aws.sigv4 import caller_scope
 from alien.protocol.http_exchange import (
     Body,
@@ -49,14 +49,6 @@ async def _forwarded_body(body: Body) -> Body | None:
     chunks = aiter(body)
     first = await first_chunk(chunks)
     return None if first is None else prepend(first, chunks)
-
-
-async def _resigned_chunks(body: Body, resigner: SignedChunkResigner) -> Body:
-    """``body`` (aws-chunked, signed by the caller) as it streams, signed by us."""
-    async for piece in body:
-        for out in resigner.feed(piece):
-            yield out
-    resigner.end()
 
 
 def _utcnow() -> datetime:
@@ -99,7 +91,7 @@ class AwsResigningUpstream:
             log.info("refused %s %s: %s", head.method, head.target.partition("?")[0], exc.message)
             return aws_error_response(head, exc)
         if outgoing.chunks is not None:
-            body = _resigned_chunks(body, outgoing.chunks.resigner())
+            body = through(body, outgoing.chunks.resigner())
         try:
             response = await self._pool.request(
                 outgoing.origin,
