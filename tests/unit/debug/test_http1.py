@@ -43,6 +43,38 @@ def test_content_length_response_split_anywhere() -> None:
         assert _body(parser) == b"hello"
 
 
+@given(
+    st.lists(st.integers(min_value=0, max_value=60), max_size=6),
+    st.sampled_from([b"", b"X", b"garbage", b"HTTP/1.1 200 OK\r\n"]),  # (httptools skips CRLFs)
+    st.sampled_from([200, 204, 304]),
+)
+def test_a_known_length_body_is_counted_not_reparsed(
+    cuts: list[int], extra: bytes, status: int
+) -> None:
+    body = bytes(range(40))
+    raw = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    parser = ResponseParser()
+    edges = [0, *sorted(cuts), len(raw)]
+    for a, b in itertools.pairwise(edges):
+        parser.feed(raw[a:b])
+    parser.feed(extra)  # (bytes after the end in the same read as it are httptools' to judge)
+    assert parser.complete
+    assert _body(parser) == (b"" if status in (204, 304) else body)
+    # A 204 or 304 has no body whatever its length says: those bytes are extra, as are any
+    # after a whole body, and a connection with extra bytes is not reused.
+    assert parser.reusable == (status == 200 and not extra)
+
+
+def test_body_bytes_after_the_head_are_queued_as_received() -> None:
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nab")
+    later = b"cdef"
+    parser.feed(later)
+    assert parser.take() == b"ab"
+    assert parser.take() is later  # not a copy
+    assert parser.complete and parser.reusable
+
+
 def test_chunked_interim_and_eof_delimited_responses() -> None:
     parser = ResponseParser()
     parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -9,6 +9,10 @@ What remains is framing: the request head is a join, the response is parsed by h
 llhttp parser uvicorn uses), and this module only adds what httptools leaves to its caller —
 collecting the head, queueing body chunks, and knowing when a response ends (a response to HEAD
 has no body whatever its headers say; one without length or chunking ends with the connection).
+A body of known length is not fed through httptools once its head is parsed: httptools hands
+each body piece over as a copy, and for a large download that copy was a tenth of the manager's
+CPU; counting bytes is all the framing such a body has, so the received bytes are queued as
+they came.
 The I/O is in :mod:`alien.platforms.aws.http1_client`.
 """
 
@@ -63,6 +67,7 @@ class ResponseParser:
         self._until_eof = False
         self._keep_alive = False
         self._extra = False
+        self._remaining: int | None = None  # body bytes still due, once counted by us
 
     @property
     def reusable(self) -> bool:
@@ -79,6 +84,9 @@ class ResponseParser:
     def feed(self, data: bytes) -> None:
         if self.complete:
             self._extra = self._extra or bool(data)  # bytes after the response: do not reuse
+            return
+        if self._remaining is not None:
+            self._counted(data)
             return
         try:
             self._parser.feed_data(data)
@@ -103,6 +111,19 @@ class ResponseParser:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
+    def _counted(self, data: bytes) -> None:
+        """Body bytes of a known length, past what httptools parsed (see the module doc)."""
+        assert self._remaining is not None
+        if len(data) > self._remaining:
+            self._extra = True
+            data = data[: self._remaining]
+        if data:
+            self._chunks.append(data)
+            self.pending += len(data)
+            self._remaining -= len(data)
+        if not self._remaining:
+            self.complete = True
+
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # an interim response; the real one follows
@@ -111,15 +132,30 @@ class ResponseParser:
         self.status = status
         self.head_done = True
         self._keep_alive = self._parser.should_keep_alive()
-        names = {name for name, _ in self.headers}
+        names = [name for name, _ in self.headers]
         self._until_eof = "content-length" not in names and "transfer-encoding" not in names
         if self._head_only:
             self.complete = True
+        elif self._counts_body(status, names):
+            # httptools validated the value; it counts the rest of this feed's body bytes
+            # (on_body), the next feeds are counted by us.
+            self._remaining = int(dict(self.headers)["content-length"])
+
+    @staticmethod
+    def _counts_body(status: int, names: list[str]) -> bool:
+        """Whether the body is delimited by one Content-Length alone (a 204 or 304 has none)."""
+        return (
+            status not in (204, 304)
+            and names.count("content-length") == 1
+            and "transfer-encoding" not in names
+        )
 
     def on_body(self, body: bytes) -> None:
         if not self._head_only:
             self._chunks.append(body)
             self.pending += len(body)
+            if self._remaining is not None:
+                self._remaining -= len(body)
 
     def on_message_complete(self) -> None:
         if self.head_done:
