@@ -272,6 +272,7 @@ def signed_chunk_uploads(world: World, *, bucket: str) -> dict[str, Any]:
     assert lines["forged"] == "403 SignatureDoesNotMatch False", result.stdout
     session = world.latest_session()
     puts = [r for r in world.requests(session["id"]) if r["details"]["operation"] == "PutObject"]
-    # The forged upload: the proxy cut its stream, so the manager abandoned it upstream (502).
+    # The forged upload: the proxy cut its stream, so it was abandoned upstream (502), and why.
     assert [r["details"]["status"] for r in puts] == [200, 200, 502]
+    assert "not signed with the debug session's key" in puts[2]["details"]["error"], puts[2]
     return session

@@ -111,11 +111,18 @@ class _Exchange:
         self.time = utcnow()
         self.bytes_in = 0
         self.bytes_out = 0
+        self.body_error: str | None = None
+        """Why the caller's body stopped short, if it did (e.g. the CLI's proxy refused a
+        forged chunk and reset the stream): the upstream then answers an error of its own."""
 
     async def count_in(self, body: Body) -> AsyncIterator[bytes]:
-        async for chunk in body:
-            self.bytes_in += len(chunk)
-            yield chunk
+        try:
+            async for chunk in body:
+                self.bytes_in += len(chunk)
+                yield chunk
+        except AlienError as exc:
+            self.body_error = exc.message
+            raise
 
     async def count_out(self, body: Body) -> AsyncIterator[bytes]:
         async for chunk in body:
@@ -135,7 +142,7 @@ class _Exchange:
             bytes_out=self.bytes_out,
             duration_ms=(time.monotonic() - self.started) * 1000,
             refused=refused,
-            error=error,
+            error=error if error is not None else self.body_error,
         )
 
 
