@@ -65,7 +65,7 @@ def environment_proxies() -> dict[str, str]:
 
 def _bypassed(host: str, no_proxy: str) -> bool:
     """Whether ``NO_PROXY``'s comma-separated entries exempt ``host`` (``host:port`` too)."""
-    if no_proxy.strip() == "*":
+    if no_proxy == "*":
         return True
     host = host.lower()
     hostonly = host.rpartition(":")[0] if host.count(":") == 1 else host

@@ -7,7 +7,7 @@ import os
 import urllib.request
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from alien.tunnel.proxy_connect import _bypassed, environment_proxies, proxy_for
@@ -23,7 +23,7 @@ _HOSTS = st.builds(
     st.one_of(st.none(), st.sampled_from([80, 443, 8080])),
     st.booleans(),
 )
-_ENTRIES = st.one_of(_HOSTS, st.sampled_from(["*", "", " ", ".example.com", ".com", "::1"]))
+_ENTRIES = st.one_of(_HOSTS, st.sampled_from(["*", " * ", "", " ", ".example.com", ".com", "::1"]))
 _NAMES = st.sampled_from(["http", "https", "all", "no", "ws", "wss", "ftp"])
 _SPELLINGS = st.builds(
     lambda name, upper: f"{name}_proxy".upper() if upper else f"{name}_proxy", _NAMES, st.booleans()
@@ -31,6 +31,8 @@ _SPELLINGS = st.builds(
 
 
 @given(host=_HOSTS, entries=st.lists(_ENTRIES, max_size=4), spaced=st.booleans())
+@example(host="localhost", entries=[" * "], spaced=False)  # only a bare "*" means everything
+@example(host="a.example.com:443", entries=["example.com"], spaced=False)
 def test_no_proxy_matches_the_standard_library(host: str, entries: list[str], spaced: bool) -> None:
     no_proxy = (", " if spaced else ",").join(entries)
     expected = bool(urllib.request.proxy_bypass_environment(host, {"no": no_proxy}))
