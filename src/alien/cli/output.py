@@ -26,15 +26,16 @@ class _LazyConsole:
     ``alien debug``'s run path (on a set-up budget of 0.5 s) prints through it only on failure."""
 
     def __init__(self, *, stderr: bool) -> None:
-        self._stderr = stderr
-        self._console: Console | None = None
+        # Names no Console attribute has: every other name goes to the real console.
+        self._lazy_stderr = stderr
+        self._lazy_console: Console | None = None
 
     def __getattr__(self, name: str) -> Any:
-        if self._console is None:
+        if self._lazy_console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=self._stderr)
-        return getattr(self._console, name)
+            self._lazy_console = Console(stderr=self._lazy_stderr)
+        return getattr(self._lazy_console, name)
 
 
 console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alien.protocol import websocket as ws
-from support.imports import imports_module
 
 MAX_FRAME = 4 * 1024 * 1024
 
@@ -130,8 +129,3 @@ def test_masking_in_python_and_in_c_agree(payload: bytes, mask: bytes) -> None:
 
     assert _masked(payload, mask) == apply_mask(payload, mask)
     assert _masked(memoryview(payload), mask) == apply_mask(payload, mask)
-
-
-def test_the_cli_path_does_not_import_websockets() -> None:
-    code = "import sys; sys.argv = ['alien', 'debug']; import alien.cli.main, alien.debug.run"
-    assert not imports_module(code, "websockets")

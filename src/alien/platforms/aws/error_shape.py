@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from xml.sax.saxutils import escape
+from html import escape as _html_escape
 
 from alien.errors import AlienError
 from alien.platforms.aws.sigv4 import Headers, header_value
 from alien.protocol.http_exchange import RequestHead, UpstreamResponse
+
+
+def escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as XML character data needs them: ``xml.sax.saxutils.escape``'s
+    output, without its import of ``urllib.request`` (on ``alien debug``'s set-up path)."""
+    return _html_escape(text, quote=False)
+
 
 _JSON_TYPES = ("application/x-amz-json", "application/json")
 
