@@ -30,7 +30,6 @@ from alien.platforms.aws.signed_chunks import (
     SIGNED_CHUNKS_TRAILER,
     ChunkSigner,
     SignedChunkStream,
-    signing_key,
     through,
 )
 from alien.platforms.aws.sigv4 import (
@@ -156,11 +155,9 @@ class SigV4SessionAuthenticator:
     ) -> SignedChunkStream:
         """The caller's chain, seeded by its header signature (just verified)."""
         scope = auth.scope
-        chain = ChunkSigner(
-            key=signing_key(self._secret, scope.date, scope.region, scope.service),
-            amz_date=head.get("x-amz-date") or "",
-            scope=scope.scope,
-            previous=auth.signature,
+        amz_date = head.get("x-amz-date") or ""  # verified: its date is the scope's
+        chain = ChunkSigner.seeded(
+            self._secret, amz_date, scope.region, scope.service, auth.signature
         )
         return SignedChunkStream(verify=chain, trailer=payload_hash == SIGNED_CHUNKS_TRAILER)
 

@@ -34,7 +34,6 @@ from alien.platforms.aws.signed_chunks import (
     SIGNED_CHUNKS_TRAILER,
     ChunkSigner,
     SignedChunkStream,
-    signing_key,
 )
 from alien.platforms.aws.sigv4 import (
     ALGORITHM,
@@ -219,11 +218,10 @@ def _signed_chunks(
             "x-amz-decoded-content-length must be a number of bytes",
             field="x-amz-decoded-content-length",
         )
-    date = spec.amz_date[:8]
-    key = signing_key(credentials.secret_access_key, date, spec.region, spec.service)
-    scope = f"{date}/{spec.region}/{spec.service}/aws4_request"
     return SignedChunks(
-        signer=ChunkSigner(key=key, amz_date=spec.amz_date, scope=scope, previous=seed),
+        signer=ChunkSigner.seeded(
+            credentials.secret_access_key, spec.amz_date, spec.region, spec.service, seed
+        ),
         trailer=payload_hash == SIGNED_CHUNKS_TRAILER,
         decoded_length=int(declared) if declared is not None else None,
     )

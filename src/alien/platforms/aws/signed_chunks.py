@@ -62,7 +62,7 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
 
 @dataclass
 class ChunkSigner:
-    """Our chain of chunk signatures, from the seed (the request's header signature)."""
+    """A chain of chunk signatures, from the seed (the request's header signature)."""
 
     key: bytes
     amz_date: str
@@ -70,6 +70,19 @@ class ChunkSigner:
     """``YYYYMMDD/region/service/aws4_request``."""
     previous: str
     """The seed at first, then the last signature made."""
+
+    @classmethod
+    def seeded(
+        cls, secret_key: str, amz_date: str, region: str, service: str, seed: str
+    ) -> ChunkSigner:
+        """The chain a request signed with ``secret_key`` at ``amz_date`` carries."""
+        date = amz_date[:8]
+        return cls(
+            key=signing_key(secret_key, date, region, service),
+            amz_date=amz_date,
+            scope=f"{date}/{region}/{service}/aws4_request",
+            previous=seed,
+        )
 
     def _sign(self, algorithm: str, *hashes: str) -> str:
         lines = (algorithm, self.amz_date, self.scope, self.previous, *hashes)
