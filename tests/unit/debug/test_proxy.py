@@ -21,7 +21,7 @@ from alien.debug.proxy import LoopbackProxy
 from alien.debug.tls import SessionCertificate, server_ssl_context
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.proxy_auth import SigV4SessionAuthenticator
-from alien.platforms.aws.signed_chunks import ChunkSigner, signing_key
+from alien.platforms.aws.signed_chunks import ChunkSigner
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
 
 TOKEN = "session-token-0123456789abcdef"
@@ -208,13 +208,7 @@ def _chunked(headers: list[tuple[str, str]], chunks: list[bytes]) -> bytes:
     """An aws-chunked body chained from the request's signature with the session's key."""
     values = dict(headers)  # lower-case names, as received
     seed = values["authorization"].rsplit("Signature=", 1)[1]
-    date = values["x-amz-date"]
-    chain = ChunkSigner(
-        key=signing_key(SECRET, date[:8], "eu-west-1", "s3"),
-        amz_date=date,
-        scope=f"{date[:8]}/eu-west-1/s3/aws4_request",
-        previous=seed,
-    )
+    chain = ChunkSigner.seeded(SECRET, values["x-amz-date"], "eu-west-1", "s3", seed)
     out = b""
     for chunk in [*chunks, b""]:
         signature = chain.chunk(sha256(chunk).hexdigest())

@@ -63,6 +63,7 @@ def resign(pieces: list[bytes], **options: object) -> bytes:
 
 
 def test_the_chain_is_aws_published_example() -> None:
+    assert ChunkSigner.seeded(SECRET, DATE, "us-east-1", "s3", SEED) == signer()
     chain = signer()
     assert chain.chunk(_sha256(AWS_DATA[0])) == AWS_CHAIN[0]
     assert chain.chunk(_sha256(AWS_DATA[1])) == AWS_CHAIN[1]
