@@ -147,7 +147,10 @@ class _AgentConnection:
         self.ws = websocket
         self.deployment_id = deployment_id
         self.greeted = anyio.Event()
-        self._send_lock = anyio.Lock()
+        # fast_acquire: an uncontended send must not yield to the loop. Under load a turn may run a
+        # batch of command writes, and a yield per message handed the agent one offer per turn
+        # (tests/manager/test_agent_pump.py).
+        self._send_lock = anyio.Lock(fast_acquire=True)
         base_url = http_base_url(str(websocket.base_url))
         center = center_of(websocket)
         self.commands = AgentCommandSession(center, deployment_id, base_url, self.send)
