@@ -33,6 +33,7 @@ from alien.manager.schemas import ErrorBody
 from alien.manager.services import aws_deployments
 from alien.manager.services.keys import ensure_admin_key
 from alien.manager.settings import ManagerSettings
+from alien.manager.warm_up import warm_routes
 from alien.platforms.aws import preload
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -60,10 +61,11 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
     commands = CommandCenter(core)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         with opened.db.read() as session:
             if aws_deployments.any_registered(session):
                 preload.prepare_in_background()
+        await warm_routes(served)  # before the first request, not during it
         async with commands.running():
             yield
         opened.close()
