@@ -36,11 +36,15 @@ class ManagerProcess:
         database_url: str | None = None,
         install_admin_key: bool = True,
         extra_env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        standby: bool = False,
     ) -> None:
         """``install_admin_key=False``: pass no ``ALIEN_ADMIN_KEY``; a fresh manager then prints
-        a generated one, which lands in ``admin_key`` (and ``printed_admin_key``)."""
+        a generated one, which lands in ``admin_key`` (and ``printed_admin_key``). ``data_dir``:
+        another manager's (default ``<root>/data``); ``standby``: ``alien serve --standby``."""
         self.root = root
-        self.data_dir = root / "data"
+        self.data_dir = data_dir or root / "data"
+        self.standby = standby
         self.log_path = root / "manager.log"
         self.database_url = database_url
         self.install_admin_key = install_admin_key
@@ -62,6 +66,11 @@ class ManagerProcess:
         return env
 
     def start(self) -> ManagerProcess:
+        self.launch()
+        return self.wait_started()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (``start`` waits)."""
         assert self._proc is None, "already running"
         self.root.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("a")
@@ -78,6 +87,7 @@ class ManagerProcess:
             str(self.port),
             "--log-level",
             os.environ.get("ALIEN_TEST_MANAGER_LOG_LEVEL", "warning"),
+            *(["--standby"] if self.standby else []),
         ]
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=self._env()
@@ -85,8 +95,6 @@ class ManagerProcess:
         log.close()
         self._lines = queue.Queue()
         threading.Thread(target=self._drain, args=(self._proc, self._lines), daemon=True).start()
-        self.url = self._wait_for_url()
-        return self
 
     @staticmethod
     def _drain(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
@@ -94,6 +102,11 @@ class ManagerProcess:
         for line in proc.stdout:
             lines.put(line.rstrip("\n"))
         lines.put(None)
+
+    def wait_started(self) -> ManagerProcess:
+        """After ``launch``: wait until it serves (as ``start`` does)."""
+        self.url = self._wait_for_url()
+        return self
 
     def _wait_for_url(self) -> str:
         self.printed_admin_key = None
@@ -127,9 +140,28 @@ class ManagerProcess:
         if proc.stdout is not None:
             proc.stdout.close()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown of any kind (a crash, an OOM kill)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
     def restart(self) -> ManagerProcess:
         self.stop()
         return self.start()
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not running"
+        return self._proc.pid
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to end on its own; its exit code."""
+        assert self._proc is not None, "not running"
+        return self._proc.wait(timeout=timeout)
 
     @property
     def running(self) -> bool:

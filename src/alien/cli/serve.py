@@ -2,7 +2,8 @@
 
 Configuration: ``ALIEN_DATA_DIR``, ``ALIEN_DATABASE_URL``, ``ALIEN_ADMIN_KEY``,
 ``ALIEN_MAX_PACKAGE_BYTES``; flags win over the environment. ``--port 0`` picks a free port; the
-URL is printed as ``alien manager listening on http://HOST:PORT``.
+URL is printed as ``alien manager listening on http://HOST:PORT``. One manager serves a database
+at a time: a second one refuses to start, or with ``--standby`` waits to take over.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug|info|warning")] = "info",
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby",
+            help="If another manager serves this database, wait and take over when it stops "
+            "(same data dir), instead of refusing to start.",
+        ),
+    ] = False,
 ) -> None:
     """Run the alien manager: API, releases and the agent channel."""
     from alien.manager.server import serve as run_server
@@ -37,7 +46,7 @@ def serve(
 
     with reporting_errors():
         settings = ManagerSettings.from_env(data_dir=data_dir, database_url=database_url)
-        run_server(settings, host=host, port=port, log_level=log_level)
+        run_server(settings, host=host, port=port, log_level=log_level, standby=standby)
 
 
 def register(app: typer.Typer) -> None:

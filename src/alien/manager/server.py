@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import threading
 from typing import Any, TextIO
 
 import uvicorn
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 from alien.manager.app import create_app
 from alien.manager.core import open_core
 from alien.manager.services.keys import ensure_admin_key
+from alien.manager.serving_lock import ServingLock, ServingLockLost, acquire, serving_lock
 from alien.manager.settings import ManagerSettings
 from alien.redaction import (
     DEFAULT_LOGGERS,
@@ -36,6 +38,7 @@ LISTENING_PREFIX = "alien manager listening on "
 ADMIN_KEY_PREFIX = "alien manager admin key: "
 GRACEFUL_SHUTDOWN_SECONDS = 3
 WS_PING_SECONDS = 20.0
+LOCK_CHECK_SECONDS = 2.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -55,17 +58,32 @@ def url_of(sock: socket.socket) -> str:
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that announces its URL once it accepts connections."""
+    """A uvicorn server that announces its URL once it accepts connections, and stops if its
+    lock on the database is lost (checked on a thread: a stalled database must not stall the
+    event loop)."""
 
-    def __init__(self, config: uvicorn.Config, announce: str, out: TextIO) -> None:
+    def __init__(
+        self, config: uvicorn.Config, announce: str, out: TextIO, lock: ServingLock
+    ) -> None:
         super().__init__(config)
         self._announce = announce
         self._out = out
+        self._lock = lock
+        self.lock_lost = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
+            threading.Thread(target=self._watch_lock, name="serving lock", daemon=True).start()
             print(self._announce, file=self._out, flush=True)
+
+    def _watch_lock(self) -> None:
+        while not self.should_exit:
+            if not self._lock.held():
+                self.lock_lost = True
+                self.should_exit = True
+                return
+            threading.Event().wait(LOCK_CHECK_SECONDS)
 
 
 class _DeniedHandshakeFilter(logging.Filter):
@@ -117,9 +135,37 @@ def serve(
     port: int = 8080,
     log_level: str = "info",
     out: TextIO = sys.stdout,
+    standby: bool = False,
 ) -> None:
-    """Open (and migrate) the database, create the first admin key if needed, then serve."""
+    """Take the database's serving lock (:mod:`alien.manager.serving_lock`; ``standby``: wait
+    for it), open (and migrate) the database, create the first admin key if needed, then serve
+    until stopped — or until the lock is lost, which raises :class:`ServingLockLost`."""
     register_secrets(settings)
+    lock = serving_lock(settings.resolved_database_url())
+    acquire(lock, standby=standby, on_wait=_waiting)
+    try:
+        _serve_locked(settings, lock, host=host, port=port, log_level=log_level, out=out)
+    finally:
+        lock.release()
+
+
+def _waiting(holder: str) -> None:
+    print(
+        f"alien manager standing by: another manager serves this database ({holder})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _serve_locked(
+    settings: ManagerSettings,
+    lock: ServingLock,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    out: TextIO,
+) -> None:
     core = open_core(settings)
     new_key = ensure_admin_key(core.db, settings.admin_key)
     if new_key is not None:
@@ -137,4 +183,11 @@ def serve(
     # logged on them directly), idempotently.
     install_logging_redaction(loggers=(*DEFAULT_LOGGERS, "alien"))
     logging.getLogger("alien.manager").info("manager data dir: %s", settings.data_dir)
-    _Server(config, f"{LISTENING_PREFIX}{url_of(sock)}", out).run(sockets=[sock])
+    server = _Server(config, f"{LISTENING_PREFIX}{url_of(sock)}", out, lock)
+    server.run(sockets=[sock])
+    if server.lock_lost:
+        raise ServingLockLost(
+            "lost the lock on the database (its connection broke): stopped serving, as another "
+            "manager may have taken over",
+            field="database",
+        )

@@ -16,9 +16,9 @@ bulk when the writer prefetches a batch), changes are kept and sent together at 
 
 :class:`LiveCommands` keeps the committed snapshots of live commands, so answering a command
 (the agent's response, moments after the create) needs no read at all. It is exact, not a
-guess: the writer is the only writer of command rows (one manager process per database, as for
-the rest of the manager) and updates it only after a commit, with what was committed. A miss
-reads the database; a restarted manager starts empty; ended commands leave it.
+guess: the writer is the only writer of command rows (one manager process per database, held
+by :mod:`alien.manager.serving_lock`) and updates it only after a commit, with what was
+committed. A miss reads the database; a restarted manager starts empty; ended commands leave it.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ PostgreSQL, a WAL append and a lock hand-over on SQLite, where writers queue any
 the writer takes every operation waiting for it and runs them in ONE transaction, so 64
 concurrent invokers cost a handful of commits, not 64 — while a lone request still goes straight
 through (nothing waits to "fill" a batch). Being the only writer of these rows in the process, it
-also needs no row locks to avoid lost updates (one manager process per database is assumed, as
-for the rest of the manager).
+also needs no row locks to avoid lost updates (one manager process serves a database: enforced
+by :mod:`alien.manager.serving_lock`).
 
 An operation is a callable ``op(session) -> (value, effects)``. It must raise before it changes
 anything (validate, then write): an ``AlienError`` it raises fails that operation alone while the
