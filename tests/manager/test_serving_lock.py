@@ -6,6 +6,8 @@ first is killed, and a manager whose PostgreSQL lock connection is cut stops ser
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,6 +96,26 @@ def test_a_manager_whose_lock_connection_is_cut_stops_serving(tmp_path: Path) ->
             assert "error: lost the lock on the database" in manager.log()
         finally:
             manager.stop()
+
+
+def test_an_unreachable_database_is_a_one_line_error_without_its_password(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+psycopg://alien:s3cret-pw@127.0.0.1:{port}/alien"
+    done = subprocess.run(
+        [sys.executable, "-m", "alien.cli.main", "serve", "--data-dir", str(tmp_path / "d"),
+         "--port", "0", "--database-url", url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(
+        f"error: cannot use the database postgresql+psycopg://alien:***@127.0.0.1:{port}/alien: "
+    )
+    assert "s3cret-pw" not in done.stderr + done.stdout
 
 
 # --- acquire(): the waiting rules, with a lock double --------------------------------------------

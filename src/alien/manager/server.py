@@ -16,13 +16,17 @@ import logging
 import socket
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import uvicorn
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from alien.errors import AlienError
 from alien.manager.app import create_app
-from alien.manager.core import open_core
+from alien.manager.core import ManagerCore, open_core
 from alien.manager.services.keys import ensure_admin_key
 from alien.manager.serving_lock import ServingLock, ServingLockLost, acquire, serving_lock
 from alien.manager.settings import ManagerSettings
@@ -39,6 +43,10 @@ ADMIN_KEY_PREFIX = "alien manager admin key: "
 GRACEFUL_SHUTDOWN_SECONDS = 3
 WS_PING_SECONDS = 20.0
 LOCK_CHECK_SECONDS = 2.0
+
+
+class DatabaseUnavailable(AlienError):
+    code = "DATABASE_UNAVAILABLE"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -141,12 +149,32 @@ def serve(
     for it), open (and migrate) the database, create the first admin key if needed, then serve
     until stopped — or until the lock is lost, which raises :class:`ServingLockLost`."""
     register_secrets(settings)
-    lock = serving_lock(settings.resolved_database_url())
-    acquire(lock, standby=standby, on_wait=_waiting)
+    url = settings.resolved_database_url()
+    lock = serving_lock(url)
+    with _reaching(url):
+        acquire(lock, standby=standby, on_wait=_waiting)
     try:
-        _serve_locked(settings, lock, host=host, port=port, log_level=log_level, out=out)
+        with _reaching(url):
+            core = open_core(settings)
+            new_key = ensure_admin_key(core.db, settings.admin_key)
+        if new_key is not None:
+            print(f"{ADMIN_KEY_PREFIX}{new_key}", file=out, flush=True)
+        _serve_locked(settings, core, lock, host=host, port=port, log_level=log_level, out=out)
     finally:
         lock.release()
+
+
+@contextmanager
+def _reaching(database_url: str) -> Iterator[None]:
+    """A database that cannot be reached is a one-line error, not a driver traceback."""
+    try:
+        yield
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        shown = make_url(database_url).render_as_string(hide_password=True)
+        raise DatabaseUnavailable(
+            f"cannot use the database {shown}: {reason}", field="database"
+        ) from None
 
 
 def _waiting(holder: str) -> None:
@@ -159,6 +187,7 @@ def _waiting(holder: str) -> None:
 
 def _serve_locked(
     settings: ManagerSettings,
+    core: ManagerCore,
     lock: ServingLock,
     *,
     host: str,
@@ -166,10 +195,6 @@ def _serve_locked(
     log_level: str,
     out: TextIO,
 ) -> None:
-    core = open_core(settings)
-    new_key = ensure_admin_key(core.db, settings.admin_key)
-    if new_key is not None:
-        print(f"{ADMIN_KEY_PREFIX}{new_key}", file=out, flush=True)
     sock = bind(host, port)
     config = uvicorn.Config(
         create_app(settings, core=core),
