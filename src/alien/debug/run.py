@@ -30,6 +30,7 @@ from alien.debug import session_calls
 from alien.debug.child import Child, ChildCommand, shell_command
 from alien.debug.endpoints import Endpoints, pull_endpoints, push_endpoints
 from alien.debug.env import ChildEnv, aws_command
+from alien.debug.expiry import remind
 from alien.debug.session import DebugSession
 from alien.debug.session_calls import DebugSessionInfo, PushTarget
 from alien.debug.session_dir import SessionDir
@@ -133,11 +134,13 @@ def _stop_signals(loop: asyncio.AbstractEventLoop, stopped: asyncio.Future[int])
 
 
 async def _supervise(
-    child: Child, session: DebugSession, stopped: asyncio.Future[int]
+    child: Child, session: DebugSession, stopped: asyncio.Future[int], notify: Notify
 ) -> RunResult:
-    """Wait for the child, the session's end, or a stop signal; stop the child as needed."""
+    """Wait for the child, the session's end, or a stop signal; stop the child as needed.
+    Meanwhile the engineer is reminded of the coming expiry (:mod:`alien.debug.expiry`)."""
     exited = asyncio.create_task(child.wait())
     ended = asyncio.create_task(session.watch())
+    reminding = asyncio.create_task(remind(session.id, session.info.expires_at, notify))
     try:
         await asyncio.wait({exited, ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if exited.done():
@@ -150,9 +153,10 @@ async def _supervise(
         await child.stop()
         return RunResult(exit_code=EXIT_SESSION_ENDED, ended=ended.result())
     finally:
-        ended.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ended
+        for task in (ended, reminding):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _run_granted(
@@ -178,7 +182,7 @@ async def _run_granted(
             )
             child = await Child.start(command)
             load_signer()  # needed from the command's first request on; loads as it starts
-            return await _supervise(child, session, stopped)
+            return await _supervise(child, session, stopped, notify)
 
 
 async def _approvers(client: LiteClient, session: DebugSession) -> str:
