@@ -46,6 +46,8 @@ LOCK_CHECK_SECONDS = 2.0
 
 
 class DatabaseUnavailable(AlienError):
+    """The database cannot be reached or opened at start-up (the driver says why)."""
+
     code = "DATABASE_UNAVAILABLE"
 
 

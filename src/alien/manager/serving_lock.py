@@ -52,10 +52,14 @@ STANDBY_POLL_SECONDS = 1.0
 
 
 class ManagerAlreadyServing(AlienError):
+    """Another manager holds the lock (the message names it, as far as can be told)."""
+
     code = "MANAGER_ALREADY_SERVING"
 
 
 class ServingLockLost(AlienError):
+    """The lock's PostgreSQL connection broke while this manager served."""
+
     code = "MANAGER_LOCK_LOST"
 
 
