@@ -5,7 +5,10 @@ loopback, each in a thread of the test process.
   and its length (so a streamed upload can be checked without holding it twice);
 * ``GET /slow`` sends its headers and a first line, then holds the connection open until the
   client goes away, and records when that happened (``disconnected``) — how a test sees the
-  agent's leg close.
+  agent's leg close;
+* ``GET /late`` answers nothing to its first caller (held until it goes away, ``started`` set
+  meanwhile), then ``answered on call N`` to every later one — a request in flight when its
+  tunnel drops, and its retry.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class SlowLog:
     disconnected: threading.Event = field(default_factory=threading.Event)
     disconnected_at: float = 0.0
     peer: str = ""
+    calls: int = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,6 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, HELLO)
         elif self.path == "/slow":
             self._slow()
+        elif self.path == "/late":
+            self._late()
         else:
             self._answer(404, b"no such page")
 
@@ -86,6 +92,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()  # no length: the body ends when the connection does
         self.wfile.write(b"started\n")
         self.wfile.flush()
+        self._hold(log)
+
+    def _late(self) -> None:
+        log = self.server.slow
+        log.calls += 1
+        if log.calls > 1:
+            self._answer(200, f"answered on call {log.calls}".encode())
+        else:
+            self._hold(log)
+
+    def _hold(self, log: SlowLog) -> None:
+        """Until the client goes away; then ``log`` says when."""
         log.peer = f"{self.client_address[0]}:{self.client_address[1]}"
         log.started.set()
         sock = self.connection

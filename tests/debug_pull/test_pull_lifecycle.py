@@ -2,7 +2,8 @@
 connection to the destination within a second (measured at the destination), the command is
 stopped (exit 4), and the agent's tunnel is gone; a deployment without a connected agent cannot
 be debugged at all, nor one whose agent cannot read its debug.json; a tunnel lost to a manager
-restart is dialled again once the agent is back."""
+restart is dialled again once the agent is back, and a safe request caught in flight by that loss
+is sent again on the new tunnel."""
 
 from __future__ import annotations
 
@@ -115,6 +116,30 @@ def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again_through_the_agent(
     try:
         session = restarted_mid_command(world)
         assert len(world.requests(session["id"])) == 2
+    finally:
+        world.close()
+        deployment.agent.stop()
+        manager.stop()
+
+
+def test_a_get_in_flight_when_the_tunnel_drops_is_sent_again_on_the_new_one(
+    moto: MotoServer, targets: Targets, tmp_path: Path
+) -> None:
+    """``curl`` never retries a 502: its GET, unanswered when the manager restarts, must be
+    answered through the redialled tunnel (the target sees it twice; a POST would fail)."""
+    manager = pinned(ManagerProcess(tmp_path / "manager", extra_env=pull_manager_env()))
+    deployment = start_agent(manager, moto, tmp_path, debug_config(moto, [targets.http]))
+    world = make_world(manager, deployment, tmp_path)
+    late = targets.http.reset_slow()
+    try:
+        process = world.start_debug("curl", "-sS", "--fail", targets.http.url("/late"))
+        assert late.started.wait(30), process.poll()
+        manager.restart()  # both tunnels drop; the CLI redials once the agent is back
+        out, err = process.communicate(timeout=90)
+        assert process.returncode == 0, err
+        assert out == "answered on call 2"
+        assert "reconnecting" in err and "tunnel reconnected" in err
+        assert late.disconnected.wait(10)  # the first call's leg was closed, not left hanging
     finally:
         world.close()
         deployment.agent.stop()

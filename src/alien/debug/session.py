@@ -10,8 +10,10 @@ reason instead of a bare 502.
 A tunnel lost while the session is still active (a network blip, a manager restart) is dialled
 again, with backoff, for up to :data:`REDIAL_WINDOW` seconds: the session is the authority, the
 tunnel only its transport, and the manager serves any number of tunnels of an active session
-(fresh credentials for each). Requests that arrive meanwhile wait for the new tunnel; those that
-were in flight on the lost one fail (502) and the client's own retry goes through the new one.
+(fresh credentials for each). Requests that arrive meanwhile wait for the new tunnel. One in
+flight on the lost tunnel that had no answer yet is sent again on the new one when that is safe
+(``GET``/``HEAD``/``OPTIONS`` without a body: :func:`~alien.tunnel.http.replayable`) — many
+tools (``curl``, ``kubectl``) never retry a 502 themselves; any other fails (502).
 The session ends for the CLI only when the manager says it ended, when it expired, or when no
 tunnel could be had within the window.
 """
@@ -33,7 +35,8 @@ from alien.errors import AlienError, Forbidden
 from alien.protocol.errors import TunnelError
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel import WIDE_WINDOWS, TunnelConnection
-from alien.tunnel.http import TunnelUpstream
+from alien.tunnel.errors import TunnelClosed
+from alien.tunnel.http import TunnelUpstream, replayable
 from alien.tunnel.websocket_client import (
     HandshakeFailed,
     HandshakeRefused,
@@ -83,6 +86,8 @@ class DebugSession:
         self.connection: TunnelConnection | None = None
         self._tunnel: TunnelUpstream | None = None
         self._redialing: asyncio.Future[None] | None = None
+        self._changed = asyncio.Event()
+        """Set (and replaced) whenever the tunnel was replaced or the session ended."""
         self.notify: Callable[[str], None] = lambda line: None
         """Told of a lost tunnel and of its redial (the CLI prints these)."""
 
@@ -139,7 +144,12 @@ class DebugSession:
         connection = TunnelConnection(self._websocket, "client", settings=WIDE_WINDOWS)
         await connection.start()
         self.connection, self._tunnel = connection, TunnelUpstream(connection)
+        self._signal_change()
         return connection
+
+    def _signal_change(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     @property
     def upstream(self) -> SessionUpstream:
@@ -154,16 +164,31 @@ class DebugSession:
         assert self._tunnel is not None, "connect the tunnel first"
         return self._tunnel
 
+    async def tunnel_after(self, lost: TunnelUpstream) -> TunnelUpstream | None:
+        """The tunnel that replaced ``lost`` once it is dialled; ``None`` if the session ended
+        first (or no tunnel came within the redial window)."""
+        deadline = time.monotonic() + REDIAL_WINDOW + CONNECT_TIMEOUT
+        while self.end is None and self._tunnel is lost:
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return None
+        return self._tunnel if self.end is None else None
+
     async def watch(self) -> str:
         """Hold the session's tunnel until the session ends (redialling a lost tunnel while the
         session is active); returns (and keeps) why it ended."""
         if self.connection is None:
             raise RuntimeError("connect the tunnel first")
-        while self.end is None:
-            await self.connection.wait_closed()
-            if self.end is None and await self._still_active():
-                await self._redial()
-        return self.end
+        try:
+            while self.end is None:
+                await self.connection.wait_closed()
+                if self.end is None and await self._still_active():
+                    await self._redial()
+            return self.end
+        finally:
+            self._signal_change()
 
     async def _still_active(self) -> bool:
         """Ask the manager whether the session goes on; if not, keep why it ended. ``True``
@@ -237,6 +262,21 @@ class SessionUpstream:
         if self._session.end is not None:
             raise self._ended()
         tunnel = await self._session.tunnel()
+        try:
+            return await self._send(tunnel, head, body)
+        except TunnelClosed:
+            if not replayable(head):
+                raise
+            again = await self._session.tunnel_after(tunnel)
+            if again is None:
+                if self._session.end is not None:
+                    raise self._ended() from None
+                raise
+            return await self._send(again, head, body)
+
+    async def _send(
+        self, tunnel: TunnelUpstream, head: RequestHead, body: Body
+    ) -> UpstreamResponse:
         if self._session.end is not None:
             raise self._ended()
         try:

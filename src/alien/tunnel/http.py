@@ -94,6 +94,7 @@ class TunnelUpstream:
 
 
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _bodiless(head: RequestHead) -> bool:
@@ -105,6 +106,12 @@ def _bodiless(head: RequestHead) -> bool:
         and head.get("content-length") is None
         and head.get("transfer-encoding") is None
     )
+
+
+def replayable(head: RequestHead) -> bool:
+    """A request that may be sent again when its tunnel was lost before any answer: a safe
+    method (RFC 9110 9.2.1: asking twice changes nothing) without a body to replay."""
+    return head.method in _SAFE_METHODS and _bodiless(head)
 
 
 async def _send_body(stream: TunnelStream, body: Body) -> None:
