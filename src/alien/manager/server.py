@@ -16,6 +16,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -93,7 +94,7 @@ class _Server(uvicorn.Server):
                 self.lock_lost = True
                 self.should_exit = True
                 return
-            threading.Event().wait(LOCK_CHECK_SECONDS)
+            time.sleep(LOCK_CHECK_SECONDS)
 
 
 class _DeniedHandshakeFilter(logging.Filter):
