@@ -167,13 +167,12 @@ class DebugSession:
     async def tunnel_after(self, lost: TunnelUpstream) -> TunnelUpstream | None:
         """The tunnel that replaced ``lost`` once it is dialled; ``None`` if the session ended
         first (or no tunnel came within the redial window)."""
-        deadline = time.monotonic() + REDIAL_WINDOW + CONNECT_TIMEOUT
-        while self.end is None and self._tunnel is lost:
-            changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                return None
+        try:
+            async with asyncio.timeout(REDIAL_WINDOW + CONNECT_TIMEOUT):
+                while self.end is None and self._tunnel is lost:
+                    await self._changed.wait()
+        except TimeoutError:
+            return None
         return self._tunnel if self.end is None else None
 
     async def watch(self) -> str:
