@@ -49,7 +49,8 @@ async def test_reminders_are_told_at_their_time_and_in_order(
     await asyncio.wait_for(remind("dbg_2", expires, notify, leads=(0.6, 0.3)), timeout=5)
     assert [line.startswith("debug session dbg_2 expires in ") for _, line in told] == [True] * 2
     first, second = (at for at, _ in told)
-    assert 0.3 < first < 0.6 and 0.15 < second - first < 0.45
+    # Not early; late only by what a loaded machine may add to a sleep.
+    assert 0.3 < first < 1.5 and 0.15 < second - first < 1.2
 
 
 async def test_no_expiry_means_no_reminder() -> None:
