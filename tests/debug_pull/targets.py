@@ -6,9 +6,9 @@ loopback, each in a thread of the test process.
 * ``GET /slow`` sends its headers and a first line, then holds the connection open until the
   client goes away, and records when that happened (``disconnected``) — how a test sees the
   agent's leg close;
-* ``GET /late`` answers nothing to its first caller (held until it goes away, ``started`` set
-  meanwhile), then ``answered on call N`` to every later one — a request in flight when its
-  tunnel drops, and its retry.
+* ``GET /late`` (or ``POST``) answers nothing to its first caller (held until it goes away,
+  ``started`` set meanwhile), then ``answered on call N`` to every later one — a request in
+  flight when its tunnel drops, and its retry.
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.server.seen.append((self.command, self.path, self.headers.get("authorization")))
+        if self.path == "/late":
+            for _ in self._body():
+                pass
+            self._late()
+            return
         digest = hashlib.sha256()
         size = 0
         for chunk in self._body():

@@ -144,3 +144,28 @@ def test_a_get_in_flight_when_the_tunnel_drops_is_sent_again_on_the_new_one(
         world.close()
         deployment.agent.stop()
         manager.stop()
+
+
+def test_a_post_in_flight_when_the_tunnel_drops_is_not_sent_again(
+    moto: MotoServer, targets: Targets, tmp_path: Path
+) -> None:
+    """Sending a POST twice could do twice what it does: it fails (502) and the target saw it
+    once; the session itself goes on (the CLI reconnects)."""
+    manager = pinned(ManagerProcess(tmp_path / "manager", extra_env=pull_manager_env()))
+    deployment = start_agent(manager, moto, tmp_path, debug_config(moto, [targets.http]))
+    world = make_world(manager, deployment, tmp_path)
+    late = targets.http.reset_slow()
+    script = f"curl -sS --fail -d once {targets.http.url('/late')}; echo curl=$?"
+    try:
+        process = world.start_debug("bash", "-c", script)
+        assert late.started.wait(30), process.poll()
+        manager.restart()
+        out, err = process.communicate(timeout=90)
+        assert process.returncode == 0, err
+        assert out.strip().endswith("curl=22")  # --fail: the 502 from the loopback proxy
+        assert "502" in err
+        assert late.calls == 1
+    finally:
+        world.close()
+        deployment.agent.stop()
+        manager.stop()
