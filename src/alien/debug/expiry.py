@@ -21,9 +21,9 @@ MARGIN = 15.0
 """A reminder due sooner than this after the session was granted is left to the start line."""
 
 
-def reminders(expires_at: datetime, now: datetime, leads: tuple[float, ...] = LEADS) -> list[
-    tuple[float, float]
-]:  # fmt: skip
+def reminders(
+    expires_at: datetime, now: datetime, leads: tuple[float, ...] = LEADS
+) -> list[tuple[float, float]]:
     """``(seconds from now, seconds left then)`` of each reminder still worth giving, in order."""
     remaining = (expires_at - now).total_seconds()
     return [

@@ -61,6 +61,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def psycopg_url(url: str) -> str:
+    """A PostgreSQL URL with psycopg 3 as its driver (a bare ``postgresql://`` means psycopg2
+    to SQLAlchemy, which alien does not depend on)."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``: SQLite file (tuned as above) or PostgreSQL via psycopg 3."""
     if url.startswith("sqlite"):
@@ -72,9 +80,7 @@ def make_engine(url: str) -> Engine:
         _tune_sqlite(engine)
         return engine
     if url.startswith("postgresql"):
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(psycopg_url(url), pool_pre_ping=True, pool_size=10, max_overflow=20)
     raise ValidationError(
         "database URL must be sqlite:///… or postgresql+psycopg://…", field="ALIEN_DATABASE_URL"
     )

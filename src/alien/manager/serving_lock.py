@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from alien.errors import AlienError
+from alien.manager.db import psycopg_url
 
 log = logging.getLogger("alien.manager")
 
@@ -159,13 +160,13 @@ class PostgresServingLock:
     """A session-level advisory lock on a connection of its own (see the module docstring)."""
 
     def __init__(self, database_url: str) -> None:
-        if database_url.startswith("postgresql://"):
-            database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
         # TCP keepalives: a lock connection cut by the network fails within ~15 s instead of
         # hanging on the kernel's defaults (hours), so ``held`` can answer.
         keepalives = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2}
         self._engine = create_engine(
-            database_url, poolclass=NullPool, connect_args={**keepalives, "keepalives_count": 3}
+            psycopg_url(database_url),
+            poolclass=NullPool,
+            connect_args={**keepalives, "keepalives_count": 3},
         )
         self._conn: Connection | None = None
 
