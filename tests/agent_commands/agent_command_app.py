@@ -19,6 +19,7 @@ TEST_COMMANDS = '''\
 import asyncio
 import hashlib
 import json
+import os
 
 import alien
 
@@ -31,7 +32,9 @@ def _note(path, line):
 
 @alien.command("echo")
 def echo(ctx: alien.CommandContext, **params):
-    return {"params": params, "attempt": ctx.attempt, "command_id": ctx.command_id}
+    return {
+        "params": params, "attempt": ctx.attempt, "command_id": ctx.command_id, "pid": os.getpid()
+    }
 
 
 @alien.command("noop")

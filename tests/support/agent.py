@@ -14,12 +14,23 @@ from websockets.sync.client import ClientConnection, connect
 
 
 class AgentSocket:
-    def __init__(self, ws_base_url: str, token: str, *, open_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        ws_base_url: str,
+        token: str,
+        *,
+        instance: str | None = None,
+        open_timeout: float = 10.0,
+    ) -> None:
+        """``instance``: the ``Alien-Agent-Instance`` header to send (none by default)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        if instance is not None:
+            headers["Alien-Agent-Instance"] = instance
         self._stack = ExitStack()
         self.conn: ClientConnection = self._stack.enter_context(
             connect(
                 ws_base_url + "/v1/agent/connect",
-                additional_headers={"Authorization": f"Bearer {token}"},
+                additional_headers=headers,
                 open_timeout=open_timeout,
             )
         )

@@ -50,7 +50,11 @@ from alien.platforms.local.area import Area
 from alien.platforms.local.dispatch import LocalDispatcher
 from alien.platforms.local.platform import LocalPlatform
 from alien.platforms.local.status import Status
-from alien.protocol.agent_channel import CAPABILITY_COMMANDS, StatusReport
+from alien.protocol.agent_channel import (
+    AGENT_INSTANCE_HEADER,
+    CAPABILITY_COMMANDS,
+    StatusReport,
+)
 
 log = logging.getLogger("alien.agent")
 
@@ -107,7 +111,10 @@ class Agent:
         self._line(f"deployment {state.deployment_id} {state.ref}")
         started = datetime.now(UTC)
         config = ClientConfig(base_url=state.manager_url, token=token)
-        async with AsyncManagerClient(config) as client:
+        instance = self.dir.new_instance()
+        async with AsyncManagerClient(
+            config, extra_headers={AGENT_INSTANCE_HEADER: instance}
+        ) as client:
             converger: Converger
             tunnels = DebugTunnels(state.manager_url, token, self.dir.root)
             tunnels.prepare()
@@ -117,6 +124,7 @@ class Agent:
                 self.config,
                 current_release=lambda: converger.running,
                 capabilities=(CAPABILITY_COMMANDS, *tunnels.capabilities),
+                instance=instance,
             )
             link.on_connection_change.append(self._refresh.set)
             link.on_other_message.append(tunnels.on_message)

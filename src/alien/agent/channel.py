@@ -11,9 +11,11 @@ does not care which one it has:
   soon as work appears: still no poll interval in the path, just one HTTP request held open.
 
 A handshake the manager itself refuses with 401/403 (its JSON error body) is the token's fault
-and raises ``Unauthenticated``/``Forbidden``; any other failure to establish the WebSocket (a
-proxy in the way answering 403 or 400, a timeout, …) raises ``WebSocketUnavailable`` so the agent
-can fall back to polling. A dropped connection raises ``ManagerUnreachable``.
+and raises ``Unauthenticated``/``Forbidden``; a 409 ``AGENT_CONFLICT`` (another agent process
+serves this deployment) is raised as is, on either transport; any other failure to establish the
+WebSocket (a proxy in the way answering 403 or 400, a timeout, …) raises
+``WebSocketUnavailable`` so the agent can fall back to polling. A dropped connection raises
+``ManagerUnreachable``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from alien.client.errors import ManagerUnreachable, error_from_body, unreachable
 from alien.client.transport import USER_AGENT
 from alien.errors import AlienError, NotFound
 from alien.protocol.agent_channel import (
+    AGENT_CONFLICT,
+    AGENT_INSTANCE_HEADER,
     AgentMessage,
     ChannelError,
     DesiredRelease,
@@ -80,11 +84,16 @@ class WebSocketChannel:
         self._base_url = base_url
 
     @classmethod
-    async def open(cls, base_url: str, token: str, *, timeout: float = 10.0) -> WebSocketChannel:
+    async def open(
+        cls, base_url: str, token: str, *, instance: str | None = None, timeout: float = 10.0
+    ) -> WebSocketChannel:
+        headers = {"Authorization": f"Bearer {token}"}
+        if instance is not None:
+            headers[AGENT_INSTANCE_HEADER] = instance
         try:
             ws = await connect(
                 websocket_url(base_url, CONNECT_PATH),
-                additional_headers={"Authorization": f"Bearer {token}"},
+                additional_headers=headers,
                 user_agent_header=USER_AGENT,
                 open_timeout=timeout,
                 ping_interval=PING_SECONDS,
@@ -96,8 +105,10 @@ class WebSocketChannel:
         except InvalidStatus as exc:
             status = exc.response.status_code
             error = error_from_body(status, exc.response.body or b"")
-            if status in {401, 403} and not error.code.startswith("HTTP_"):
-                raise error from None  # the manager's own answer: the token is refused
+            if (status in {401, 403} and not error.code.startswith("HTTP_")) or refused_agent(
+                error
+            ):
+                raise error from None  # the manager's own answer: the token or the agent refused
             raise WebSocketUnavailable(
                 f"the manager refused the WebSocket with HTTP {status}", field="manager"
             ) from None
@@ -147,7 +158,11 @@ class PollChannel:
         try:
             poll = await self._client.agent_message(message.model_dump(mode="json"))
         except AlienError as exc:
-            if isinstance(exc, ManagerUnreachable) or exc.status in {401, 403, 404}:
+            if (
+                isinstance(exc, ManagerUnreachable)
+                or exc.status in {401, 403, 404}
+                or refused_agent(exc)
+            ):
                 raise
             # Refused like the WebSocket refuses: an ``error`` message the agent resynchronises on.
             self._queue.put_nowait(_as_channel_error(exc))
@@ -181,6 +196,11 @@ class PollChannel:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
+
+
+def refused_agent(error: AlienError) -> bool:
+    """Whether the manager refused this agent because another instance serves the deployment."""
+    return error.status == 409 and error.code == AGENT_CONFLICT
 
 
 def _as_channel_error(exc: AlienError) -> ChannelError:

@@ -26,7 +26,7 @@ from alien.client.config import ClientConfig
 from alien.errors import AlienError, Conflict
 from alien.platforms.local.area import Area
 from alien.platforms.local.platform import LocalPlatform
-from alien.protocol.agent_channel import Hello, StatusReport, Welcome
+from alien.protocol.agent_channel import AGENT_INSTANCE_HEADER, Hello, StatusReport, Welcome
 from alien.protocol.deployment import Deleted, DeleteRequested, DeploymentState
 
 _LIVE_KEYS = (
@@ -113,7 +113,9 @@ async def down(state_dir: StateDir, *, stop_timeout: float = 60.0) -> DownResult
     warning = None
     try:
         config = ClientConfig(base_url=state.manager_url, token=token)
-        async with AsyncManagerClient(config) as client:
+        instance = state_dir.last_instance()  # speak as the agent that ran here
+        extra = {AGENT_INSTANCE_HEADER: instance} if instance else None
+        async with AsyncManagerClient(config, extra_headers=extra) as client:
             try:
                 deleted_already = await _request_delete(client)
             except AlienError as exc:
@@ -151,6 +153,7 @@ def _forget(state_dir: StateDir) -> None:
         state_dir.token_file,
         state_dir.status_file,
         state_dir.lock_file,
+        state_dir.instance_file,
     ):
         path.unlink(missing_ok=True)
     for path in (state_dir.packages_dir, state_dir.downloads_dir, state_dir.default_area):

@@ -29,6 +29,7 @@ from alien.agent.channel import (
     PollChannel,
     WebSocketChannel,
     WebSocketUnavailable,
+    refused_agent,
 )
 from alien.agent.config import AGENT_VERSION, AgentConfig
 from alien.agent.packages import ReleaseInfo
@@ -69,9 +70,12 @@ class ManagerLink:
         *,
         current_release: Callable[[], str | None],
         capabilities: tuple[str, ...] = (),
+        instance: str | None = None,
     ) -> None:
         self.client = client
         self.token = token
+        self.instance = instance
+        """This agent process's id (``Alien-Agent-Instance``); the client sends it too."""
         self.config = config
         self.current_release = current_release
         self.mirror: DeploymentStatus | None = None
@@ -141,7 +145,8 @@ class ManagerLink:
             except (Unauthenticated, Forbidden) as exc:
                 self._problem(logging.ERROR, f"the manager refused this agent's token: {exc}")
             except AlienError as exc:
-                self._problem(logging.WARNING, f"{exc.message}")
+                level = logging.ERROR if refused_agent(exc) else logging.WARNING
+                self._problem(level, f"{exc.message}")
             except Exception as exc:  # a bug must not end the agent: its functions keep serving
                 log.exception("the connection to the manager failed unexpectedly")
                 self.last_problem = f"internal error: {type(exc).__name__}"
@@ -167,7 +172,10 @@ class ManagerLink:
         try:
             return (
                 await WebSocketChannel.open(
-                    self.client.config.base_url, self.token, timeout=self.config.open_timeout
+                    self.client.config.base_url,
+                    self.token,
+                    instance=self.instance,
+                    timeout=self.config.open_timeout,
                 ),
                 None,
             )

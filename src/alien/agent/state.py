@@ -6,6 +6,7 @@ Layout (a contract, see docs/ARCHITECTURE.md "Agent state directory")::
       agent.json            AgentState: deployment id/name/group, manager URL, area, releases
       token                 the deployment token (ax_dep_…), 0600, never logged
       agent.lock            flock held by the running agent; holds its pid
+      instance              the id of the agent process that last ran here (Alien-Agent-Instance)
       status.json           what runs now, written by the running agent (``alien-deploy status``)
       packages/<release>/   verified, unpacked release packages (the rollback needs them)
       downloads/            packages being downloaded
@@ -21,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from alien.errors import Conflict, NotFound, ValidationError
+from alien.protocol.agent_channel import AGENT_INSTANCE_PATTERN, new_agent_instance
 
 STATE_VERSION = 1
 
@@ -98,6 +101,10 @@ class StateDir:
         return self.root / "agent.lock"
 
     @property
+    def instance_file(self) -> Path:
+        return self.root / "instance"
+
+    @property
     def status_file(self) -> Path:
         return self.root / "status.json"
 
@@ -157,6 +164,22 @@ class StateDir:
     def write_token(self, token: str) -> None:
         self.ensure()
         write_private(self.token_file, token.encode() + b"\n")
+
+    # --- the agent process's instance id ---------------------------------------------------------
+
+    def new_instance(self) -> str:
+        """A fresh id for the agent process starting now, remembered for ``alien-deploy down``,
+        which speaks to the manager as the agent that last ran here."""
+        instance = new_agent_instance()
+        write_private(self.instance_file, instance.encode() + b"\n")
+        return instance
+
+    def last_instance(self) -> str | None:
+        try:
+            value = self.instance_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return value if re.fullmatch(AGENT_INSTANCE_PATTERN, value) else None
 
     # --- status snapshot ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
-from alien.client.models import Deployment
+from alien.client.models import Deployment, RefusedAgent
 from alien.client.sync import ManagerClient
 
 EXIT_FAILED = 1
@@ -86,7 +86,8 @@ def _table(deps: list[Deployment]) -> None:
             dep.state,
             dep.current_release or "-",
             dep.desired_release or "-",
-            "connected" if dep.connected else "offline",
+            ("connected" if dep.connected else "offline")
+            + (" (conflict)" if dep.agent_conflict else ""),
             _age(heartbeat_age(dep)),
             (dep.error or "")[:80],
         )
@@ -111,6 +112,16 @@ def list_deployments(
         _table(deps)
 
 
+def _conflict(refused: RefusedAgent) -> str:
+    """One line naming the second agent the manager turned away, and the one it kept."""
+    tries = "once" if refused.attempts == 1 else f"{refused.attempts} times"
+    return (
+        f"a second agent ({refused.instance or 'unnamed'} from {refused.peer or '?'}) was refused"
+        f" {tries}, last at {refused.last_at:%Y-%m-%d %H:%M:%S}Z; serving:"
+        f" {refused.holder_instance or 'unnamed'} from {refused.holder_peer or '?'}"
+    )
+
+
 def _describe(dep: Deployment) -> None:
     rows = [
         ("deployment", f"{dep.ref} ({dep.id})"),
@@ -125,6 +136,8 @@ def _describe(dep: Deployment) -> None:
         ("heartbeat", _age(heartbeat_age(dep))),
         ("error", dep.error or "-"),
     ]
+    if dep.agent_conflict is not None:
+        rows.append(("conflict", _conflict(dep.agent_conflict)))
     for key, value in rows:
         console.print(f"{key:>10}: {value}", highlight=False, markup=False, soft_wrap=True)
     detail = dep.status_detail

@@ -35,11 +35,17 @@ class PackageMismatch(ValidationError):
 
 
 class AsyncManagerClient:
-    def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ):
         self.config = config
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
-            headers=headers(config),
+            headers={**headers(config), **(extra_headers or {})},
             timeout=timeout_for(config),
             transport=transport,
         )

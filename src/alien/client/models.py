@@ -35,6 +35,18 @@ class GroupToken(_Out):
     token: str | None = Field(default=None, repr=False)
 
 
+class RefusedAgent(_Out):
+    """A second agent the manager refused for a deployment (see ``AGENT_CONFLICT``)."""
+
+    instance: str | None = None
+    peer: str | None = None
+    first_at: datetime
+    last_at: datetime
+    attempts: int = 1
+    holder_instance: str | None = None
+    holder_peer: str | None = None
+
+
 class Deployment(_Out):
     id: str
     name: str
@@ -50,6 +62,7 @@ class Deployment(_Out):
     failed_release: str | None = None
     error: str | None = None
     connected: bool = False
+    agent_conflict: RefusedAgent | None = None
     last_heartbeat_at: datetime | None = None
     agent_version: str | None = None
     status_detail: dict[str, Any] = Field(default_factory=dict)

@@ -145,6 +145,19 @@ class OnboardRequest(Request):
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
 
+class RefusedAgentOut(BaseModel):
+    """An agent process refused because another one serves the deployment (a cloned machine or
+    state directory, or a leaked deployment token): the latest one, kept for ten minutes."""
+
+    instance: str | None = Field(description="its Alien-Agent-Instance id (null: none sent)")
+    peer: str | None = Field(description="the address it connected from, as the manager saw it")
+    first_at: datetime
+    last_at: datetime
+    attempts: int
+    holder_instance: str | None = Field(description="the agent serving the deployment then")
+    holder_peer: str | None
+
+
 class DeploymentOut(BaseModel):
     id: str
     name: str
@@ -160,6 +173,9 @@ class DeploymentOut(BaseModel):
     failed_release: str | None
     error: str | None
     connected: bool = Field(description="an agent holds a live channel to this manager now")
+    agent_conflict: RefusedAgentOut | None = Field(
+        default=None, description="a second agent refused within the last ten minutes"
+    )
     last_heartbeat_at: datetime | None
     agent_version: str | None
     status_detail: dict[str, Any]

@@ -61,6 +61,7 @@ malformed messages with a :class:`~alien.errors.ValidationError` whose ``field``
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, JsonValue, StringConstraints, field_validator
@@ -107,6 +108,19 @@ AGENT_EVENT_TYPES = frozenset(
     }
 )
 ReleaseIdStrict = prefixed_id("rel")
+
+AGENT_INSTANCE_HEADER = "Alien-Agent-Instance"
+"""Sent by an agent with every request to the manager: a random id of its process, so the manager
+serves a deployment through one agent at a time (:data:`AGENT_CONFLICT` for a second one)."""
+AGENT_CONFLICT = "AGENT_CONFLICT"
+"""The error code (409) refusing an agent while another instance serves its deployment."""
+AGENT_INSTANCE_PATTERN = r"^ins_[0-9a-f]{24}$"
+
+
+def new_agent_instance() -> str:
+    """A fresh instance id for an agent process."""
+    return f"ins_{secrets.token_hex(12)}"
+
 
 CAPABILITY_COMMANDS = "commands"
 """What an agent lists in ``hello.capabilities`` to be sent ``command`` messages."""

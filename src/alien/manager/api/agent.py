@@ -9,9 +9,11 @@ messages to ``POST /v1/agent/status``. Message shapes: :mod:`alien.protocol.agen
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Annotated, Any
 
 import anyio
@@ -22,6 +24,8 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from alien.errors import AlienError, NotFound, ValidationError
+from alien.manager import audit_events
+from alien.manager.agents import POLL, WEBSOCKET, AgentConflict
 from alien.manager.api.deps import Core, get_core, require
 from alien.manager.api.errors import error_response
 from alien.manager.auth import Action, Principal
@@ -30,9 +34,12 @@ from alien.manager.commands.center import center_of
 from alien.manager.core import ManagerCore
 from alien.manager.events import Subscription, deployment_key
 from alien.manager.services import channel
+from alien.manager.services.audit import AuditLog
 from alien.manager.services.deployments import record_heartbeat
 from alien.protocol.agent_channel import (
     AGENT_COMMAND_MESSAGES,
+    AGENT_INSTANCE_HEADER,
+    AGENT_INSTANCE_PATTERN,
     AgentMessage,
     AgentPoll,
     ChannelError,
@@ -74,6 +81,56 @@ def _error_message(exc: AlienError) -> ChannelError:
 
 
 Send = Callable[[ManagerMessage], Awaitable[None]]
+
+
+def agent_instance(conn: HTTPConnection) -> str | None:
+    """The agent process's id from its request header (``None`` for an agent that sends none)."""
+    value = conn.headers.get(AGENT_INSTANCE_HEADER)
+    if value is not None and not re.fullmatch(AGENT_INSTANCE_PATTERN, value):
+        raise ValidationError(
+            "an agent instance id is 'ins_' and 24 lowercase hex digits",
+            field=AGENT_INSTANCE_HEADER,
+        )
+    return value
+
+
+@contextlib.asynccontextmanager
+async def agent_channel(
+    conn: HTTPConnection, caller: Principal, transport: str
+) -> AsyncIterator[None]:
+    """Hold the caller's deployment for this agent instance while the block runs (it is shown
+    connected); :class:`AgentConflict` if another instance holds it. The first refusal of an
+    instance is audited: a second agent with a deployment's token is a cloned machine or a
+    leaked token, and the customer should be able to find out which."""
+    core = get_core(conn)
+    assert caller.deployment_id is not None
+    instance = agent_instance(conn)
+    peer = conn.client.host if conn.client is not None else None
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(
+                core.agents.channel(
+                    caller.deployment_id, instance=instance, peer=peer, transport=transport
+                )
+            )
+        except AgentConflict as conflict:
+            if conflict.first:
+                await run_in_threadpool(_audit_conflict, core, caller, conflict)
+            raise
+        yield
+
+
+def _audit_conflict(core: ManagerCore, caller: Principal, conflict: AgentConflict) -> None:
+    with core.db.write() as session:
+        audit_events.denied(
+            session,
+            AuditLog.in_data_dir(core.settings.data_dir),
+            caller,
+            "agent.connect",
+            conflict,
+            deployment=caller.deployment_id,
+            target=conflict.details["refused"]["instance"],
+        )
 
 
 class AgentPushers:
@@ -228,12 +285,21 @@ async def agent_connect(websocket: WebSocket, caller: Agent) -> None:
     core = get_core(websocket)
     assert caller.deployment_id is not None
     deployment_id = caller.deployment_id
-    await websocket.accept()
+    async with contextlib.AsyncExitStack() as held:
+        try:
+            await held.enter_async_context(agent_channel(websocket, caller, WEBSOCKET))
+        except (AgentConflict, ValidationError) as refused:
+            await _deny(websocket, refused)
+            return
+        await websocket.accept()
+        await _serve_agent(core, websocket, deployment_id)
+    # Presence changed: wake anyone waiting on this deployment so 'connected' is fresh.
+    core.deployments_changed([deployment_id])
+
+
+async def _serve_agent(core: ManagerCore, websocket: WebSocket, deployment_id: str) -> None:
     connection = _AgentConnection(core, websocket, deployment_id)
-    with (
-        core.agents.channel(deployment_id),
-        core.hub.subscribe(deployment_key(deployment_id)) as sub,
-    ):
+    with core.hub.subscribe(deployment_key(deployment_id)) as sub:
         try:
             await connection.run(sub)
         except* (WebSocketDisconnect, WebSocketDisconnected):
@@ -245,8 +311,6 @@ async def agent_connect(websocket: WebSocket, caller: Agent) -> None:
         finally:
             await connection.commands.close()  # before presence drops: no offer to a dead link
     connection.leave()
-    # Presence changed: wake anyone waiting on this deployment so 'connected' is fresh.
-    core.deployments_changed([deployment_id])
 
 
 async def _deny(websocket: WebSocket, exc: AlienError) -> None:
@@ -259,6 +323,7 @@ async def _deny(websocket: WebSocket, exc: AlienError) -> None:
 
 @router.get("/v1/agent/next", response_model=AgentPoll)
 async def agent_next(
+    request: Request,
     core: Core,
     caller: Agent,
     wait: Annotated[float, Query(ge=0, description="seconds to hold the request open")] = 25.0,
@@ -276,8 +341,15 @@ async def agent_next(
     assert caller.deployment_id is not None
     dep_id = caller.deployment_id
     deadline = time.monotonic() + wait
-    await run_in_threadpool(_heartbeat, core, dep_id)
-    with core.agents.channel(dep_id), core.hub.subscribe(deployment_key(dep_id)) as sub:
+    async with agent_channel(request, caller, POLL):
+        await run_in_threadpool(_heartbeat, core, dep_id)
+        return await _next_messages(core, dep_id, known, deadline)
+
+
+async def _next_messages(
+    core: ManagerCore, dep_id: str, known: str | None, deadline: float
+) -> AgentPoll:
+    with core.hub.subscribe(deployment_key(dep_id)) as sub:
         while True:
             messages = await run_in_threadpool(_pending, core, dep_id, known)
             remaining = deadline - time.monotonic()
@@ -316,9 +388,10 @@ async def agent_status(request: Request, core: Core, caller: Agent) -> AgentPoll
     """
     assert caller.deployment_id is not None
     message = parse_agent_message(await request.body())
-    if isinstance(message, AGENT_COMMAND_MESSAGES):
-        receipt = await center_of(request).agent_message(caller.deployment_id, message)
-        return AgentPoll(messages=(receipt,))
-    replies = await run_in_threadpool(_handle, core, caller.deployment_id, message)
+    async with agent_channel(request, caller, POLL):
+        if isinstance(message, AGENT_COMMAND_MESSAGES):
+            receipt = await center_of(request).agent_message(caller.deployment_id, message)
+            return AgentPoll(messages=(receipt,))
+        replies = await run_in_threadpool(_handle, core, caller.deployment_id, message)
     core.deployments_changed([caller.deployment_id])
     return AgentPoll(messages=tuple(replies))

@@ -14,6 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from alien.errors import ValidationError
+from alien.manager.agents import POLL
+from alien.manager.api.agent import agent_channel
 from alien.manager.api.deps import Core, require
 from alien.manager.auth import Action, Principal
 from alien.manager.commands.center import center_of
@@ -37,7 +39,7 @@ async def lease_commands(
         )
     assert caller.deployment_id is not None
     base_url = str(request.base_url).rstrip("/")
-    with core.agents.channel(caller.deployment_id):
+    async with agent_channel(request, caller, POLL):
         offers = await center_of(request).lease_pending(
             caller.deployment_id, base_url, limit=max, wait=wait
         )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from sqlalchemy.orm import Session
 
-from alien.manager.agents import AgentRegistry
+from alien.manager.agents import AgentRegistry, RefusedAgent
 from alien.manager.auth import Role
 from alien.manager.models import ApiKey, Deployment, Group, GroupToken, Release
 from alien.manager.schemas import (
@@ -15,6 +16,7 @@ from alien.manager.schemas import (
     DeploymentOut,
     GroupOut,
     GroupTokenOut,
+    RefusedAgentOut,
     ReleaseDetail,
     ReleaseOut,
 )
@@ -69,6 +71,7 @@ def deployments_out(
             failed_release=d.failed_release_id,
             error=d.error,
             connected=agents.is_connected(d.id),
+            agent_conflict=_refused_out(agents.refused(d.id)),
             last_heartbeat_at=d.last_heartbeat_at,
             agent_version=d.agent_version,
             status_detail=d.status_detail,
@@ -78,6 +81,10 @@ def deployments_out(
         )
         for d in deployments
     ]
+
+
+def _refused_out(refused: RefusedAgent | None) -> RefusedAgentOut | None:
+    return None if refused is None else RefusedAgentOut(**dataclasses.asdict(refused))
 
 
 def deployment_out(session: Session, dep: Deployment, agents: AgentRegistry) -> DeploymentOut:
