@@ -257,6 +257,22 @@ def test_tunnel_open_refuses_what_could_send_the_agent_elsewhere(
         ('{"aws": {"region": "eu-west-1", "allowed_services": []}}', "aws.allowed_services"),
         ('{"http": {"allow": ["bad host!"]}}', "allow.0"),
         ('{"ssh": {}}', "ssh"),
+        ('{"gcp": {"project": "Bad", "allowed_apis": ["pubsub"]}}', "gcp.project"),
+        ('{"gcp": {"project": "p", "allowed_apis": []}}', "gcp.allowed_apis"),
+        (
+            '{"gcp": {"project": "p", "allowed_apis": ["pubsub"],'
+            ' "endpoints": {"storage": "http://127.0.0.1:1"}}}',
+            "gcp.storage",
+        ),
+        (
+            '{"gcp": {"project": "p", "allowed_apis": ["pubsub"],'
+            ' "endpoints": {"pubsub": "http://127.0.0.1:1/v1"}}}',
+            "gcp.endpoints.pubsub",
+        ),
+        (
+            '{"gcp": {"project": "p", "allowed_apis": ["x"], "credentials": "adc"}}',
+            "gcp.credentials",
+        ),
     ],
 )
 def test_a_bad_debug_config_names_the_field(tmp_path: Path, content: str, field: str) -> None:

@@ -31,7 +31,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import boto3
@@ -51,12 +51,21 @@ from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
+from alien.platforms.gcp.error_shape import google_error_response
+from alien.platforms.gcp.tokens import MetadataToken, NoToken, TokenFile, TokenSource
+from alien.platforms.gcp.upstream import GoogleApiUpstream, endpoint_base, google_api
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_TUNNELS,
     ManagerMessage,
     TunnelOpen,
 )
-from alien.protocol.debug_offer import DEBUG_INFO_KIND, AwsOffer, DebugOffer, HttpOffer
+from alien.protocol.debug_offer import (
+    DEBUG_INFO_KIND,
+    AwsOffer,
+    DebugOffer,
+    GcpOffer,
+    HttpOffer,
+)
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse, marked
 from alien.protocol.wire import parse
@@ -104,11 +113,26 @@ class HttpDebugConfig(_Config):
     allow: tuple[str, ...] = Field(min_length=1)
 
 
+class GcpDebugConfig(_Config):
+    """Google APIs called with the agent's own access token. ``project``: what ``gcloud`` is
+    set to; ``allowed_apis``: the first labels of ``<api>.googleapis.com``; ``endpoints``: where
+    some of them are served instead (``scheme://host[:port]``: a private endpoint, an emulator);
+    ``credentials``: ``metadata`` (the instance's service account), ``token_file`` (the token in
+    the file ``token_file`` names, kept fresh by something else), or ``none`` (send no token)."""
+
+    project: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.:-]{0,99}$", strict=True)]
+    allowed_apis: tuple[Name, ...] = Field(min_length=1)
+    endpoints: dict[Name, str] = Field(default_factory=dict)
+    credentials: Literal["metadata", "token_file", "none"] = "metadata"
+    token_file: str | None = Field(default=None, min_length=1)
+
+
 class DebugConfig(_Config):
     """``<state-dir>/debug.json``."""
 
     aws: AwsDebugConfig | None = None
     http: HttpDebugConfig | None = None
+    gcp: GcpDebugConfig | None = None
 
     @property
     def offer(self) -> DebugOffer:
@@ -117,6 +141,9 @@ class DebugConfig(_Config):
             if self.aws
             else None,
             http=HttpOffer(allow=tuple(self.http.allow)) if self.http else None,
+            gcp=GcpOffer(project=self.gcp.project, apis=tuple(self.gcp.allowed_apis))
+            if self.gcp
+            else None,
         )
 
 
@@ -137,7 +164,34 @@ def load_config(path: Path) -> DebugConfig:
         HostAllowlist(config.http.allow)  # refuse a bad pattern now, not at the first request
     if config.aws is not None:
         _aws_policy(config.aws)
+    if config.gcp is not None:
+        _check_gcp(config.gcp)
     return config
+
+
+def _check_gcp(gcp: GcpDebugConfig) -> None:
+    if (gcp.credentials == "token_file") != (gcp.token_file is not None):
+        raise ValidationError(
+            "token_file is needed with credentials 'token_file', and only then",
+            field="gcp.token_file",
+        )
+    for api, url in gcp.endpoints.items():
+        if api not in gcp.allowed_apis:
+            raise ValidationError(
+                f"an endpoint for {api!r}, which allowed_apis does not list", field=f"gcp.{api}"
+            )
+        endpoint_base(url, f"gcp.endpoints.{api}")
+
+
+def _google_apis(gcp: GcpDebugConfig) -> GoogleApiUpstream:
+    tokens: TokenSource
+    if gcp.credentials == "metadata":
+        tokens = MetadataToken()
+    elif gcp.token_file is not None:
+        tokens = TokenFile(Path(gcp.token_file))
+    else:
+        tokens = NoToken()
+    return GoogleApiUpstream(gcp.allowed_apis, tokens, endpoints=gcp.endpoints)
 
 
 def _aws_policy(aws: AwsDebugConfig) -> AwsEndpointPolicy:
@@ -263,15 +317,21 @@ def _is_aws(head: RequestHead) -> bool:
 
 
 def error_response(head: RequestHead, error: AlienError) -> UpstreamResponse:
-    """The agent's own answer: AWS-shaped for AWS callers, alien's JSON otherwise, marked
-    with ``alien-error`` either way."""
-    base = aws_error_response(head, error) if _is_aws(head) else alien_error_response(head, error)
+    """The agent's own answer: AWS-shaped for AWS callers, Google-shaped for Google API calls,
+    alien's JSON otherwise, marked with ``alien-error`` either way."""
+    if _is_aws(head):
+        base = aws_error_response(head, error)
+    elif head.method != "CONNECT" and google_api(head.target) is not None:
+        base = google_error_response(head, error)
+    else:
+        base = alien_error_response(head, error)
     return marked(base, error.code)
 
 
 class SessionUpstream:
-    """Routes one session's requests: AWS (origin form), HTTP egress (absolute form), CONNECT.
-    A channel the configuration does not offer is refused."""
+    """Routes one session's requests: AWS (origin form), Google APIs (absolute form to
+    ``<api>.googleapis.com``, when offered), HTTP egress (absolute form), CONNECT. A channel the
+    configuration does not offer is refused."""
 
     def __init__(self, config: DebugConfig, session_id: str) -> None:
         self.config = config
@@ -286,6 +346,7 @@ class SessionUpstream:
         self._allow = allow
         self._http = ForwardingUpstream(config.http.allow, scheme="http") if config.http else None
         self._connect = ConnectUpstream(allow) if allow is not None else None
+        self._google = _google_apis(config.gcp) if config.gcp else None
         self._starting: asyncio.Task[None] | None = None
 
     def begin(self) -> None:
@@ -307,6 +368,8 @@ class SessionUpstream:
                 raise Forbidden("this agent offers no HTTP egress", field="http")
             return await self._connect.send(head, body)
         if head.target.startswith(("http://", "https://")):
+            if self._google is not None and google_api(head.target) is not None:
+                return await self._google.send(head, body)
             if self._http is None or self._allow is None:
                 raise Forbidden("this agent offers no HTTP egress", field="http")
             url = httpx.URL(head.target)
@@ -326,7 +389,7 @@ class SessionUpstream:
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
-        for part in (self._aws, self._http, self.credentials):
+        for part in (self._aws, self._http, self._google, self.credentials):
             if part is not None:
                 await part.aclose()
 

@@ -6,12 +6,15 @@ session's tunnel (a ``debug_info`` stream) —
 
 * AWS: the same loopback AWS endpoint; requests travel on to the agent, which re-signs them with
   its own identity;
+* Google APIs: a loopback endpoint for ``gcloud`` (:mod:`alien.debug.gcp_endpoint`), whose calls
+  the agent sends with its own access token to the APIs the customer allows;
 * HTTP egress: a forward proxy (``HTTP_PROXY``/``HTTPS_PROXY``, CONNECT for https) whose
   requests the agent forwards within the customer's allowlist. Loopback addresses then mean the
   agent's machine, so only the session's own endpoints are exempt from the proxy.
 
-Both endpoints accept only the session's secrets (SigV4 with the dummy keys; the bearer token
-as proxy credentials) and both send through :class:`~alien.debug.session.SessionUpstream`.
+Every endpoint accepts only the session's secrets (SigV4 with the dummy keys; the bearer token
+as gcloud's access token or as proxy credentials) and sends through
+:class:`~alien.debug.session.SessionUpstream`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from alien.debug.env import ChildEnv, aws_env, http_proxy_env
+from alien.debug.env import DEFAULT_GCLOUD_APIS, ChildEnv, aws_env, gcloud_env, http_proxy_env
 from alien.debug.proxy import LoopbackProxy
 from alien.debug.session import DebugSession
 from alien.debug.session_calls import PushTarget
@@ -89,10 +92,10 @@ async def pull_endpoints(
     """The endpoints of a pull-model session, for what the deployment's agent offers."""
     assert session.connection is not None
     offer = await agent_offer(session.connection)
-    if offer.aws is None and offer.http is None:
+    if offer.empty:
         raise Conflict(
             f"the agent of {session.info.deployment} offers nothing to debug with "
-            "(its debug.json configures neither aws nor http)",
+            "(its debug.json configures none of aws, gcp, http)",
             field="deployment",
             code="DEBUG_UNAVAILABLE",
         )
@@ -105,6 +108,23 @@ async def pull_endpoints(
             files, endpoint_url=proxy.url, region=offer.aws.region, keys=keys, no_proxy=own
         )
         parts.append(f"AWS {offer.aws.region} ({', '.join(offer.aws.services)}) via {proxy.url}")
+    if offer.gcp is not None:
+        from alien.debug.gcp_endpoint import google_api_endpoint  # for gcloud sessions alone
+
+        google = await google_api_endpoint(stack, session.upstream, keys.bearer_token)
+        address = google.url.split("://", 1)[1]
+        own = [*own, address]
+        env |= gcloud_env(
+            files,
+            endpoint_url=google.url,
+            project=offer.gcp.project,
+            keys=keys,
+            apis=sorted({*DEFAULT_GCLOUD_APIS, *offer.gcp.apis}),
+            no_proxy=(address,),
+        )
+        parts.append(
+            f"GCP project {offer.gcp.project} ({', '.join(offer.gcp.apis)}) via {google.url}"
+        )
     if offer.http is not None:
         from alien.debug.forward_proxy import ForwardProxy  # the pull model's alone
 

@@ -162,6 +162,7 @@ def aws_command(argv: Sequence[str], endpoint_url: str) -> list[str]:
 # ------------------------------------------------------------------------------------- gcloud
 
 DEFAULT_GCLOUD_APIS = (
+    "cloudresourcemanager",
     "compute",
     "container",
     "iam",
@@ -169,8 +170,11 @@ DEFAULT_GCLOUD_APIS = (
     "pubsub",
     "run",
     "secretmanager",
+    "serviceusage",
     "storage",
 )
+"""Pointed at the session's endpoint even when not offered: a call the agent refuses is audited,
+one sent past the endpoint would reach Google with the session's token."""
 
 
 def gcloud_env(
@@ -181,9 +185,10 @@ def gcloud_env(
     keys: SessionKeys,
     apis: Iterable[str] = DEFAULT_GCLOUD_APIS,
     ca_file: str | None = None,
+    no_proxy: Sequence[str] = LOOPBACK_NO_PROXY,
 ) -> ChildEnv:
     """Environment for ``gcloud``: a fresh config dir, the session token as the access token, and
-    every listed API pointed at ``{endpoint_url}/{api}/``.
+    every listed API pointed at ``{endpoint_url}/{api}/``. ``no_proxy`` as for :func:`aws_env`.
 
     gcloud sends storage uploads to ``/upload/storage/v1/...`` and
     ``/resumable/upload/storage/v1/...`` on the override's host, dropping the path prefix: the
@@ -204,14 +209,11 @@ def gcloud_env(
         values[f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}"] = f"{base}/{quote(api)}/"
     if ca_file is not None:
         values["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"] = ca_file
-    return (
-        ChildEnv(
-            set=values,
-            unset=frozenset({"GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_AUTH_ACCESS_TOKEN"}),
-            unset_prefixes=("CLOUDSDK_API_ENDPOINT_OVERRIDES_", "CLOUDSDK_PROXY_"),
-        )
-        | BYPASS_PROXY_FOR_LOOPBACK
-    )
+    return ChildEnv(
+        set=values,
+        unset=frozenset({"GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_AUTH_ACCESS_TOKEN"}),
+        unset_prefixes=("CLOUDSDK_API_ENDPOINT_OVERRIDES_", "CLOUDSDK_PROXY_"),
+    ) | ChildEnv(no_proxy=tuple(no_proxy))
 
 
 # ------------------------------------------------------------------------------------ kubectl

@@ -59,6 +59,7 @@ from alien.platforms.aws.endpoints import AwsEndpointPolicy
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
+from alien.platforms.gcp.upstream import google_api
 from alien.protocol.agent_channel import CAPABILITY_DEBUG_TUNNELS, TunnelOpen
 from alien.protocol.errors import TunnelError
 from alien.protocol.frames import ErrorCode
@@ -503,6 +504,7 @@ class RelayedExchange:
         self.service, self.operation = _classify(head)
         self._peek = (
             self.service not in ("http", "unknown")
+            and not self.service.startswith("gcp/")
             and operation_from_head(self.service, head) is None
         )
         self._request = bytearray()
@@ -588,13 +590,20 @@ MAX_OPERATION = 200
 
 
 def _classify(head: RequestHead) -> tuple[str, str]:
-    """``(service, operation)`` of a relayed request: HTTP egress (a forward-proxy request in
-    absolute form, or CONNECT) is ``http`` with method and destination (never the query); an
-    AWS request is its signing name and operation; anything else ``unknown``."""
+    """``(service, operation)`` of a relayed request: a Google API call (absolute form to
+    ``<api>.googleapis.com``) is ``gcp/<api>`` with method and path; other HTTP egress (a
+    forward-proxy request in absolute form, or CONNECT) is ``http`` with method and destination
+    (never the query); an AWS request is its signing name and operation; anything else
+    ``unknown``."""
     if head.method == "CONNECT":
         return "http", f"CONNECT {head.target}"[:MAX_OPERATION]
     if head.target.startswith(("http://", "https://")):
-        return "http", f"{head.method} {head.target.partition('?')[0]}"[:MAX_OPERATION]
+        url = head.target.partition("?")[0]
+        api = google_api(head.target)
+        if api is not None:
+            path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
+            return f"gcp/{api}", f"{head.method} {path}"[:MAX_OPERATION]
+        return "http", f"{head.method} {url}"[:MAX_OPERATION]
     try:
         service = caller_scope(head.target, head.headers).service
     except AlienError:

@@ -28,6 +28,17 @@ DEBUG_INFO_KIND = "debug_info"
 MAX_OFFER_BYTES = 64 * 1024
 MAX_HOST_PATTERN = 260
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,99}")
+GOOGLE_APIS_DOMAIN = ".googleapis.com"
+
+
+def google_api_of(scheme: str, host: str, port: int | None) -> str | None:
+    """``pubsub`` for ``https://pubsub.googleapis.com`` (default port); ``None`` for any other
+    destination. How the CLI names a Google API call to the agent: an absolute-form request."""
+    if scheme != "https" or port not in (None, 443) or not host.endswith(GOOGLE_APIS_DOMAIN):
+        return None
+    api = host[: -len(GOOGLE_APIS_DOMAIN)]
+    return api if _NAME.fullmatch(api) else None
 
 
 @dataclass(frozen=True)
@@ -46,18 +57,40 @@ class HttpOffer:
 
 
 @dataclass(frozen=True)
+class GcpOffer:
+    """Google Cloud APIs called with the agent's own credentials: the project and the APIs
+    (``pubsub``, ``storage``, …: the first label of ``<api>.googleapis.com``) it allows."""
+
+    project: str
+    apis: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DebugOffer:
     """Each channel the agent offers (the customer's choice, in its debug configuration), or
     ``None`` when that channel is not offered."""
 
     aws: AwsOffer | None = None
     http: HttpOffer | None = None
+    gcp: GcpOffer | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.aws is None and self.http is None and self.gcp is None
 
     def __post_init__(self) -> None:
         if self.aws is not None:
             _name(self.aws.region, "aws.region")
             for i, service in enumerate(self.aws.services):
                 _name(service, f"aws.services.{i}")
+        if self.gcp is not None:
+            if _PROJECT.fullmatch(self.gcp.project) is None:
+                raise ValidationError(
+                    "expected a project id (lower-case letters, digits, '-', '.', ':')",
+                    field="gcp.project",
+                )
+            for i, api in enumerate(self.gcp.apis):
+                _name(api, f"gcp.apis.{i}")
         if self.http is not None:
             for i, host in enumerate(self.http.allow):
                 _host_pattern(host, f"http.allow.{i}")
@@ -74,10 +107,19 @@ def parse_offer(data: bytes) -> DebugOffer:
         document = json.loads(data)
     except ValueError:
         raise ValidationError("the offer is not JSON", field="offer") from None
-    fields = _object(document, "offer", {"aws", "http"})
+    fields = _object(document, "offer", {"aws", "http", "gcp"})
     return DebugOffer(
         aws=_optional(fields.get("aws"), "aws", _aws),
         http=_optional(fields.get("http"), "http", _http),
+        gcp=_optional(fields.get("gcp"), "gcp", _gcp),
+    )
+
+
+def _gcp(value: Any) -> GcpOffer:
+    fields = _object(value, "gcp", {"project", "apis"}, required=True)
+    return GcpOffer(
+        project=_string(fields["project"], "gcp.project"),
+        apis=_strings(fields["apis"], "gcp.apis"),
     )
 
 

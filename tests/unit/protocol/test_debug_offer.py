@@ -14,7 +14,9 @@ from alien.protocol.debug_offer import (
     MAX_OFFER_BYTES,
     AwsOffer,
     DebugOffer,
+    GcpOffer,
     HttpOffer,
+    google_api_of,
     parse_offer,
 )
 from support.imports import imports_module
@@ -25,6 +27,12 @@ offers = st.builds(
     DebugOffer,
     aws=st.none() | st.builds(AwsOffer, region=names, services=st.tuples(names, names)),
     http=st.none() | st.builds(HttpOffer, allow=st.lists(hosts, max_size=5).map(tuple)),
+    gcp=st.none()
+    | st.builds(
+        GcpOffer,
+        project=st.from_regex(r"[a-z0-9][a-z0-9.:-]{0,99}", fullmatch=True),
+        apis=st.lists(names, max_size=4).map(tuple),
+    ),
 )
 
 
@@ -46,6 +54,7 @@ shaped = st.fixed_dictionaries(
         "aws": json_values
         | st.fixed_dictionaries({"region": json_values, "services": json_values}),
         "http": json_values | st.fixed_dictionaries({"allow": json_values}),
+        "gcp": json_values | st.fixed_dictionaries({"project": json_values, "apis": json_values}),
     },
 )
 
@@ -98,3 +107,27 @@ def test_reading_an_offer_loads_no_pydantic() -> None:
     """The reason this module exists: the CLI reads the offer on its set-up's critical path."""
     code = "from alien.protocol.debug_offer import parse_offer; parse_offer(b'{}')"
     assert not imports_module(code, "pydantic")
+
+
+@pytest.mark.parametrize(
+    ("url", "api"),
+    [
+        (("https", "pubsub.googleapis.com", None), "pubsub"),
+        (("https", "storage.googleapis.com", 443), "storage"),
+        (("http", "pubsub.googleapis.com", None), None),  # Google APIs are https only
+        (("https", "pubsub.googleapis.com", 8443), None),
+        (("https", "googleapis.com", None), None),
+        (("https", "a.b.googleapis.com", None), None),
+        (("https", "pubsub.googleapis.com.evil.example", None), None),
+    ],
+)
+def test_google_api_of_names_only_first_party_api_hosts(
+    url: tuple[str, str, int | None], api: str | None
+) -> None:
+    assert google_api_of(*url) == api
+
+
+def test_a_bad_project_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as refused:
+        parse_offer(b'{"gcp": {"project": "Bad Project", "apis": ["pubsub"]}}')
+    assert refused.value.field == "gcp.project"

@@ -1,0 +1,89 @@
+"""The agent's Google API upstream: a call named as ``https://<api>.googleapis.com/…`` goes to
+that API's endpoint with the agent's own access token, if the customer allows the API.
+
+The CLI sends each call of the debugged ``gcloud`` in absolute form to a Google API host (see
+:mod:`alien.debug.gcp_endpoint`); here the customer's configuration decides where it goes: the
+public endpoint, or the one configured for the API (a private endpoint, an emulator). Whatever
+``Authorization`` arrives is replaced by the agent's token (the CLI removed the session's already);
+an API not on the allowlist is refused before any connection is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import httpx
+
+from alien.errors import Forbidden, ValidationError
+from alien.platforms.gcp.tokens import TokenSource
+from alien.protocol.debug_offer import google_api_of
+from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
+from alien.tunnel.forward import ForwardingUpstream
+
+_DROPPED = frozenset({"authorization", "host"})
+
+
+def google_api(target: str) -> str | None:
+    """The API an absolute-form request target calls (``pubsub``), or ``None``."""
+    try:
+        url = httpx.URL(target)
+    except httpx.InvalidURL:
+        return None
+    return google_api_of(url.scheme, url.host, url.port)
+
+
+def endpoint_base(url: str, field: str) -> str:
+    """``scheme://host[:port]`` of a configured endpoint; anything more is refused."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise ValidationError(f"{url!r} is not a URL", field=field) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValidationError("expected an http(s) URL", field=field)
+    if parsed.userinfo or parsed.query or parsed.fragment or parsed.path not in ("", "/"):
+        raise ValidationError("expected scheme://host[:port] only", field=field)
+    return f"{parsed.scheme}://{parsed.netloc.decode()}"
+
+
+class GoogleApiUpstream:
+    def __init__(
+        self,
+        apis: Iterable[str],
+        tokens: TokenSource,
+        *,
+        endpoints: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        """``apis``: the allowed ones; ``endpoints``: where some of them are served instead of
+        ``https://<api>.googleapis.com``."""
+        overrides = dict(endpoints or {})
+        self._bases = {
+            api: endpoint_base(overrides.get(api, f"https://{api}.googleapis.com"), f"gcp.{api}")
+            for api in apis
+        }
+        allow = {httpx.URL(base).netloc.decode() for base in self._bases.values()}
+        self._forward = ForwardingUpstream(allow, client=client)
+        self._tokens = tokens
+
+    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
+        api = google_api(head.target)
+        if api is None:
+            raise ValidationError("not a Google API call", field="target")
+        base = self._bases.get(api)
+        if base is None:
+            raise Forbidden(
+                f"the {api} API is not on this deployment's debug allowlist (set by the customer "
+                "in the agent's debug.json)",
+                field="api",
+                code="API_NOT_ALLOWED",
+            )
+        path = httpx.URL(head.target).raw_path.decode("ascii")
+        headers = [(k, v) for k, v in head.headers if k not in _DROPPED]
+        token = await self._tokens.token()
+        if token is not None:
+            headers.append(("authorization", f"Bearer {token}"))
+        return await self._forward.send(RequestHead(head.method, base + path, tuple(headers)), body)
+
+    async def aclose(self) -> None:
+        await self._forward.aclose()
+        await self._tokens.aclose()

@@ -1,0 +1,119 @@
+"""The agent's Google token sources. The metadata server is the one documented endpoint every
+GCE/GKE/Cloud Run instance serves, played here by a loopback server in the test process."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from alien.errors import AlienError
+from alien.platforms.gcp.tokens import TOKEN_PATH, MetadataToken, NoToken, TokenFile
+
+
+class Metadata(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.answers: list[tuple[int, bytes]] = []
+        self.seen: list[tuple[str, str | None]] = []
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Metadata
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, self.headers.get("metadata-flavor")))
+        if self.headers.get("metadata-flavor") != "Google" or self.path != TOKEN_PATH:
+            status, body = 403, b"missing Metadata-Flavor"
+        else:
+            status, body = self.server.answers.pop(0)
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def metadata() -> Iterator[Metadata]:
+    server = Metadata()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _token(value: str, expires_in: int) -> tuple[int, bytes]:
+    body = {"access_token": value, "expires_in": expires_in, "token_type": "Bearer"}
+    return 200, json.dumps(body).encode()
+
+
+async def test_a_metadata_token_is_reused_until_a_minute_before_it_expires(
+    metadata: Metadata,
+) -> None:
+    metadata.answers += [_token("first", 3600), _token("second", 30), _token("third", 3600)]
+    source = MetadataToken(metadata.host)
+    try:
+        assert await source.token() == "first"
+        assert await source.token() == "first"  # cached: one fetch
+        assert len(metadata.seen) == 1 and metadata.seen[0] == (TOKEN_PATH, "Google")
+        source._renew_at = 0.0  # as if the hour had passed
+        assert await source.token() == "second"
+        assert await source.token() == "third"  # 30 s left is within the minute: fetched again
+    finally:
+        await source.aclose()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [(404, b"no service account"), (200, b"not json"), (200, b'{"expires_in": 10}')],
+)
+async def test_a_metadata_failure_is_a_clear_error(
+    metadata: Metadata, answer: tuple[int, bytes]
+) -> None:
+    metadata.answers.append(answer)
+    source = MetadataToken(metadata.host)
+    try:
+        with pytest.raises(AlienError) as refused:
+            await source.token()
+        assert refused.value.code == "GCP_TOKEN_UNAVAILABLE" and refused.value.field == "gcp"
+    finally:
+        await source.aclose()
+
+
+async def test_an_unreachable_metadata_server_is_a_clear_error() -> None:
+    source = MetadataToken("127.0.0.1:9")  # discard: nothing listens
+    try:
+        with pytest.raises(AlienError, match="cannot be reached"):
+            await source.token()
+    finally:
+        await source.aclose()
+
+
+async def test_a_token_file_is_read_for_every_call(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    source = TokenFile(path)
+    with pytest.raises(AlienError, match="cannot be read"):
+        await source.token()
+    path.write_text("")
+    with pytest.raises(AlienError, match="is empty"):
+        await source.token()
+    path.write_text("one\n")
+    assert await source.token() == "one"
+    path.write_text("two")  # rotated by whoever keeps it fresh
+    assert await source.token() == "two"
+
+
+async def test_no_token_sends_none() -> None:
+    assert await NoToken().token() is None
