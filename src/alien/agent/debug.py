@@ -51,8 +51,9 @@ from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
+from alien.platforms.bearer_tokens import NoToken, TokenFile, TokenSource
 from alien.platforms.gcp.error_shape import google_error_response
-from alien.platforms.gcp.tokens import MetadataToken, NoToken, TokenFile, TokenSource
+from alien.platforms.gcp.tokens import MetadataToken
 from alien.platforms.gcp.upstream import GoogleApiUpstream, endpoint_base, google_api
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_TUNNELS,
@@ -188,7 +189,7 @@ def _google_apis(gcp: GcpDebugConfig) -> GoogleApiUpstream:
     if gcp.credentials == "metadata":
         tokens = MetadataToken()
     elif gcp.token_file is not None:
-        tokens = TokenFile(Path(gcp.token_file))
+        tokens = TokenFile(Path(gcp.token_file), field="gcp.token_file")
     else:
         tokens = NoToken()
     return GoogleApiUpstream(gcp.allowed_apis, tokens, endpoints=gcp.endpoints)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from alien.errors import AlienError, Forbidden, ValidationError
-from alien.platforms.gcp.tokens import NoToken
+from alien.platforms.bearer_tokens import NoToken
 from alien.platforms.gcp.upstream import GoogleApiUpstream, endpoint_base
 from alien.protocol.http_exchange import RequestHead, iterate_once
 

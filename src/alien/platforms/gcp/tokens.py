@@ -1,15 +1,10 @@
-"""Where the agent's own Google access token comes from, for each call it forwards.
+"""The agent's own Google access token from the metadata server (:class:`MetadataToken`).
 
-* :class:`MetadataToken` — the instance's service account, from the metadata server every GCE VM,
-  GKE node (or Workload Identity pod), Cloud Run and Cloud Functions instance has: a GET of
-  ``/computeMetadata/v1/instance/service-accounts/default/token`` with ``Metadata-Flavor:
-  Google``; the token is reused until a minute before it expires. ``GCE_METADATA_HOST`` names
-  another server, as google-auth honours it.
-* :class:`TokenFile` — a file some other process keeps fresh (a sidecar, a cron job running
-  ``gcloud auth print-access-token``): read for every call, so a rotation applies at once.
-* :class:`NoToken` — nothing is sent: emulators and endpoints that authenticate otherwise.
-
-No secret is logged: errors name the source, never the token.
+Every GCE VM, GKE node (or Workload Identity pod), Cloud Run and Cloud Functions instance serves
+its service account's token at ``/computeMetadata/v1/instance/service-accounts/default/token``
+(``Metadata-Flavor: Google`` required); the token is reused until a minute before it expires.
+``GCE_METADATA_HOST`` names another server, as google-auth honours it. The other sources (a token
+file, none) are :mod:`alien.platforms.bearer_tokens`.
 """
 
 from __future__ import annotations
@@ -17,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
-from typing import Protocol
 
 import httpx
 
 from alien.errors import PlatformError
+from alien.platforms.bearer_tokens import token_unavailable
 
 METADATA_HOST_ENV = "GCE_METADATA_HOST"
 DEFAULT_METADATA_HOST = "metadata.google.internal"
@@ -30,42 +24,6 @@ TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 REFRESH_BEFORE = 60.0
 """Seconds before its expiry a metadata token is replaced."""
 METADATA_TIMEOUT = 5.0
-
-
-class TokenSource(Protocol):
-    async def token(self) -> str | None:
-        """The access token to send now, or ``None`` to send none."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-class NoToken:
-    async def token(self) -> str | None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-
-class TokenFile:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    async def token(self) -> str | None:
-        try:
-            value = self._path.read_text().strip()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise _unavailable(
-                f"the access token file {self._path} cannot be read: {reason}"
-            ) from None
-        if not value:
-            raise _unavailable(f"the access token file {self._path} is empty")
-        return value
-
-    async def aclose(self) -> None:
-        return None
 
 
 class MetadataToken:
@@ -109,8 +67,4 @@ class MetadataToken:
 
 
 def _unavailable(message: str) -> PlatformError:
-    return PlatformError(
-        f"this agent has no Google access token: {message}",
-        field="gcp",
-        code="GCP_TOKEN_UNAVAILABLE",
-    )
+    return token_unavailable(f"no Google access token: {message}", "gcp")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import httpx
 
 from alien.errors import Forbidden, ValidationError
-from alien.platforms.gcp.tokens import TokenSource
+from alien.platforms.bearer_tokens import TokenSource
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel.forward import ForwardingUpstream

@@ -1,5 +1,6 @@
-"""The agent's Google token sources. The metadata server is the one documented endpoint every
-GCE/GKE/Cloud Run instance serves, played here by a loopback server in the test process."""
+"""The agent's token sources: Google's metadata server (the one documented endpoint every
+GCE/GKE/Cloud Run instance serves, played here by a loopback server in the test process), a
+token file, none."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from alien.errors import AlienError
-from alien.platforms.gcp.tokens import TOKEN_PATH, MetadataToken, NoToken, TokenFile
+from alien.platforms.bearer_tokens import NoToken, TokenFile
+from alien.platforms.gcp.tokens import TOKEN_PATH, MetadataToken
 
 
 class Metadata(ThreadingHTTPServer):
@@ -87,7 +89,7 @@ async def test_a_metadata_failure_is_a_clear_error(
     try:
         with pytest.raises(AlienError) as refused:
             await source.token()
-        assert refused.value.code == "GCP_TOKEN_UNAVAILABLE" and refused.value.field == "gcp"
+        assert refused.value.code == "TOKEN_UNAVAILABLE" and refused.value.field == "gcp"
     finally:
         await source.aclose()
 
@@ -103,7 +105,7 @@ async def test_an_unreachable_metadata_server_is_a_clear_error() -> None:
 
 async def test_a_token_file_is_read_for_every_call(tmp_path: Path) -> None:
     path = tmp_path / "token"
-    source = TokenFile(path)
+    source = TokenFile(path, field="gcp.token_file")
     with pytest.raises(AlienError, match="cannot be read"):
         await source.token()
     path.write_text("")

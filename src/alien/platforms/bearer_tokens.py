@@ -1,0 +1,62 @@
+"""Bearer tokens the agent presents to a cloud API on a debug session's behalf, and where they
+come from when no cloud SDK is involved.
+
+* :class:`TokenFile` — a file some other process keeps fresh (a Kubernetes projected service
+  account token, a sidecar, a cron job running ``gcloud auth print-access-token``): read for every
+  call, so a rotation applies at once;
+* :class:`NoToken` — nothing is sent (emulators, endpoints that authenticate otherwise).
+
+Platform-specific sources (the GCE metadata server) live with their platform. No secret is ever
+put in an error: errors name the source, never the token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from alien.errors import PlatformError
+
+
+class TokenSource(Protocol):
+    async def token(self) -> str | None:
+        """The token to send now, or ``None`` to send none."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def token_unavailable(message: str, field: str) -> PlatformError:
+    return PlatformError(
+        f"this agent has no token to present: {message}", field=field, code="TOKEN_UNAVAILABLE"
+    )
+
+
+class NoToken:
+    async def token(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class TokenFile:
+    def __init__(self, path: Path, *, field: str) -> None:
+        """``field``: the configuration part it belongs to, named by its errors."""
+        self._path = path
+        self._field = field
+
+    async def token(self) -> str | None:
+        try:
+            value = self._path.read_text().strip()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise token_unavailable(
+                f"the token file {self._path} cannot be read: {reason}", self._field
+            ) from None
+        if not value:
+            raise token_unavailable(f"the token file {self._path} is empty", self._field)
+        return value
+
+    async def aclose(self) -> None:
+        return None
