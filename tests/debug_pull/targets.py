@@ -6,6 +6,7 @@ loopback, each in a thread of the test process.
 * ``GET /slow`` sends its headers and a first line, then holds the connection open until the
   client goes away, and records when that happened (``disconnected``) — how a test sees the
   agent's leg close;
+* ``GET /version`` answers as a Kubernetes API server does (``kubectl version`` asks it);
 * ``GET /late`` (or ``POST``) answers nothing to its first caller (held until it goes away,
   ``started`` set meanwhile), then ``answered on call N`` to every later one — a request in
   flight when its tunnel drops, and its retry.
@@ -14,6 +15,7 @@ loopback, each in a thread of the test process.
 from __future__ import annotations
 
 import hashlib
+import json
 import select
 import ssl
 import threading
@@ -26,6 +28,7 @@ from pathlib import Path
 from alien.debug.tls import SessionCertificate, server_ssl_context
 
 HELLO = b"hello from inside"
+SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-inside", "platform": "x"}
 
 
 @dataclass
@@ -55,6 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append((self.command, self.path, self.headers.get("authorization")))
         if self.path == "/hello":
             self._answer(200, HELLO)
+        elif self.path.partition("?")[0] == "/version":
+            self._answer(200, json.dumps(SERVER_VERSION).encode(), "application/json")
         elif self.path == "/slow":
             self._slow()
         elif self.path == "/late":

@@ -29,13 +29,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from targets import HELLO, Targets
 
-from alien.agent.debug import (
-    AmbientCredentials,
-    DebugConfig,
-    SessionUpstream,
-    handle_stream,
-    load_config,
-)
+from alien.agent.debug import AmbientCredentials, SessionUpstream, handle_stream
+from alien.agent.debug_config import DebugConfig, load_config
 from alien.debug.endpoints import agent_offer
 from alien.debug.forward_proxy import ForwardProxy
 from alien.errors import PlatformError, Unauthenticated, ValidationError
@@ -273,6 +268,16 @@ def test_tunnel_open_refuses_what_could_send_the_agent_elsewhere(
             '{"gcp": {"project": "p", "allowed_apis": ["x"], "credentials": "adc"}}',
             "gcp.credentials",
         ),
+        (
+            '{"gcp": {"project": "p", "allowed_apis": ["x"], "credentials": "token_file"}}',
+            "gcp.token_file",
+        ),
+        ('{"kubernetes": {}}', "kubernetes.server"),  # not in a cluster: say where it is
+        (
+            '{"kubernetes": {"server": "https://10.0.0.1:6443", "ca_file": "/nonexistent/ca"}}',
+            "kubernetes.ca_file",
+        ),
+        ('{"kubernetes": {"server": "https://h", "namespace": "Bad_NS"}}', "kubernetes.namespace"),
     ],
 )
 def test_a_bad_debug_config_names_the_field(tmp_path: Path, content: str, field: str) -> None:

@@ -11,6 +11,10 @@ one-time credential — and answers every stream the manager relays from the eng
   keys): re-signed with the agent's **own** AWS identity — the role in the configuration, assumed
   with boto3's default chain and named ``alien-debug-<session>`` in CloudTrail, or that chain's
   credentials directly — within the configured region and services;
+* a Google API call (absolute form to ``https://<api>.googleapis.com``): to an allowed API,
+  with the agent's own access token (:mod:`alien.platforms.gcp.upstream`);
+* a Kubernetes API call (absolute form to ``https://kubernetes.default.svc``): to the cluster's
+  API server, with the agent's service account token (:mod:`alien.platforms.kubernetes.upstream`);
 * an HTTP forward-proxy request (absolute form) and ``CONNECT host:port`` (HTTPS through the
   proxy, relayed as raw bytes): only to destinations on the configured allowlist.
 
@@ -26,19 +30,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import boto3
 import httpx
 from botocore.credentials import Credentials, RefreshableCredentials
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from alien.agent.debug_config import (
+    CONFIG_FILE,
+    AwsDebugConfig,
+    DebugConfig,
+    GcpDebugConfig,
+    KubernetesDebugConfig,
+    aws_policy,
+    config_path,
+    kubernetes_server,
+    load_config,
+)
 from alien.debug.proxy import alien_error_response
 from alien.errors import AlienError, Forbidden, PlatformError, ValidationError
 from alien.platforms.aws import preload
@@ -47,14 +59,19 @@ from alien.platforms.aws.credentials import (
     AwsCredentials,
     role_session_name,
 )
-from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
+from alien.platforms.aws.endpoints import route_request
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.platforms.bearer_tokens import NoToken, TokenFile, TokenSource
 from alien.platforms.gcp.error_shape import google_error_response
 from alien.platforms.gcp.tokens import MetadataToken
-from alien.platforms.gcp.upstream import GoogleApiUpstream, endpoint_base, google_api
+from alien.platforms.gcp.upstream import GoogleApiUpstream, google_api
+from alien.platforms.kubernetes.error_shape import kubernetes_error_response
+from alien.platforms.kubernetes.upstream import (
+    KubernetesApiUpstream,
+    is_kubernetes_api,
+)
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_TUNNELS,
     ManagerMessage,
@@ -62,14 +79,9 @@ from alien.protocol.agent_channel import (
 )
 from alien.protocol.debug_offer import (
     DEBUG_INFO_KIND,
-    AwsOffer,
-    DebugOffer,
-    GcpOffer,
-    HttpOffer,
 )
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse, marked
-from alien.protocol.wire import parse
 from alien.tunnel import WIDE_WINDOWS, TunnelConnection, TunnelStream
 from alien.tunnel.errors import UpstreamUnreachable
 from alien.tunnel.forward import ForwardingUpstream, HostAllowlist
@@ -78,7 +90,6 @@ from alien.tunnel.websocket_client import HandshakeFailed, HandshakeRefused, dia
 
 log = logging.getLogger("alien.agent.debug")
 
-CONFIG_FILE = "debug.json"
 CREDENTIAL_HEADER = "Alien-Tunnel-Credential"
 DIAL_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
@@ -86,102 +97,7 @@ EXPIRY_SLACK = 5.0
 """Seconds past the session's expiry the agent keeps a tunnel the manager failed to close."""
 READ_SIZE = 256 * 1024
 
-Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", strict=True)]
-
-
-# --- configuration (the customer's) ---------------------------------------------------------
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AwsDebugConfig(_Config):
-    """AWS re-signed with the agent's identity. ``role_arn``: assume this role (with boto3's
-    default chain) per session; without it the chain's own credentials sign. ``endpoint_url``
-    sends every AWS call (STS included) elsewhere: an emulator, a VPC endpoint."""
-
-    region: Name
-    allowed_services: tuple[Name, ...] = Field(min_length=1)
-    role_arn: str | None = None
-    external_id: str | None = None
-    endpoint_url: str | None = None
-
-
-class HttpDebugConfig(_Config):
-    """HTTP egress to ``allow`` (see :class:`~alien.tunnel.forward.HostAllowlist`)."""
-
-    allow: tuple[str, ...] = Field(min_length=1)
-
-
-class GcpDebugConfig(_Config):
-    """Google APIs called with the agent's own access token. ``project``: what ``gcloud`` is
-    set to; ``allowed_apis``: the first labels of ``<api>.googleapis.com``; ``endpoints``: where
-    some of them are served instead (``scheme://host[:port]``: a private endpoint, an emulator);
-    ``credentials``: ``metadata`` (the instance's service account), ``token_file`` (the token in
-    the file ``token_file`` names, kept fresh by something else), or ``none`` (send no token)."""
-
-    project: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.:-]{0,99}$", strict=True)]
-    allowed_apis: tuple[Name, ...] = Field(min_length=1)
-    endpoints: dict[Name, str] = Field(default_factory=dict)
-    credentials: Literal["metadata", "token_file", "none"] = "metadata"
-    token_file: str | None = Field(default=None, min_length=1)
-
-
-class DebugConfig(_Config):
-    """``<state-dir>/debug.json``."""
-
-    aws: AwsDebugConfig | None = None
-    http: HttpDebugConfig | None = None
-    gcp: GcpDebugConfig | None = None
-
-    @property
-    def offer(self) -> DebugOffer:
-        return DebugOffer(
-            aws=AwsOffer(region=self.aws.region, services=tuple(self.aws.allowed_services))
-            if self.aws
-            else None,
-            http=HttpOffer(allow=tuple(self.http.allow)) if self.http else None,
-            gcp=GcpOffer(project=self.gcp.project, apis=tuple(self.gcp.allowed_apis))
-            if self.gcp
-            else None,
-        )
-
-
-def config_path(state_root: Path) -> Path:
-    return state_root / CONFIG_FILE
-
-
-def load_config(path: Path) -> DebugConfig:
-    """Read and check the debug configuration; ``ValidationError`` naming the bad field."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValidationError(f"{path} does not exist", field="debug") from None
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{path} is not readable JSON: {exc}", field="debug") from None
-    config = parse(DebugConfig, data)
-    if config.http is not None:
-        HostAllowlist(config.http.allow)  # refuse a bad pattern now, not at the first request
-    if config.aws is not None:
-        _aws_policy(config.aws)
-    if config.gcp is not None:
-        _check_gcp(config.gcp)
-    return config
-
-
-def _check_gcp(gcp: GcpDebugConfig) -> None:
-    if (gcp.credentials == "token_file") != (gcp.token_file is not None):
-        raise ValidationError(
-            "token_file is needed with credentials 'token_file', and only then",
-            field="gcp.token_file",
-        )
-    for api, url in gcp.endpoints.items():
-        if api not in gcp.allowed_apis:
-            raise ValidationError(
-                f"an endpoint for {api!r}, which allowed_apis does not list", field=f"gcp.{api}"
-            )
-        endpoint_base(url, f"gcp.endpoints.{api}")
+# --- building a session's upstreams from it ------------------------------------------------
 
 
 def _google_apis(gcp: GcpDebugConfig) -> GoogleApiUpstream:
@@ -195,8 +111,9 @@ def _google_apis(gcp: GcpDebugConfig) -> GoogleApiUpstream:
     return GoogleApiUpstream(gcp.allowed_apis, tokens, endpoints=gcp.endpoints)
 
 
-def _aws_policy(aws: AwsDebugConfig) -> AwsEndpointPolicy:
-    return AwsEndpointPolicy.create(aws.region, aws.allowed_services, aws.endpoint_url)
+def _kubernetes_api(kubernetes: KubernetesDebugConfig) -> KubernetesApiUpstream:
+    tokens = TokenFile(Path(kubernetes.token_file), field="kubernetes.token_file")
+    return KubernetesApiUpstream(kubernetes_server(kubernetes), tokens, ca_file=kubernetes.ca_file)
 
 
 # --- the agent's AWS identity ---------------------------------------------------------------
@@ -324,6 +241,8 @@ def error_response(head: RequestHead, error: AlienError) -> UpstreamResponse:
         base = aws_error_response(head, error)
     elif head.method != "CONNECT" and google_api(head.target) is not None:
         base = google_error_response(head, error)
+    elif head.method != "CONNECT" and is_kubernetes_api(head.target):
+        base = kubernetes_error_response(head, error)
     else:
         base = alien_error_response(head, error)
     return marked(base, error.code)
@@ -331,13 +250,14 @@ def error_response(head: RequestHead, error: AlienError) -> UpstreamResponse:
 
 class SessionUpstream:
     """Routes one session's requests: AWS (origin form), Google APIs (absolute form to
-    ``<api>.googleapis.com``, when offered), HTTP egress (absolute form), CONNECT. A channel the
-    configuration does not offer is refused."""
+    ``<api>.googleapis.com``, when offered), the cluster's API (absolute form to
+    ``kubernetes.default.svc``, when offered), HTTP egress (absolute form), CONNECT. A channel
+    the configuration does not offer is refused."""
 
     def __init__(self, config: DebugConfig, session_id: str) -> None:
         self.config = config
         self.credentials = _credentials(config.aws, session_id) if config.aws else None
-        self._aws_policy = _aws_policy(config.aws) if config.aws else None
+        self._aws_policy = aws_policy(config.aws) if config.aws else None
         self._aws = (
             AwsResigningUpstream(self._aws_policy, self.credentials)
             if self._aws_policy is not None and self.credentials is not None
@@ -348,6 +268,7 @@ class SessionUpstream:
         self._http = ForwardingUpstream(config.http.allow, scheme="http") if config.http else None
         self._connect = ConnectUpstream(allow) if allow is not None else None
         self._google = _google_apis(config.gcp) if config.gcp else None
+        self._kubernetes = _kubernetes_api(config.kubernetes) if config.kubernetes else None
         self._starting: asyncio.Task[None] | None = None
 
     def begin(self) -> None:
@@ -371,6 +292,8 @@ class SessionUpstream:
         if head.target.startswith(("http://", "https://")):
             if self._google is not None and google_api(head.target) is not None:
                 return await self._google.send(head, body)
+            if self._kubernetes is not None and is_kubernetes_api(head.target):
+                return await self._kubernetes.send(head, body)
             if self._http is None or self._allow is None:
                 raise Forbidden("this agent offers no HTTP egress", field="http")
             url = httpx.URL(head.target)
@@ -390,7 +313,7 @@ class SessionUpstream:
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
-        for part in (self._aws, self._http, self._google, self.credentials):
+        for part in (self._aws, self._http, self._google, self._kubernetes, self.credentials):
             if part is not None:
                 await part.aclose()
 

@@ -8,6 +8,8 @@ session's tunnel (a ``debug_info`` stream) —
   its own identity;
 * Google APIs: a loopback endpoint for ``gcloud`` (:mod:`alien.debug.gcp_endpoint`), whose calls
   the agent sends with its own access token to the APIs the customer allows;
+* Kubernetes: an HTTPS loopback endpoint for ``kubectl`` (:mod:`alien.debug.kube_endpoint`),
+  whose calls the agent sends to its cluster's API server with its service account;
 * HTTP egress: a forward proxy (``HTTP_PROXY``/``HTTPS_PROXY``, CONNECT for https) whose
   requests the agent forwards within the customer's allowlist. Loopback addresses then mean the
   agent's machine, so only the session's own endpoints are exempt from the proxy.
@@ -22,7 +24,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from alien.debug.env import DEFAULT_GCLOUD_APIS, ChildEnv, aws_env, gcloud_env, http_proxy_env
+from alien.debug.env import (
+    DEFAULT_GCLOUD_APIS,
+    ChildEnv,
+    aws_env,
+    gcloud_env,
+    http_proxy_env,
+    kubectl_env,
+)
 from alien.debug.proxy import LoopbackProxy
 from alien.debug.session import DebugSession
 from alien.debug.session_calls import PushTarget
@@ -95,7 +104,7 @@ async def pull_endpoints(
     if offer.empty:
         raise Conflict(
             f"the agent of {session.info.deployment} offers nothing to debug with "
-            "(its debug.json configures none of aws, gcp, http)",
+            "(its debug.json configures none of aws, gcp, kubernetes, http)",
             field="deployment",
             code="DEBUG_UNAVAILABLE",
         )
@@ -125,6 +134,23 @@ async def pull_endpoints(
         parts.append(
             f"GCP project {offer.gcp.project} ({', '.join(offer.gcp.apis)}) via {google.url}"
         )
+    if offer.kubernetes is not None:
+        from alien.debug.kube_endpoint import kubernetes_endpoint  # for kubectl sessions alone
+
+        cluster, ca_pem = await kubernetes_endpoint(
+            stack, session.upstream, files, keys.bearer_token
+        )
+        address = cluster.url.split("://", 1)[1]
+        own = [*own, address]
+        env |= kubectl_env(
+            files,
+            server_url=cluster.url,
+            ca_pem=ca_pem,
+            keys=keys,
+            namespace=offer.kubernetes.namespace,
+            no_proxy=(address,),
+        )
+        parts.append(f"Kubernetes (namespace {offer.kubernetes.namespace}) via {cluster.url}")
     if offer.http is not None:
         from alien.debug.forward_proxy import ForwardProxy  # the pull model's alone
 

@@ -21,6 +21,7 @@ from alien.debug.session_dir import SessionDir
 from alien.debug.session_keys import SessionKeys
 
 LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost", "::1")
+"""Kept away from any corporate HTTP proxy the user has: the session's endpoints live there."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,6 @@ class ChildEnv:
             unset_prefixes=self.unset_prefixes + other.unset_prefixes,
             no_proxy=tuple(dict.fromkeys(self.no_proxy + other.no_proxy)),
         )
-
-
-# Keeps loopback traffic (the session proxy) away from any corporate HTTP proxy the user has.
-BYPASS_PROXY_FOR_LOOPBACK = ChildEnv(no_proxy=LOOPBACK_NO_PROXY)
 
 
 # ---------------------------------------------------------------------------------------- AWS
@@ -251,9 +248,10 @@ def kubectl_env(
     ca_pem: bytes,
     keys: SessionKeys,
     namespace: str | None = None,
+    no_proxy: Sequence[str] = LOOPBACK_NO_PROXY,
 ) -> ChildEnv:
     """Environment for ``kubectl``: a session kubeconfig (JSON is valid YAML) and a session
-    discovery cache, so nothing lands in ``~/.kube``."""
+    discovery cache, so nothing lands in ``~/.kube``. ``no_proxy`` as for :func:`aws_env`."""
     if urlsplit(server_url).scheme != "https":
         raise ValueError("kubectl only sends its bearer token over https")
     config = files.write_text(
@@ -266,13 +264,10 @@ def kubectl_env(
         ),
     )
     cache = files.subdir("kube-cache")
-    return (
-        ChildEnv(
-            set={"KUBECONFIG": str(config), "KUBECACHEDIR": str(cache)},
-            unset=frozenset({"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}),
-        )
-        | BYPASS_PROXY_FOR_LOOPBACK
-    )
+    return ChildEnv(
+        set={"KUBECONFIG": str(config), "KUBECACHEDIR": str(cache)},
+        unset=frozenset({"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}),
+    ) | ChildEnv(no_proxy=tuple(no_proxy))
 
 
 # --------------------------------------------------------------------------------- plain HTTP

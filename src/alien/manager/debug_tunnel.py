@@ -60,6 +60,7 @@ from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.platforms.gcp.upstream import google_api
+from alien.platforms.kubernetes.upstream import is_kubernetes_api
 from alien.protocol.agent_channel import CAPABILITY_DEBUG_TUNNELS, TunnelOpen
 from alien.protocol.errors import TunnelError
 from alien.protocol.frames import ErrorCode
@@ -504,6 +505,7 @@ class RelayedExchange:
         self.service, self.operation = _classify(head)
         self._peek = (
             self.service not in ("http", "unknown")
+            and self.service != "kubernetes"
             and not self.service.startswith("gcp/")
             and operation_from_head(self.service, head) is None
         )
@@ -591,7 +593,8 @@ MAX_OPERATION = 200
 
 def _classify(head: RequestHead) -> tuple[str, str]:
     """``(service, operation)`` of a relayed request: a Google API call (absolute form to
-    ``<api>.googleapis.com``) is ``gcp/<api>`` with method and path; other HTTP egress (a
+    ``<api>.googleapis.com``) is ``gcp/<api>`` with method and path, a Kubernetes API call
+    (to ``kubernetes.default.svc``) ``kubernetes`` with method and path; other HTTP egress (a
     forward-proxy request in absolute form, or CONNECT) is ``http`` with method and destination
     (never the query); an AWS request is its signing name and operation; anything else
     ``unknown``."""
@@ -599,10 +602,12 @@ def _classify(head: RequestHead) -> tuple[str, str]:
         return "http", f"CONNECT {head.target}"[:MAX_OPERATION]
     if head.target.startswith(("http://", "https://")):
         url = head.target.partition("?")[0]
+        path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
         api = google_api(head.target)
         if api is not None:
-            path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
             return f"gcp/{api}", f"{head.method} {path}"[:MAX_OPERATION]
+        if is_kubernetes_api(head.target):
+            return "kubernetes", f"{head.method} {path}"[:MAX_OPERATION]
         return "http", f"{head.method} {url}"[:MAX_OPERATION]
     try:
         service = caller_scope(head.target, head.headers).service

@@ -30,6 +30,9 @@ MAX_HOST_PATTERN = 260
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,99}")
 GOOGLE_APIS_DOMAIN = ".googleapis.com"
+KUBERNETES_API_HOST = "kubernetes.default.svc"
+"""How the CLI names the agent's cluster API to the agent (its in-cluster DNS name): an
+absolute-form request to ``https://kubernetes.default.svc/…``."""
 
 
 def google_api_of(scheme: str, host: str, port: int | None) -> str | None:
@@ -66,6 +69,14 @@ class GcpOffer:
 
 
 @dataclass(frozen=True)
+class KubernetesOffer:
+    """The Kubernetes API of the agent's cluster, called with the agent's service account; the
+    namespace ``kubectl`` starts in."""
+
+    namespace: str
+
+
+@dataclass(frozen=True)
 class DebugOffer:
     """Each channel the agent offers (the customer's choice, in its debug configuration), or
     ``None`` when that channel is not offered."""
@@ -73,10 +84,11 @@ class DebugOffer:
     aws: AwsOffer | None = None
     http: HttpOffer | None = None
     gcp: GcpOffer | None = None
+    kubernetes: KubernetesOffer | None = None
 
     @property
     def empty(self) -> bool:
-        return self.aws is None and self.http is None and self.gcp is None
+        return all(part is None for part in (self.aws, self.http, self.gcp, self.kubernetes))
 
     def __post_init__(self) -> None:
         if self.aws is not None:
@@ -91,6 +103,8 @@ class DebugOffer:
                 )
             for i, api in enumerate(self.gcp.apis):
                 _name(api, f"gcp.apis.{i}")
+        if self.kubernetes is not None:
+            _name(self.kubernetes.namespace, "kubernetes.namespace")
         if self.http is not None:
             for i, host in enumerate(self.http.allow):
                 _host_pattern(host, f"http.allow.{i}")
@@ -107,12 +121,18 @@ def parse_offer(data: bytes) -> DebugOffer:
         document = json.loads(data)
     except ValueError:
         raise ValidationError("the offer is not JSON", field="offer") from None
-    fields = _object(document, "offer", {"aws", "http", "gcp"})
+    fields = _object(document, "offer", {"aws", "http", "gcp", "kubernetes"})
     return DebugOffer(
         aws=_optional(fields.get("aws"), "aws", _aws),
         http=_optional(fields.get("http"), "http", _http),
         gcp=_optional(fields.get("gcp"), "gcp", _gcp),
+        kubernetes=_optional(fields.get("kubernetes"), "kubernetes", _kubernetes),
     )
+
+
+def _kubernetes(value: Any) -> KubernetesOffer:
+    fields = _object(value, "kubernetes", {"namespace"}, required=True)
+    return KubernetesOffer(namespace=_string(fields["namespace"], "kubernetes.namespace"))
 
 
 def _gcp(value: Any) -> GcpOffer:

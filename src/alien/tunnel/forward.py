@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Iterable
 
 import httpx
@@ -87,10 +88,25 @@ def _parse_pattern(pattern: str, field: str) -> tuple[str, int | None]:
     return host, port
 
 
-def forwarding_client() -> httpx.AsyncClient:
+def endpoint_base(url: str, field: str) -> str:
+    """``scheme://host[:port]`` of a configured endpoint; anything more is refused."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise ValidationError(f"{url!r} is not a URL", field=field) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValidationError("expected an http(s) URL", field=field)
+    if parsed.userinfo or parsed.query or parsed.fragment or parsed.path not in ("", "/"):
+        raise ValidationError("expected scheme://host[:port] only", field=field)
+    return f"{parsed.scheme}://{parsed.netloc.decode()}"
+
+
+def forwarding_client(*, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
     """An HTTP client that adds no headers of its own and never follows redirects (a redirect
-    could lead outside the allowlist): what arrives is what the caller sent."""
+    could lead outside the allowlist): what arrives is what the caller sent. ``verify``: how
+    https destinations are checked (a context trusting a private CA, say)."""
     client = httpx.AsyncClient(
+        verify=verify,
         timeout=httpx.Timeout(30.0, read=300.0, write=300.0),
         follow_redirects=False,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),

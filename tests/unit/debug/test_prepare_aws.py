@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from alien.agent.debug import DebugTunnels, config_path
+from alien.agent.debug import DebugTunnels
+from alien.agent.debug_config import config_path
 from alien.platforms.aws import credentials, preload
 
 

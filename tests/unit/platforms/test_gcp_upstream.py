@@ -7,8 +7,9 @@ import pytest
 
 from alien.errors import AlienError, Forbidden, ValidationError
 from alien.platforms.bearer_tokens import NoToken
-from alien.platforms.gcp.upstream import GoogleApiUpstream, endpoint_base
+from alien.platforms.gcp.upstream import GoogleApiUpstream
 from alien.protocol.http_exchange import RequestHead, iterate_once
+from alien.tunnel.forward import endpoint_base
 
 
 async def _send(upstream: GoogleApiUpstream, target: str) -> None:

@@ -16,6 +16,7 @@ from alien.protocol.debug_offer import (
     DebugOffer,
     GcpOffer,
     HttpOffer,
+    KubernetesOffer,
     google_api_of,
     parse_offer,
 )
@@ -33,6 +34,7 @@ offers = st.builds(
         project=st.from_regex(r"[a-z0-9][a-z0-9.:-]{0,99}", fullmatch=True),
         apis=st.lists(names, max_size=4).map(tuple),
     ),
+    kubernetes=st.none() | st.builds(KubernetesOffer, namespace=names),
 )
 
 
@@ -55,6 +57,7 @@ shaped = st.fixed_dictionaries(
         | st.fixed_dictionaries({"region": json_values, "services": json_values}),
         "http": json_values | st.fixed_dictionaries({"allow": json_values}),
         "gcp": json_values | st.fixed_dictionaries({"project": json_values, "apis": json_values}),
+        "kubernetes": json_values | st.fixed_dictionaries({"namespace": json_values}),
     },
 )
 

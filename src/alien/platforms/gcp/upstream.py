@@ -18,7 +18,7 @@ from alien.errors import Forbidden, ValidationError
 from alien.platforms.bearer_tokens import TokenSource
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream
+from alien.tunnel.forward import ForwardingUpstream, endpoint_base
 
 _DROPPED = frozenset({"authorization", "host"})
 
@@ -30,19 +30,6 @@ def google_api(target: str) -> str | None:
     except httpx.InvalidURL:
         return None
     return google_api_of(url.scheme, url.host, url.port)
-
-
-def endpoint_base(url: str, field: str) -> str:
-    """``scheme://host[:port]`` of a configured endpoint; anything more is refused."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        raise ValidationError(f"{url!r} is not a URL", field=field) from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValidationError("expected an http(s) URL", field=field)
-    if parsed.userinfo or parsed.query or parsed.fragment or parsed.path not in ("", "/"):
-        raise ValidationError("expected scheme://host[:port] only", field=field)
-    return f"{parsed.scheme}://{parsed.netloc.decode()}"
 
 
 class GoogleApiUpstream:

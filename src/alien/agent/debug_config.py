@@ -1,0 +1,157 @@
+"""The customer's ``<state-dir>/debug.json``: what a pull-model debug session may reach.
+
+Read again for every session (edits apply to the next one) and checked whole before anything is
+served: a bad field is a ``ValidationError`` naming it, and the session is not opened. The parts:
+``aws`` (re-signed with the agent's identity), ``gcp`` (Google APIs with the agent's token),
+``kubernetes`` (the cluster's API with the agent's service account), ``http`` (egress to an
+allowlist); docs/API.md, "Pull model", has the format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from alien.errors import ValidationError
+from alien.platforms.aws.endpoints import AwsEndpointPolicy
+from alien.platforms.kubernetes.upstream import IN_CLUSTER_CA, IN_CLUSTER_TOKEN, in_cluster_server
+from alien.protocol.debug_offer import AwsOffer, DebugOffer, GcpOffer, HttpOffer, KubernetesOffer
+from alien.protocol.wire import parse
+from alien.tunnel.forward import HostAllowlist, endpoint_base
+
+CONFIG_FILE = "debug.json"
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", strict=True)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsDebugConfig(_Config):
+    """AWS re-signed with the agent's identity. ``role_arn``: assume this role (with boto3's
+    default chain) per session; without it the chain's own credentials sign. ``endpoint_url``
+    sends every AWS call (STS included) elsewhere: an emulator, a VPC endpoint."""
+
+    region: Name
+    allowed_services: tuple[Name, ...] = Field(min_length=1)
+    role_arn: str | None = None
+    external_id: str | None = None
+    endpoint_url: str | None = None
+
+
+class HttpDebugConfig(_Config):
+    """HTTP egress to ``allow`` (see :class:`~alien.tunnel.forward.HostAllowlist`)."""
+
+    allow: tuple[str, ...] = Field(min_length=1)
+
+
+class GcpDebugConfig(_Config):
+    """Google APIs called with the agent's own access token. ``project``: what ``gcloud`` is
+    set to; ``allowed_apis``: the first labels of ``<api>.googleapis.com``; ``endpoints``: where
+    some of them are served instead (``scheme://host[:port]``: a private endpoint, an emulator);
+    ``credentials``: ``metadata`` (the instance's service account), ``token_file`` (the token in
+    the file ``token_file`` names, kept fresh by something else), or ``none`` (send no token)."""
+
+    project: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.:-]{0,99}$", strict=True)]
+    allowed_apis: tuple[Name, ...] = Field(min_length=1)
+    endpoints: dict[Name, str] = Field(default_factory=dict)
+    credentials: Literal["metadata", "token_file", "none"] = "metadata"
+    token_file: str | None = Field(default=None, min_length=1)
+
+
+class KubernetesDebugConfig(_Config):
+    """The cluster's API called with the agent's service account. Every field defaults to the
+    pod's in-cluster configuration: ``server`` from ``KUBERNETES_SERVICE_HOST``/``_PORT``,
+    ``token_file`` and ``ca_file`` from the service account mount (``ca_file: null`` trusts the
+    system's CAs); ``namespace`` is where ``kubectl`` starts."""
+
+    server: str | None = None
+    token_file: str = Field(default=IN_CLUSTER_TOKEN, min_length=1)
+    ca_file: str | None = Field(default=IN_CLUSTER_CA, min_length=1)
+    namespace: Name = "default"
+
+
+class DebugConfig(_Config):
+    """``<state-dir>/debug.json``."""
+
+    aws: AwsDebugConfig | None = None
+    http: HttpDebugConfig | None = None
+    gcp: GcpDebugConfig | None = None
+    kubernetes: KubernetesDebugConfig | None = None
+
+    @property
+    def offer(self) -> DebugOffer:
+        return DebugOffer(
+            aws=AwsOffer(region=self.aws.region, services=tuple(self.aws.allowed_services))
+            if self.aws
+            else None,
+            http=HttpOffer(allow=tuple(self.http.allow)) if self.http else None,
+            gcp=GcpOffer(project=self.gcp.project, apis=tuple(self.gcp.allowed_apis))
+            if self.gcp
+            else None,
+            kubernetes=KubernetesOffer(namespace=self.kubernetes.namespace)
+            if self.kubernetes
+            else None,
+        )
+
+
+def config_path(state_root: Path) -> Path:
+    return state_root / CONFIG_FILE
+
+
+def load_config(path: Path) -> DebugConfig:
+    """Read and check the debug configuration; ``ValidationError`` naming the bad field."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValidationError(f"{path} does not exist", field="debug") from None
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"{path} is not readable JSON: {exc}", field="debug") from None
+    config = parse(DebugConfig, data)
+    if config.http is not None:
+        HostAllowlist(config.http.allow)  # refuse a bad pattern now, not at the first request
+    if config.aws is not None:
+        aws_policy(config.aws)
+    if config.gcp is not None:
+        _check_gcp(config.gcp)
+    if config.kubernetes is not None:
+        kubernetes_server(config.kubernetes)
+        ca_file = config.kubernetes.ca_file
+        if ca_file is not None and not Path(ca_file).is_file():
+            raise ValidationError(
+                f"{ca_file} does not exist (null trusts the system's CAs)",
+                field="kubernetes.ca_file",
+            )
+    return config
+
+
+def kubernetes_server(kubernetes: KubernetesDebugConfig) -> str:
+    server = kubernetes.server or in_cluster_server()
+    if server is None:
+        raise ValidationError(
+            "not in a cluster (no KUBERNETES_SERVICE_HOST): name the API server",
+            field="kubernetes.server",
+        )
+    return endpoint_base(server, "kubernetes.server")
+
+
+def _check_gcp(gcp: GcpDebugConfig) -> None:
+    if (gcp.credentials == "token_file") != (gcp.token_file is not None):
+        raise ValidationError(
+            "token_file is needed with credentials 'token_file', and only then",
+            field="gcp.token_file",
+        )
+    for api, url in gcp.endpoints.items():
+        if api not in gcp.allowed_apis:
+            raise ValidationError(
+                f"an endpoint for {api!r}, which allowed_apis does not list", field=f"gcp.{api}"
+            )
+        endpoint_base(url, f"gcp.endpoints.{api}")
+
+
+def aws_policy(aws: AwsDebugConfig) -> AwsEndpointPolicy:
+    return AwsEndpointPolicy.create(aws.region, aws.allowed_services, aws.endpoint_url)

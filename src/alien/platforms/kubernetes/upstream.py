@@ -1,0 +1,91 @@
+"""The agent's Kubernetes API upstream: ``https://kubernetes.default.svc/…`` (how the CLI names
+the cluster's API) goes to the configured API server with the agent's service account token, the
+server checked against the cluster's CA.
+
+By default everything is the pod's own in-cluster configuration: the API server from
+``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT``, the token and CA from the service account
+mount. The token file is read for every call (projected tokens rotate). Whatever ``Authorization``
+arrives is replaced. Requests that upgrade the connection (``kubectl exec``, ``attach``,
+``port-forward``) are refused with ``UPGRADE_NOT_SUPPORTED``: the tunnel carries them as plain
+HTTP exchanges.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from alien.errors import AlienError, ValidationError
+from alien.platforms.bearer_tokens import TokenSource
+from alien.protocol.debug_offer import KUBERNETES_API_HOST
+from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
+from alien.tunnel.forward import ForwardingUpstream, endpoint_base, forwarding_client
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+IN_CLUSTER_TOKEN = str(SERVICE_ACCOUNT / "token")
+IN_CLUSTER_CA = str(SERVICE_ACCOUNT / "ca.crt")
+_DROPPED = frozenset({"authorization", "host"})
+
+
+class UpgradeNotSupported(AlienError):
+    code = "UPGRADE_NOT_SUPPORTED"
+    status = 501
+
+
+def in_cluster_server(env: Mapping[str, str] | None = None) -> str | None:
+    """``https://host:port`` of the API server a pod is given, or ``None`` outside a cluster."""
+    env = os.environ if env is None else env
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def is_kubernetes_api(target: str) -> bool:
+    """Whether an absolute-form request target calls the cluster's API."""
+    try:
+        url = httpx.URL(target)
+    except httpx.InvalidURL:
+        return False
+    return url.scheme == "https" and url.host == KUBERNETES_API_HOST and url.port in (None, 443)
+
+
+class KubernetesApiUpstream:
+    def __init__(self, server: str, tokens: TokenSource, *, ca_file: str | None) -> None:
+        """``ca_file``: the CA the API server's certificate must chain to (``None``: the system's
+        trust store, for a server with a public certificate)."""
+        self._base = endpoint_base(server, "kubernetes.server")
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file is not None else True
+        )
+        self._client = forwarding_client(verify=verify)
+        self._forward = ForwardingUpstream(
+            [httpx.URL(self._base).netloc.decode()], client=self._client
+        )
+        self._tokens = tokens
+
+    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
+        if not is_kubernetes_api(head.target):
+            raise ValidationError("not a Kubernetes API call", field="target")
+        if head.get("upgrade") is not None:
+            raise UpgradeNotSupported(
+                "exec, attach and port-forward upgrade the connection, which a debug session "
+                "does not carry yet",
+                field="upgrade",
+            )
+        path = httpx.URL(head.target).raw_path.decode("ascii")
+        headers = [(k, v) for k, v in head.headers if k not in _DROPPED]
+        token = await self._tokens.token()
+        if token is not None:
+            headers.append(("authorization", f"Bearer {token}"))
+        return await self._forward.send(
+            RequestHead(head.method, self._base + path, tuple(headers)), body
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._tokens.aclose()

@@ -1,0 +1,100 @@
+"""The real ``kubectl`` through a pull-model session: calls to the cluster's API leave from the
+agent, with the agent's service account token, to its API server, checked against the cluster's
+CA. No Kubernetes API server can be installed on this machine (see shared/notes), so the HTTPS
+service "inside" plays the API server's ``/version``: what is tested is the channel — kubectl's
+TLS and token to the session endpoint, the tunnel, the token swap and CA check at the agent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dbg_world import World
+from debug_moto import MotoServer
+from pull_world import PullDeployment, make_world, start_agent
+from targets import HELLO, SERVER_VERSION, Targets
+
+from support.manager import ManagerProcess
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+SA_TOKEN = "eyJhbGciOiJSUzI1NiJ9.the-agents-service-account"
+
+
+@pytest.fixture(scope="module")
+def cluster_deployment(
+    pull_manager: ManagerProcess,
+    moto: MotoServer,
+    targets: Targets,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PullDeployment]:
+    root = tmp_path_factory.mktemp("kube")
+    token_file = root / "sa-token"
+    token_file.write_text(SA_TOKEN)
+    config = {
+        "kubernetes": {
+            "server": f"https://{targets.https.authority}",
+            "ca_file": str(targets.https.ca_file),
+            "token_file": str(token_file),
+            "namespace": "shop",
+        }
+    }
+    found = start_agent(pull_manager, moto, root, config)
+    yield found
+    found.agent.stop()
+
+
+@pytest.fixture
+def kworld(
+    pull_manager: ManagerProcess, cluster_deployment: PullDeployment, tmp_path: Path
+) -> Iterator[World]:
+    w = make_world(pull_manager, cluster_deployment, tmp_path)
+    yield w
+    w.close()
+
+
+def test_kubectl_reaches_the_api_server_as_the_agents_service_account(
+    kworld: World, targets: Targets
+) -> None:
+    before = len(targets.https.server.seen)
+    result = kworld.debug("kubectl", "version", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    server = json.loads(result.stdout)["serverVersion"]
+    assert server["gitVersion"] == SERVER_VERSION["gitVersion"]
+    assert "Kubernetes (namespace shop) via https://127.0.0.1:" in result.stderr
+    seen = {
+        (m, path.partition("?")[0], auth) for m, path, auth in targets.https.server.seen[before:]
+    }
+    assert seen == {("GET", "/version", f"Bearer {SA_TOKEN}")}  # kubectl asks once or twice
+    requests = kworld.requests(kworld.latest_session()["id"])
+    assert {r["target"] for r in requests} == {"kubernetes:GET /version"}
+    assert all(r["outcome"] == "succeeded" and r["details"]["status"] == 200 for r in requests)
+
+
+def test_kubectl_starts_in_the_offered_namespace_with_a_session_config(kworld: World) -> None:
+    result = kworld.debug(
+        "sh",
+        "-ec",
+        'kubectl config view --minify -o "jsonpath={..namespace}"; echo;'
+        ' echo "$KUBECONFIG"; echo "$KUBECACHEDIR"; kubectl get --raw /hello',
+    )
+    assert result.returncode == 0, result.stderr
+    namespace, kubeconfig, cache, answered = result.stdout.splitlines()
+    assert namespace == "shop"
+    session_dir = Path(kubeconfig).parent
+    assert Path(cache).parent == session_dir and session_dir.name.startswith("dbg-")
+    assert answered.encode() == HELLO
+    assert not session_dir.exists()  # removed when the command exited
+
+
+def test_a_token_other_than_the_sessions_is_refused_at_the_endpoint(
+    kworld: World, targets: Targets
+) -> None:
+    before = len(targets.https.server.seen)
+    result = kworld.debug("kubectl", "--token", "not-the-session-token", "get", "--raw", "/hello")
+    assert result.returncode != 0
+    assert "You must be logged in" in result.stderr  # kubectl's words for a 401 ...
+    assert "does not carry this debug session's token" in result.stderr  # ... with our reason
+    assert targets.https.server.seen[before:] == []  # never left the engineer's machine
