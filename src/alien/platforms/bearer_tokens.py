@@ -6,8 +6,9 @@ come from when no cloud SDK is involved.
   call, so a rotation applies at once;
 * :class:`NoToken` — nothing is sent (emulators, endpoints that authenticate otherwise).
 
-Platform-specific sources (the GCE metadata server) live with their platform. No secret is ever
-put in an error: errors name the source, never the token.
+Platform-specific sources (the GCE metadata server) live with their platform. :func:`rebased` is
+how a request goes on with the token in place of the caller's. No secret is ever put in an
+error: errors name the source, never the token.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+import httpx
+
 from alien.errors import PlatformError
+from alien.protocol.http_exchange import RequestHead
+
+_REPLACED = frozenset({"authorization", "host"})
 
 
 class TokenSource(Protocol):
@@ -60,3 +66,15 @@ class TokenFile:
 
     async def aclose(self) -> None:
         return None
+
+
+async def rebased(head: RequestHead, base: str, tokens: TokenSource) -> RequestHead:
+    """``head`` (an absolute-form request) sent on to ``base`` (``scheme://host[:port]``) with the
+    same path and query, its ``Authorization`` replaced by ``tokens``' (none if it has none) and
+    its ``Host`` left to the client."""
+    path = httpx.URL(head.target).raw_path.decode("ascii")
+    headers = [(k, v) for k, v in head.headers if k not in _REPLACED]
+    token = await tokens.token()
+    if token is not None:
+        headers.append(("authorization", f"Bearer {token}"))
+    return RequestHead(head.method, base + path, tuple(headers))

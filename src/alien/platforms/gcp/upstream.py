@@ -15,12 +15,10 @@ from collections.abc import Iterable, Mapping
 import httpx
 
 from alien.errors import Forbidden, ValidationError
-from alien.platforms.bearer_tokens import TokenSource
+from alien.platforms.bearer_tokens import TokenSource, rebased
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel.forward import ForwardingUpstream, endpoint_base
-
-_DROPPED = frozenset({"authorization", "host"})
 
 
 def google_api(target: str) -> str | None:
@@ -64,12 +62,7 @@ class GoogleApiUpstream:
                 field="api",
                 code="API_NOT_ALLOWED",
             )
-        path = httpx.URL(head.target).raw_path.decode("ascii")
-        headers = [(k, v) for k, v in head.headers if k not in _DROPPED]
-        token = await self._tokens.token()
-        if token is not None:
-            headers.append(("authorization", f"Bearer {token}"))
-        return await self._forward.send(RequestHead(head.method, base + path, tuple(headers)), body)
+        return await self._forward.send(await rebased(head, base, self._tokens), body)
 
     async def aclose(self) -> None:
         await self._forward.aclose()

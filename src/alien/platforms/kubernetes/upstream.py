@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from alien.errors import AlienError, ValidationError
-from alien.platforms.bearer_tokens import TokenSource
+from alien.platforms.bearer_tokens import TokenSource, rebased
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel.forward import ForwardingUpstream, endpoint_base, forwarding_client
@@ -28,7 +28,6 @@ from alien.tunnel.forward import ForwardingUpstream, endpoint_base, forwarding_c
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_TOKEN = str(SERVICE_ACCOUNT / "token")
 IN_CLUSTER_CA = str(SERVICE_ACCOUNT / "ca.crt")
-_DROPPED = frozenset({"authorization", "host"})
 
 
 class UpgradeNotSupported(AlienError):
@@ -77,14 +76,7 @@ class KubernetesApiUpstream:
                 "does not carry yet",
                 field="upgrade",
             )
-        path = httpx.URL(head.target).raw_path.decode("ascii")
-        headers = [(k, v) for k, v in head.headers if k not in _DROPPED]
-        token = await self._tokens.token()
-        if token is not None:
-            headers.append(("authorization", f"Bearer {token}"))
-        return await self._forward.send(
-            RequestHead(head.method, self._base + path, tuple(headers)), body
-        )
+        return await self._forward.send(await rebased(head, self._base, self._tokens), body)
 
     async def aclose(self) -> None:
         await self._client.aclose()
