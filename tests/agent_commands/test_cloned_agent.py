@@ -49,7 +49,8 @@ def _wait_log(agent: AgentProcess, text: str) -> None:
 def test_a_cloned_agent_is_refused_until_the_first_one_stops(
     manager: PinnedManager, tmp_path: Path
 ) -> None:
-    first: Deployed = deploy(manager, tmp_path, name="cloned")
+    # A group of its own: the suite's fan-out tests address every deployment of "acme".
+    first: Deployed = deploy(manager, tmp_path, group="clones", name="cloned")
     _clone(first.agent.state_dir, tmp_path / "clone")
     clone = AgentProcess(tmp_path / "clone", manager.url, reconnect_max=0.5)
     clone.start("run")
