@@ -1,6 +1,7 @@
 """A second agent with a deployment's identity — a cloned machine or state directory — is refused
-while the first one serves: commands run on the first only, the manager shows the refusal on
-the deployment and audits it once, and the clone takes over as soon as the first one stops."""
+while the first one serves, whether it tries over the WebSocket or by long-polling: commands run
+on the first only, the manager shows the refusal on the deployment and audits it once, and the
+clone takes over as soon as the first one stops."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from agent_deployments import Deployed, assert_clean, deploy
 from agent_support import AgentProcess, PinnedManager
 
@@ -46,13 +48,14 @@ def _wait_log(agent: AgentProcess, text: str) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("transport", ["websocket", "poll"])
 def test_a_cloned_agent_is_refused_until_the_first_one_stops(
-    manager: PinnedManager, tmp_path: Path
+    manager: PinnedManager, tmp_path: Path, transport: str
 ) -> None:
     # A group of its own: the suite's fan-out tests address every deployment of "acme".
-    first: Deployed = deploy(manager, tmp_path, group="clones", name="cloned")
+    first: Deployed = deploy(manager, tmp_path, group="clones", name=f"cloned-{transport}")
     _clone(first.agent.state_dir, tmp_path / "clone")
-    clone = AgentProcess(tmp_path / "clone", manager.url, reconnect_max=0.5)
+    clone = AgentProcess(tmp_path / "clone", manager.url, transport=transport, reconnect_max=0.5)
     clone.start("run")
     try:
         clone.wait_running(first.release)  # it restores the release on its own machine ...
