@@ -84,7 +84,11 @@ def test_a_second_instance_is_refused_while_the_first_is_connected(
     _wait_until(lambda: not admin.deployment(dep["id"])["connected"])
     with AgentSocket(shared_manager.ws_url, token, instance=second) as agent:
         assert agent.hello()["deployment_id"] == dep["id"]
-        assert admin.deployment(dep["id"])["agent_conflict"] is None  # it changed hands
+        # the past refusal is still shown (for ten minutes), naming who held the deployment then
+        assert admin.deployment(dep["id"])["agent_conflict"]["holder_instance"] == first
+        # the first one is now the other agent: refused, and audited as a new instance
+        assert _refusal(shared_manager, token, first)["details"]["holder"]["instance"] == second
+    assert first in {r["target"] for r in _denials(admin, dep["id"])}
 
 
 def test_the_same_instance_may_reconnect_while_its_old_socket_lingers(

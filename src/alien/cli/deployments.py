@@ -117,8 +117,8 @@ def _conflict(refused: RefusedAgent) -> str:
     tries = "once" if refused.attempts == 1 else f"{refused.attempts} times"
     return (
         f"a second agent ({refused.instance or 'unnamed'} from {refused.peer or '?'}) was refused"
-        f" {tries}, last at {refused.last_at:%Y-%m-%d %H:%M:%S}Z; serving:"
-        f" {refused.holder_instance or 'unnamed'} from {refused.holder_peer or '?'}"
+        f" {tries}, last at {refused.last_at:%Y-%m-%d %H:%M:%S}Z, while"
+        f" {refused.holder_instance or 'unnamed'} from {refused.holder_peer or '?'} served"
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ POLL_GAP = 10.0
 """Seconds a long-polling agent keeps its deployment between two of its requests."""
 CONFLICT_MEMORY = 600.0
 """Seconds a refused agent is shown on its deployment (``agent_conflict``) after it last tried."""
+AUDITED_PER_DEPLOYMENT = 16
+"""Refused instances remembered per deployment as audited already (each is audited once)."""
 
 WEBSOCKET = "websocket"
 POLL = "poll"
@@ -43,7 +46,7 @@ POLL = "poll"
 class AgentConflict(Conflict):
     code = AGENT_CONFLICT
     first: bool = True
-    """Whether this is the first refusal of that instance for the deployment (audited)."""
+    """Whether this instance was not refused for the deployment before (then it is audited)."""
 
 
 @dataclass
@@ -58,7 +61,8 @@ class _Holder:
 
 @dataclass(frozen=True)
 class RefusedAgent:
-    """The latest agent refused for a deployment: who, from where, when, and how often."""
+    """The latest agent refused for a deployment: who, from where, when, how often, and which
+    agent held the deployment then (it may have changed hands since)."""
 
     instance: str | None
     peer: str | None
@@ -74,6 +78,7 @@ class AgentRegistry:
         self._lock = threading.Lock()
         self._holders: dict[str, _Holder] = {}
         self._refused: dict[str, RefusedAgent] = {}
+        self._audited: dict[str, deque[str | None]] = {}
         self._monotonic = monotonic
 
     @contextmanager
@@ -108,7 +113,6 @@ class AgentRegistry:
             if holder is None or holder.instance != instance:
                 holder = _Holder(instance, peer, transport, since=datetime.now(UTC))
                 self._holders[deployment_id] = holder
-                self._refused.pop(deployment_id, None)  # the deployment changed hands
             holder.peer, holder.transport = peer, transport
             holder.open += 1
             return holder
@@ -150,7 +154,10 @@ class AgentRegistry:
                 "refused": {"instance": instance, "peer": peer},
             },
         )
-        conflict.first = not same
+        audited = self._audited.setdefault(deployment_id, deque(maxlen=AUDITED_PER_DEPLOYMENT))
+        conflict.first = instance not in audited
+        if conflict.first:
+            audited.append(instance)
         return conflict
 
     def is_connected(self, deployment_id: str) -> bool:

@@ -42,7 +42,8 @@ def test_a_websocket_holder_frees_the_deployment_when_it_closes(agents: AgentReg
     assert not agents.is_connected("dep_1")
     with agents.channel("dep_1", instance="b"):
         assert agents.is_connected("dep_1")
-    assert agents.refused("dep_1") is None  # the deployment changed hands
+    refused = agents.refused("dep_1")  # still shown after the deployment changed hands
+    assert refused is not None and refused.instance == "b" and refused.holder_instance == "a"
 
 
 def test_a_polling_holder_keeps_the_deployment_between_polls(
@@ -80,6 +81,9 @@ def test_refusals_are_counted_per_instance_and_only_the_first_is_new(
         assert firsts == [True, False, False, True]
         latest = agents.refused("dep_1")
         assert latest is not None and latest.instance is None and latest.attempts == 1
+        with pytest.raises(AgentConflict) as again:  # alternating does not audit again
+            _open(agents, "dep_1", instance="b")
+        assert not again.value.first
 
 
 def test_agents_without_an_instance_id_share_one_identity(agents: AgentRegistry) -> None:
