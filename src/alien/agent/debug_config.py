@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -155,3 +155,20 @@ def _check_gcp(gcp: GcpDebugConfig) -> None:
 
 def aws_policy(aws: AwsDebugConfig) -> AwsEndpointPolicy:
     return AwsEndpointPolicy.create(aws.region, aws.allowed_services, aws.endpoint_url)
+
+
+def reach(state_root: Path) -> dict[str, Any]:
+    """What a debug session may reach through the agent of ``state_root``, for the customer's
+    admin to check before any session (``alien-deploy debug``): the checked configuration with
+    the Kubernetes server resolved. Paths and names only: the file holds no secret, and an AWS
+    external id is shown as set or not. ``ValidationError`` naming the field if it is wrong."""
+    path = config_path(state_root)
+    if not path.exists():
+        return {"config": str(path), "enabled": False}
+    config = load_config(path)
+    parts = config.model_dump(mode="json", exclude_none=True)
+    if config.aws is not None:
+        parts["aws"]["external_id"] = config.aws.external_id is not None
+    if config.kubernetes is not None:
+        parts["kubernetes"]["server"] = kubernetes_server(config.kubernetes)
+    return {"config": str(path), "enabled": True, **parts}

@@ -30,9 +30,11 @@ from alien.agent.agent import Agent
 from alien.agent.config import AgentConfig, default_state_dir
 from alien.agent.control import down as tear_down
 from alien.agent.control import local_status
+from alien.agent.debug_config import reach
 from alien.agent.onboard import UpRequest, onboard_or_resume
 from alien.agent.state import StateDir
 from alien.cli import audit as audit_cli
+from alien.cli import deploy_debug
 from alien.cli.approvals_view import approval_line, pending_table
 from alien.cli.output import console, err_console, print_json, render, reporting_errors
 from alien.client import approvals
@@ -224,6 +226,14 @@ def status(state_dir: StateDirOption = None, as_json: JsonOption = False) -> Non
     """Show what runs here: release, functions, URLs, state."""
     with reporting_errors():
         render(local_status(_state_dir(state_dir)), as_json, _human_status)
+
+
+@app.command()
+def debug(state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
+    """What a vendor's debug session may reach through this agent (your debug.json), checked."""
+    with reporting_errors():
+        data = reach(_state_dir(state_dir).root)
+    render(data, as_json, deploy_debug.human)
 
 
 @app.command()
