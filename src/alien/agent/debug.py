@@ -366,7 +366,15 @@ class DebugTunnels:
     def _configures_aws(self) -> bool:
         try:
             return load_config(self._config_file).aws is not None
-        except AlienError:  # reported when a session asks for it
+        except AlienError as exc:  # said now, and again to every session it refuses
+            where = f" ({exc.field})" if exc.field else ""
+            log.warning(
+                "%s is wrong, so debug sessions will fail until it is fixed: %s%s"
+                " (check it with alien-deploy debug)",
+                self._config_file,
+                exc.message,
+                where,
+            )
             return False
 
     def on_message(self, message: ManagerMessage) -> None:

@@ -62,3 +62,17 @@ def test_an_agent_without_aws_debugging_loads_nothing(
     for worker in _workers():
         worker.join(timeout=10)
     assert not preload.prepared(timeout=0)
+
+
+def test_a_wrong_debug_json_is_reported_when_the_agent_starts(
+    unprepared: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tunnels = _tunnels(tmp_path, {"gcp": {"project": "p", "allowed_apis": []}})
+    with caplog.at_level("WARNING", logger="alien.agent.debug"):
+        tunnels.prepare()
+        for worker in _workers():
+            worker.join(timeout=10)
+    [warning] = [
+        r.getMessage() for r in caplog.records if "debug sessions will fail" in r.getMessage()
+    ]
+    assert "gcp.allowed_apis" in warning and "alien-deploy debug" in warning
