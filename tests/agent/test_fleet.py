@@ -76,6 +76,8 @@ def test_two_agents_converge_keep_frozen_data_and_survive_a_broken_release(
         shown = runner.invoke(alien_cli, describe, env=env)
         assert shown.exit_code == 0, shown.output
         assert "update_failed" in shown.stdout and "boom: v3 is broken" in shown.stdout
+        instance = (agent.state_dir / "instance").read_text().strip()
+        assert f"(websocket, {instance} from 127.0.0.1, since " in shown.stdout  # who serves it
         waited = runner.invoke(
             alien_cli, ["deployments", "wait", agent.deployment_id, "--release", v3.id], env=env
         )

@@ -72,6 +72,9 @@ def test_a_second_instance_is_refused_while_the_first_is_connected(
 
         described = admin.deployment(dep["id"])
         assert described["connected"]
+        agent_seen = described["agent"]
+        assert (agent_seen["instance"], agent_seen["peer"]) == (first, "127.0.0.1")
+        assert agent_seen["transport"] == "websocket" and agent_seen["since"]
         conflict = described["agent_conflict"]
         assert conflict["instance"] is None and conflict["attempts"] == 1  # the latest one
         assert conflict["holder_instance"] == first and conflict["peer"] == "127.0.0.1"
@@ -121,6 +124,8 @@ def test_long_polling_holds_the_deployment_too(
     try:
         hello = {"v": 1, "type": "hello", "agent_version": "test/1"}
         _wait_until(lambda: admin.deployment(dep["id"])["connected"])  # the poll is in flight
+        holder = admin.deployment(dep["id"])["agent"]
+        assert holder["instance"] == first and holder["transport"] == "poll"
         refused = agent.post("/v1/agent/status", json=hello, headers={HEADER: second})
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "AGENT_CONFLICT"
         leased = agent.post("/v1/agent/commands/lease?wait=0", headers={HEADER: second})

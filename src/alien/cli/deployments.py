@@ -112,6 +112,17 @@ def list_deployments(
         _table(deps)
 
 
+def _agent(dep: Deployment) -> str:
+    version = f" {dep.agent_version}" if dep.agent_version else ""
+    if dep.agent is None:
+        return f"offline{version}"
+    agent = dep.agent
+    return (
+        f"connected{version} ({agent.transport}, {agent.instance or 'unnamed'}"
+        f" from {agent.peer or '?'}, since {agent.since:%Y-%m-%d %H:%M:%S}Z)"
+    )
+
+
 def _conflict(refused: RefusedAgent) -> str:
     """One line naming the second agent the manager turned away, and the one it kept."""
     tries = "once" if refused.attempts == 1 else f"{refused.attempts} times"
@@ -132,7 +143,7 @@ def _describe(dep: Deployment) -> None:
         ("target", dep.target_release or "-"),
         ("last good", dep.last_good_release or "-"),
         ("failed", dep.failed_release or "-"),
-        ("agent", f"{'connected' if dep.connected else 'offline'} {dep.agent_version or ''}"),
+        ("agent", _agent(dep)),
         ("heartbeat", _age(heartbeat_age(dep))),
         ("error", dep.error or "-"),
     ]

@@ -35,6 +35,15 @@ class GroupToken(_Out):
     token: str | None = Field(default=None, repr=False)
 
 
+class ConnectedAgent(_Out):
+    """The agent process serving a deployment now (``Deployment.agent``)."""
+
+    instance: str | None = None
+    peer: str | None = None
+    transport: str
+    since: datetime
+
+
 class RefusedAgent(_Out):
     """A second agent the manager refused for a deployment (see ``AGENT_CONFLICT``)."""
 
@@ -62,6 +71,7 @@ class Deployment(_Out):
     failed_release: str | None = None
     error: str | None = None
     connected: bool = False
+    agent: ConnectedAgent | None = None
     agent_conflict: RefusedAgent | None = None
     last_heartbeat_at: datetime | None = None
     agent_version: str | None = None

@@ -60,6 +60,16 @@ class _Holder:
 
 
 @dataclass(frozen=True)
+class ConnectedAgent:
+    """The agent process holding a deployment: its instance id, address, transport, since."""
+
+    instance: str | None
+    peer: str | None
+    transport: str
+    since: datetime
+
+
+@dataclass(frozen=True)
 class RefusedAgent:
     """The latest agent refused for a deployment: who, from where, when, how often, and which
     agent held the deployment then (it may have changed hands since)."""
@@ -161,9 +171,15 @@ class AgentRegistry:
         return conflict
 
     def is_connected(self, deployment_id: str) -> bool:
+        return self.connected_agent(deployment_id) is not None
+
+    def connected_agent(self, deployment_id: str) -> ConnectedAgent | None:
+        """The agent connected for ``deployment_id`` now (a channel open), or ``None``."""
         with self._lock:
             holder = self._holders.get(deployment_id)
-            return holder is not None and holder.open > 0
+            if holder is None or holder.open <= 0:
+                return None
+            return ConnectedAgent(holder.instance, holder.peer, holder.transport, holder.since)
 
     def refused(self, deployment_id: str) -> RefusedAgent | None:
         """The latest agent refused for ``deployment_id`` while another one held it, if it

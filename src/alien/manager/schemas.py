@@ -145,6 +145,15 @@ class OnboardRequest(Request):
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
 
+class ConnectedAgentOut(BaseModel):
+    """The agent process serving the deployment through this manager now."""
+
+    instance: str | None = Field(description="its Alien-Agent-Instance id (null: none sent)")
+    peer: str | None = Field(description="the address it connected from, as the manager saw it")
+    transport: Literal["websocket", "poll"]
+    since: datetime
+
+
 class RefusedAgentOut(BaseModel):
     """An agent process refused because another one serves the deployment (a cloned machine or
     state directory, or a leaked deployment token): the latest one, kept for ten minutes."""
@@ -173,6 +182,7 @@ class DeploymentOut(BaseModel):
     failed_release: str | None
     error: str | None
     connected: bool = Field(description="an agent holds a live channel to this manager now")
+    agent: ConnectedAgentOut | None = Field(default=None, description="that agent, if connected")
     agent_conflict: RefusedAgentOut | None = Field(
         default=None, description="a second agent refused within the last ten minutes"
     )

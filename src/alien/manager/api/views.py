@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alien.manager.agents import AgentRegistry, RefusedAgent
+from alien.manager.agents import AgentRegistry
 from alien.manager.auth import Role
 from alien.manager.models import ApiKey, Deployment, Group, GroupToken, Release
 from alien.manager.schemas import (
     ApiKeyGroupOut,
     ApiKeyOut,
+    ConnectedAgentOut,
     DeploymentOut,
     GroupOut,
     GroupTokenOut,
@@ -70,8 +72,7 @@ def deployments_out(
             last_good_release=d.last_good_release_id,
             failed_release=d.failed_release_id,
             error=d.error,
-            connected=agents.is_connected(d.id),
-            agent_conflict=_refused_out(agents.refused(d.id)),
+            **_presence(agents, d.id),
             last_heartbeat_at=d.last_heartbeat_at,
             agent_version=d.agent_version,
             status_detail=d.status_detail,
@@ -83,8 +84,15 @@ def deployments_out(
     ]
 
 
-def _refused_out(refused: RefusedAgent | None) -> RefusedAgentOut | None:
-    return None if refused is None else RefusedAgentOut(**dataclasses.asdict(refused))
+def _presence(agents: AgentRegistry, deployment_id: str) -> dict[str, Any]:
+    """``connected``, ``agent`` and ``agent_conflict`` of a deployment, from this process."""
+    agent = agents.connected_agent(deployment_id)
+    refused = agents.refused(deployment_id)
+    return {
+        "connected": agent is not None,
+        "agent": ConnectedAgentOut(**dataclasses.asdict(agent)) if agent else None,
+        "agent_conflict": RefusedAgentOut(**dataclasses.asdict(refused)) if refused else None,
+    }
 
 
 def deployment_out(session: Session, dep: Deployment, agents: AgentRegistry) -> DeploymentOut:
