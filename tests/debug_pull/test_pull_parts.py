@@ -278,6 +278,10 @@ def test_tunnel_open_refuses_what_could_send_the_agent_elsewhere(
             "kubernetes.ca_file",
         ),
         ('{"kubernetes": {"server": "https://h", "namespace": "Bad_NS"}}', "kubernetes.namespace"),
+        (
+            '{"kubernetes": {"server": "https://h", "ca_file": "/etc/hostname"}}',
+            "kubernetes.ca_file",
+        ),
     ],
 )
 def test_a_bad_debug_config_names_the_field(tmp_path: Path, content: str, field: str) -> None:

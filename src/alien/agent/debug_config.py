@@ -10,6 +10,7 @@ allowlist); docs/API.md, "Pull model", has the format.
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -120,13 +121,22 @@ def load_config(path: Path) -> DebugConfig:
         _check_gcp(config.gcp)
     if config.kubernetes is not None:
         kubernetes_server(config.kubernetes)
-        ca_file = config.kubernetes.ca_file
-        if ca_file is not None and not Path(ca_file).is_file():
-            raise ValidationError(
-                f"{ca_file} does not exist (null trusts the system's CAs)",
-                field="kubernetes.ca_file",
-            )
+        if config.kubernetes.ca_file is not None:
+            _check_ca_file(config.kubernetes.ca_file)
     return config
+
+
+def _check_ca_file(ca_file: str) -> None:
+    if not Path(ca_file).is_file():
+        raise ValidationError(
+            f"{ca_file} does not exist (null trusts the system's CAs)", field="kubernetes.ca_file"
+        )
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ValidationError(
+            f"{ca_file} holds no usable CA certificate: {exc}", field="kubernetes.ca_file"
+        ) from None
 
 
 def kubernetes_server(kubernetes: KubernetesDebugConfig) -> str:
