@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from alien.cli.deploy import app
+from alien.debug.tls import SessionCertificate
 
 
 def _run(state_dir: Path, *args: str) -> tuple[int, str, str]:
@@ -24,7 +25,7 @@ def test_without_a_debug_json_debugging_is_off(tmp_path: Path) -> None:
 
 def test_each_channel_says_what_it_opens(tmp_path: Path) -> None:
     ca = tmp_path / "ca.crt"
-    ca.write_text("not checked here: only that it exists")
+    ca.write_bytes(SessionCertificate.generate().cert_pem)
     (tmp_path / "debug.json").write_text(
         json.dumps(
             {
