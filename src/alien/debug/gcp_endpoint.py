@@ -2,12 +2,12 @@
 
 ``gcloud`` is pointed at it API by API (``CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>=
 http://127.0.0.1:PORT/<api>/``, see :func:`alien.debug.env.gcloud_env`) and authenticates with
-the session's token as its access token, which the endpoint checks and removes. Each call then
-goes through the tunnel as what it is — an absolute-form request to ``https://<api>.googleapis.com``
-— and the deployment's agent decides whether that API is allowed and sends it with its own token
-(:mod:`alien.platforms.gcp.upstream`). Storage uploads arrive at ``/upload/storage/…`` and
-``/resumable/upload/storage/…`` on the override's host, without the ``/storage`` prefix (a gcloud
-quirk), and are routed to the storage API by that pattern.
+the session's token as its access token. Each call goes through the tunnel as what it is — an
+absolute-form request to ``https://<api>.googleapis.com`` — and the deployment's agent decides
+whether that API is allowed and sends it with its own token (:mod:`alien.platforms.gcp.upstream`).
+Storage uploads arrive at ``/upload/storage/…`` and ``/resumable/upload/storage/…`` on the
+override's host, without the ``/storage`` prefix (a gcloud quirk), and are routed to the storage
+API by that pattern.
 
 Stdlib only beyond what ``alien debug`` already loads: this is on the session's set-up path.
 """
@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import re
 
-from alien.debug.auth import BearerTokenAuthenticator
+from alien.debug.api_endpoint import api_endpoint
 from alien.debug.proxy import LoopbackProxy
 from alien.errors import NotFound
 from alien.platforms.gcp.error_shape import google_error_response
-from alien.protocol.http_exchange import Body, RequestHead, Upstream, UpstreamResponse
+from alien.protocol.http_exchange import Upstream
 
 _API_PATH = re.compile(r"/([a-z0-9][a-z0-9-]{0,62})(/.*)?")
 _UPLOADS = ("/upload/storage/", "/resumable/upload/storage/", "/batch/storage/")
@@ -44,27 +44,13 @@ def google_api_target(target: str) -> tuple[str, str]:
     return api, f"https://{api}.googleapis.com{rest}"
 
 
-class GoogleApiRequests:
-    """An ``Upstream`` that turns ``gcloud``'s requests to its endpoint overrides into
-    absolute-form Google API requests for ``upstream`` (the session's tunnel)."""
-
-    def __init__(self, upstream: Upstream) -> None:
-        self._upstream = upstream
-
-    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
-        api, target = google_api_target(head.target)
-        headers = [(k, v) for k, v in head.headers if k != "host"]
-        headers.append(("host", f"{api}.googleapis.com"))
-        return await self._upstream.send(RequestHead(head.method, target, tuple(headers)), body)
+def _route(target: str) -> tuple[str, str]:
+    api, absolute = google_api_target(target)
+    return f"{api}.googleapis.com", absolute
 
 
 async def google_api_endpoint(
     stack: contextlib.AsyncExitStack, upstream: Upstream, token: str
 ) -> LoopbackProxy:
     """Start the endpoint for the session (closed with ``stack``)."""
-    proxy = LoopbackProxy(
-        GoogleApiRequests(upstream),
-        BearerTokenAuthenticator(token, headers=("authorization",)),
-        error_response=google_error_response,
-    )
-    return await stack.enter_async_context(proxy)
+    return await api_endpoint(stack, upstream, token, _route, error_response=google_error_response)

@@ -3,39 +3,29 @@
 kubectl sends its bearer token only over HTTPS, so this endpoint serves TLS on 127.0.0.1 with a
 certificate made for the session (:mod:`alien.debug.tls`), trusted only through the session's
 kubeconfig (``certificate-authority-data``, see :func:`alien.debug.env.kubectl_env`). It accepts
-only the session's token as ``Authorization: Bearer``, removes it, and sends each call through
-the tunnel as an absolute-form request to ``https://kubernetes.default.svc`` — the cluster's API
-as the deployment's agent knows it (:mod:`alien.platforms.kubernetes.upstream`).
+only the session's token, and sends each call through the tunnel as an absolute-form request to
+``https://kubernetes.default.svc`` — the cluster's API as the deployment's agent knows it
+(:mod:`alien.platforms.kubernetes.upstream`).
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from alien.debug.auth import BearerTokenAuthenticator
+from alien.debug.api_endpoint import api_endpoint
 from alien.debug.proxy import LoopbackProxy
 from alien.debug.session_dir import SessionDir
 from alien.debug.tls import SessionCertificate, server_ssl_context
 from alien.errors import ValidationError
 from alien.platforms.kubernetes.error_shape import kubernetes_error_response
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
-from alien.protocol.http_exchange import Body, RequestHead, Upstream, UpstreamResponse
+from alien.protocol.http_exchange import Upstream
 
 
-class KubernetesApiRequests:
-    """An ``Upstream`` that turns kubectl's requests into absolute-form requests to the
-    cluster's API for ``upstream`` (the session's tunnel)."""
-
-    def __init__(self, upstream: Upstream) -> None:
-        self._upstream = upstream
-
-    async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
-        if not head.target.startswith("/"):
-            raise ValidationError("expected a path", field="target")
-        headers = [(k, v) for k, v in head.headers if k != "host"]
-        headers.append(("host", KUBERNETES_API_HOST))
-        target = f"https://{KUBERNETES_API_HOST}{head.target}"
-        return await self._upstream.send(RequestHead(head.method, target, tuple(headers)), body)
+def _route(target: str) -> tuple[str, str]:
+    if not target.startswith("/"):
+        raise ValidationError("expected a path", field="target")
+    return KUBERNETES_API_HOST, f"https://{KUBERNETES_API_HOST}{target}"
 
 
 async def kubernetes_endpoint(
@@ -46,10 +36,12 @@ async def kubernetes_endpoint(
     certificate = SessionCertificate.generate()
     cert_file = files.write_bytes("kube-endpoint-cert.pem", certificate.cert_pem)
     key_file = files.write_bytes("kube-endpoint-key.pem", certificate.key_pem)
-    proxy = LoopbackProxy(
-        KubernetesApiRequests(upstream),
-        BearerTokenAuthenticator(token, headers=("authorization",)),
+    proxy = await api_endpoint(
+        stack,
+        upstream,
+        token,
+        _route,
         error_response=kubernetes_error_response,
         ssl_context=server_ssl_context(cert_file, key_file),
     )
-    return await stack.enter_async_context(proxy), certificate.cert_pem
+    return proxy, certificate.cert_pem

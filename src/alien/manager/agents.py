@@ -170,9 +170,6 @@ class AgentRegistry:
             audited.append(instance)
         return conflict
 
-    def is_connected(self, deployment_id: str) -> bool:
-        return self.connected_agent(deployment_id) is not None
-
     def connected_agent(self, deployment_id: str) -> ConnectedAgent | None:
         """The agent connected for ``deployment_id`` now (a channel open), or ``None``."""
         with self._lock:

@@ -118,7 +118,8 @@ def forwarding_client(*, verify: ssl.SSLContext | bool = True) -> httpx.AsyncCli
 class ForwardingUpstream:
     """Forward requests to ``scheme://<Host header><target>`` (or to an absolute-form target).
 
-    ``allow`` lists the reachable destinations (see :class:`HostAllowlist`). Refusals raise
+    ``allow`` lists the reachable destinations (see :class:`HostAllowlist`); ``verify`` is how
+    https destinations are checked (see :func:`forwarding_client`). Refusals raise
     ``Forbidden`` (field ``host``); a destination that cannot be reached raises
     :class:`UpstreamUnreachable`; both become error responses where the request entered.
     """
@@ -128,14 +129,13 @@ class ForwardingUpstream:
         allow: Iterable[str],
         *,
         scheme: str = "https",
-        client: httpx.AsyncClient | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         if scheme not in DEFAULT_PORTS:
             raise ValidationError("scheme must be http or https", field="scheme")
         self._allow = HostAllowlist(allow)
         self._scheme = scheme
-        self._client = client or forwarding_client()
-        self._owns_client = client is None
+        self._client = forwarding_client(verify=verify)
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         url, target, headers = self._destination(head)
@@ -187,5 +187,4 @@ class ForwardingUpstream:
         return url, target, headers
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        await self._client.aclose()

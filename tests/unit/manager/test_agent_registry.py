@@ -15,6 +15,10 @@ class Clock:
         return self.now
 
 
+def _connected(agents: AgentRegistry, deployment_id: str) -> bool:
+    return agents.connected_agent(deployment_id) is not None
+
+
 def _open(agents: AgentRegistry, deployment_id: str, **options: str | None) -> None:
     with agents.channel(deployment_id, **options):  # type: ignore[arg-type]
         pass
@@ -32,16 +36,16 @@ def agents(clock: Clock) -> AgentRegistry:
 
 def test_a_websocket_holder_frees_the_deployment_when_it_closes(agents: AgentRegistry) -> None:
     with agents.channel("dep_1", instance="a"):
-        assert agents.is_connected("dep_1")
+        assert _connected(agents, "dep_1")
         with pytest.raises(AgentConflict) as refused:
             _open(agents, "dep_1", instance="b")
         assert refused.value.status == 409 and refused.value.details["holder"]["instance"] == "a"
         with agents.channel("dep_1", instance="a"):  # its own reconnect
             pass
-        assert agents.is_connected("dep_1")
-    assert not agents.is_connected("dep_1")
+        assert _connected(agents, "dep_1")
+    assert not _connected(agents, "dep_1")
     with agents.channel("dep_1", instance="b"):
-        assert agents.is_connected("dep_1")
+        assert _connected(agents, "dep_1")
     refused = agents.refused("dep_1")  # still shown after the deployment changed hands
     assert refused is not None and refused.instance == "b" and refused.holder_instance == "a"
 
@@ -51,7 +55,7 @@ def test_a_polling_holder_keeps_the_deployment_between_polls(
 ) -> None:
     with agents.channel("dep_1", instance="a", transport=POLL):
         pass
-    assert not agents.is_connected("dep_1")  # no request in flight
+    assert not _connected(agents, "dep_1")  # no request in flight
     clock.now += POLL_GAP - 0.1
     with pytest.raises(AgentConflict):
         _open(agents, "dep_1", instance="b", transport=POLL)
@@ -62,7 +66,7 @@ def test_a_polling_holder_keeps_the_deployment_between_polls(
 
 def test_deployments_are_independent(agents: AgentRegistry) -> None:
     with agents.channel("dep_1", instance="a"), agents.channel("dep_2", instance="b"):
-        assert agents.is_connected("dep_1") and agents.is_connected("dep_2")
+        assert _connected(agents, "dep_1") and _connected(agents, "dep_2")
 
 
 def test_refusals_are_counted_per_instance_and_only_the_first_is_new(
@@ -88,6 +92,6 @@ def test_refusals_are_counted_per_instance_and_only_the_first_is_new(
 
 def test_agents_without_an_instance_id_share_one_identity(agents: AgentRegistry) -> None:
     with agents.channel("dep_1"), agents.channel("dep_1", transport=WEBSOCKET):
-        assert agents.is_connected("dep_1")
+        assert _connected(agents, "dep_1")
     with agents.channel("dep_1"), pytest.raises(AgentConflict):
         _open(agents, "dep_1", instance="a")

@@ -37,7 +37,6 @@ class GoogleApiUpstream:
         tokens: TokenSource,
         *,
         endpoints: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         """``apis``: the allowed ones; ``endpoints``: where some of them are served instead of
         ``https://<api>.googleapis.com``."""
@@ -47,7 +46,7 @@ class GoogleApiUpstream:
             for api in apis
         }
         allow = {httpx.URL(base).netloc.decode() for base in self._bases.values()}
-        self._forward = ForwardingUpstream(allow, client=client)
+        self._forward = ForwardingUpstream(allow)
         self._tokens = tokens
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:

@@ -23,7 +23,7 @@ from alien.errors import AlienError, ValidationError
 from alien.platforms.bearer_tokens import TokenSource, rebased
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream, endpoint_base, forwarding_client
+from alien.tunnel.forward import ForwardingUpstream, endpoint_base
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_TOKEN = str(SERVICE_ACCOUNT / "token")
@@ -61,10 +61,7 @@ class KubernetesApiUpstream:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=ca_file) if ca_file is not None else True
         )
-        self._client = forwarding_client(verify=verify)
-        self._forward = ForwardingUpstream(
-            [httpx.URL(self._base).netloc.decode()], client=self._client
-        )
+        self._forward = ForwardingUpstream([httpx.URL(self._base).netloc.decode()], verify=verify)
         self._tokens = tokens
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
@@ -79,5 +76,5 @@ class KubernetesApiUpstream:
         return await self._forward.send(await rebased(head, self._base, self._tokens), body)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._forward.aclose()
         await self._tokens.aclose()
