@@ -68,18 +68,13 @@ from alien.platforms.gcp.error_shape import google_error_response
 from alien.platforms.gcp.tokens import MetadataToken
 from alien.platforms.gcp.upstream import GoogleApiUpstream, google_api
 from alien.platforms.kubernetes.error_shape import kubernetes_error_response
-from alien.platforms.kubernetes.upstream import (
-    KubernetesApiUpstream,
-    is_kubernetes_api,
-)
+from alien.platforms.kubernetes.upstream import KubernetesApiUpstream, is_kubernetes_api
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_TUNNELS,
     ManagerMessage,
     TunnelOpen,
 )
-from alien.protocol.debug_offer import (
-    DEBUG_INFO_KIND,
-)
+from alien.protocol.debug_offer import DEBUG_INFO_KIND
 from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse, marked
 from alien.tunnel import WIDE_WINDOWS, TunnelConnection, TunnelStream
@@ -97,7 +92,7 @@ EXPIRY_SLACK = 5.0
 """Seconds past the session's expiry the agent keeps a tunnel the manager failed to close."""
 READ_SIZE = 256 * 1024
 
-# --- building a session's upstreams from it ------------------------------------------------
+# --- a session's Google and Kubernetes upstreams, from the customer's configuration ---------
 
 
 def _google_apis(gcp: GcpDebugConfig) -> GoogleApiUpstream:

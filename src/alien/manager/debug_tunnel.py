@@ -503,10 +503,9 @@ class RelayedExchange:
         self.time = utcnow()
         self.started = time.monotonic()
         self.service, self.operation = _classify(head)
-        self._peek = (
-            self.service not in ("http", "unknown")
-            and self.service != "kubernetes"
-            and not self.service.startswith("gcp/")
+        self._peek = (  # AWS requests alone are in origin form, and some name it in the body
+            head.target.startswith("/")
+            and self.service != "unknown"
             and operation_from_head(self.service, head) is None
         )
         self._request = bytearray()
