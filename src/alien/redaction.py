@@ -357,7 +357,10 @@ class Redactor:
     """
 
     def __init__(self, secrets: Iterable[str | bytes] = ()) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: compiling the patterns allocates, the garbage collector may then run a
+        # finalizer that logs (an asyncio task destroyed with an exception), and that log line
+        # is redacted on the same thread — with a plain lock it waited for itself forever.
+        self._lock = threading.RLock()
         self._secrets: set[str] = set()  # as registered (for discard)
         self._literals = _Literals()
         self._patterns: tuple[re.Pattern[str], ...] = ()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from dbg_world import World
 from debug_moto import MotoServer
+from kube_api import KubeApi
 from pull_world import PullDeployment, make_world, start_agent
 from targets import HELLO, SERVER_VERSION, Targets
 
@@ -98,3 +99,63 @@ def test_a_token_other_than_the_sessions_is_refused_at_the_endpoint(
     assert "You must be logged in" in result.stderr  # kubectl's words for a 401 ...
     assert "does not carry this debug session's token" in result.stderr  # ... with our reason
     assert targets.https.server.seen[before:] == []  # never left the engineer's machine
+
+
+@pytest.fixture(scope="module")
+def exec_cluster(
+    pull_manager: ManagerProcess, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[PullDeployment, KubeApi]]:
+    """A deployment whose cluster is the stand-in API server that runs ``kubectl exec``."""
+    root = tmp_path_factory.mktemp("kube-exec")
+    api = KubeApi(root / "api-ca.pem").start()
+    token_file = root / "sa-token"
+    token_file.write_text(SA_TOKEN)
+    config = {
+        "kubernetes": {
+            "server": api.url,
+            "ca_file": str(api.ca_file),
+            "token_file": str(token_file),
+            "namespace": "shop",
+        }
+    }
+    found = start_agent(pull_manager, moto, root, config)
+    yield found, api
+    found.agent.stop()
+    api.stop()
+
+
+@pytest.fixture
+def exec_world(
+    pull_manager: ManagerProcess,
+    exec_cluster: tuple[PullDeployment, KubeApi],
+    tmp_path: Path,
+) -> Iterator[World]:
+    w = make_world(pull_manager, exec_cluster[0], tmp_path)
+    yield w
+    w.close()
+
+
+def test_kubectl_exec_runs_in_the_pod_through_the_session(
+    exec_world: World, exec_cluster: tuple[PullDeployment, KubeApi]
+) -> None:
+    api = exec_cluster[1]
+    before = len(api.seen)
+    result = exec_world.debug("kubectl", "exec", "web-0", "--", "echo", "hi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran: echo hi\n"
+    exec_calls = [s for s in api.seen[before:] if "/exec?" in s[1]]
+    assert len(exec_calls) == 1
+    assert exec_calls[0][1].startswith("/api/v1/namespaces/shop/pods/web-0/exec?command=echo")
+    assert {auth for _, _, auth in api.seen[before:]} == {f"Bearer {SA_TOKEN}"}
+    requests = exec_world.requests(exec_world.latest_session()["id"])
+    (audited,) = [r for r in requests if r["target"].endswith("/pods/web-0/exec")]
+    assert audited["target"] == "kubernetes:GET /api/v1/namespaces/shop/pods/web-0/exec"
+    assert audited["details"]["status"] == 101 and audited["outcome"] == "succeeded"
+    assert audited["details"]["bytes_out"] > 0
+
+
+def test_kubectl_exec_carries_stdin_both_ways(exec_world: World) -> None:
+    text = "hello through the tunnel, both ways"
+    result = exec_world.debug("sh", "-c", f"echo '{text}' | kubectl exec -i web-0 -- cat")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == text + "\n"

@@ -70,6 +70,7 @@ from alien.platforms.gcp.upstream import GoogleApiUpstream, google_api
 from alien.platforms.kubernetes.error_shape import kubernetes_error_response
 from alien.platforms.kubernetes.upstream import KubernetesApiUpstream, is_kubernetes_api
 from alien.protocol.agent_channel import (
+    CAPABILITY_DEBUG_SPLICE,
     CAPABILITY_DEBUG_TUNNELS,
     ManagerMessage,
     TunnelOpen,
@@ -349,8 +350,11 @@ class DebugTunnels:
 
     @property
     def capabilities(self) -> tuple[str, ...]:
-        """``debug_tunnels`` when the customer configured debugging here (``debug.json``)."""
-        return (CAPABILITY_DEBUG_TUNNELS,) if self._config_file.is_file() else ()
+        """``debug_tunnels`` (and ``debug_tunnel_splice``: this agent can be the server of a
+        spliced tunnel) when the customer configured debugging here (``debug.json``)."""
+        if not self._config_file.is_file():
+            return ()
+        return (CAPABILITY_DEBUG_TUNNELS, CAPABILITY_DEBUG_SPLICE)
 
     def prepare(self) -> None:
         """With AWS debugging configured here, load boto3's data now, in a thread of its own
@@ -429,7 +433,10 @@ class DebugTunnels:
         async def handle(stream: TunnelStream) -> None:
             await handle_stream(await asyncio.shield(upstream), stream)
 
-        connection = TunnelConnection(ws, "client", handler=handle, settings=WIDE_WINDOWS)
+        # Spliced, the manager passes the CLI's frames through: the CLI (the tunnel's client)
+        # opens the streams, so this end is the server. Otherwise the manager opens them.
+        role = "server" if message.splice else "client"
+        connection = TunnelConnection(ws, role, handler=handle, settings=WIDE_WINDOWS)
         return await connection.start()
 
     @staticmethod

@@ -171,7 +171,9 @@ def open_session(
     import uvloop
 
     from alien.debug.run import DebugRun, run_debug
+    from alien.malloc_tuning import keep_freed_memory
 
+    keep_freed_memory()  # the session's proxy and tunnel move the command's bulk data
     config = ClientConfig.resolve(manager, token)
     with reporting_errors():
         config.require_token()

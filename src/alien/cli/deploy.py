@@ -41,6 +41,7 @@ from alien.client import approvals
 from alien.client.sync import ManagerClient
 from alien.debug.api import AuditRecord
 from alien.errors import ValidationError
+from alien.malloc_tuning import keep_freed_memory
 from alien.protocol.audit import verify_deployment_chain
 from alien.redaction import install_logging_redaction
 
@@ -167,6 +168,7 @@ def up(
     log_level: LogLevelOption = "info",
 ) -> None:
     """Onboard this environment (first time) and run the agent in the foreground."""
+    keep_freed_memory()
     with reporting_errors():
         _logging(log_level)
         request = UpRequest(token=token, name=name, platform=platform, manager=manager)

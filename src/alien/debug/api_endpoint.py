@@ -44,6 +44,7 @@ async def api_endpoint(
     *,
     error_response: ErrorResponder,
     ssl_context: ssl.SSLContext | None = None,
+    upgrades: bool = False,
 ) -> LoopbackProxy:
     """Start the endpoint for the session (closed with ``stack``)."""
     proxy = LoopbackProxy(
@@ -51,5 +52,6 @@ async def api_endpoint(
         BearerTokenAuthenticator(token, headers=("authorization",)),
         error_response=error_response,
         ssl_context=ssl_context,
+        upgrades=upgrades,
     )
     return await stack.enter_async_context(proxy)

@@ -5,7 +5,9 @@ certificate made for the session (:mod:`alien.debug.tls`), trusted only through 
 kubeconfig (``certificate-authority-data``, see :func:`alien.debug.env.kubectl_env`). It accepts
 only the session's token, and sends each call through the tunnel as an absolute-form request to
 ``https://kubernetes.default.svc`` — the cluster's API as the deployment's agent knows it
-(:mod:`alien.platforms.kubernetes.upstream`).
+(:mod:`alien.platforms.kubernetes.upstream`). ``exec``, ``attach`` and ``port-forward`` upgrade
+their connection: it is carried as raw bytes once the API server agreed
+(:mod:`alien.debug.upgrades`).
 """
 
 from __future__ import annotations
@@ -43,5 +45,6 @@ async def kubernetes_endpoint(
         _route,
         error_response=kubernetes_error_response,
         ssl_context=server_ssl_context(cert_file, key_file),
+        upgrades=True,  # exec, attach, port-forward
     )
     return proxy, certificate.cert_pem

@@ -26,6 +26,7 @@ from typing import Any
 
 import uvicorn
 
+from alien.debug.upgrades import upgrading_http
 from alien.errors import AlienError, Forbidden, ValidationError
 from alien.protocol.http_exchange import Authenticator, RequestHead, Upstream, UpstreamResponse
 from alien.serving import CoalescingHttp
@@ -92,7 +93,11 @@ class LoopbackProxy:
         port: int = 0,
         check_host: bool = True,
         startup_timeout: float = 10.0,
+        upgrades: bool = False,
     ) -> None:
+        """``upgrades``: carry requests that upgrade their connection as raw bytes
+        (:mod:`alien.debug.upgrades`; kubectl's exec, attach and port-forward)."""
+        self._upgrades = upgrades
         self._upstream = upstream
         self._auth = authenticator
         self._error_response = error_response
@@ -134,7 +139,10 @@ class LoopbackProxy:
         config = uvicorn.Config(
             self._asgi,
             interface="asgi3",
-            http=CoalescingHttp,  # a response's head and first body chunk in one send
+            # a response's head and first body chunk in one send
+            http=upgrading_http(self._respond, self._error_response)
+            if self._upgrades
+            else CoalescingHttp,
             lifespan="off",
             ws="none",
             log_config=None,

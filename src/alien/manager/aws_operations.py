@@ -164,7 +164,12 @@ async def operation_of(service: str, head: RequestHead, body: Body) -> tuple[str
         except StopAsyncIteration:
             ended = True
             break
+    return operation_in_form(head, seen, ended=ended), _prefixed(seen, iterator)
+
+
+def operation_in_form(head: RequestHead, seen: bytes, *, ended: bool) -> str:
+    """The ``Action`` named in the start of a form body (``seen``; ``ended``: it is all of
+    it), or ``METHOD /`` when it names none."""
     # A parameter is complete once followed by "&", or by the end of the body.
     match = _ACTION_PARAM.search(seen + b"&" if ended else seen)
-    operation = unquote_plus(match.group(1).decode("latin-1")) if match else f"{head.method} /"
-    return operation, _prefixed(seen, iterator)
+    return unquote_plus(match.group(1).decode("latin-1")) if match else f"{head.method} /"

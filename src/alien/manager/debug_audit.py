@@ -100,17 +100,42 @@ class RequestRecorder:
         await self.flush()
 
 
-class _Exchange:
-    """Counts and times one request/response as its bodies stream."""
+class ExchangeTally:
+    """One proxied request as the audit sees it: its head, service and operation, when it
+    started, and the bytes each way (the push model's re-signer counts them as the bodies
+    stream, the pull model's splice as they go by: :mod:`alien.manager.pull_audit`)."""
 
-    def __init__(self, head: RequestHead, service: str) -> None:
+    def __init__(self, head: RequestHead, service: str, operation: str = "unknown") -> None:
         self.head = head
         self.service = service
-        self.operation = "unknown"
+        self.operation = operation
         self.started = time.monotonic()
         self.time = utcnow()
         self.bytes_in = 0
         self.bytes_out = 0
+
+    def request_record(
+        self, status: int, *, bytes_out: int, refused: bool, error: str | None
+    ) -> RequestRecord:
+        return RequestRecord(
+            time=self.time,
+            service=self.service,
+            operation=self.operation,
+            method=self.head.method,
+            status=status,
+            bytes_in=self.bytes_in,
+            bytes_out=bytes_out,
+            duration_ms=(time.monotonic() - self.started) * 1000,
+            refused=refused,
+            error=error,
+        )
+
+
+class _Exchange(ExchangeTally):
+    """Counts and times one request/response as its bodies stream."""
+
+    def __init__(self, head: RequestHead, service: str) -> None:
+        super().__init__(head, service)
         self.body_error: str | None = None
         """Why the caller's body stopped short, if it did (e.g. the CLI's proxy refused a
         forged chunk and reset the stream): the upstream then answers an error of its own."""
@@ -132,15 +157,9 @@ class _Exchange:
     def record(
         self, status: int, *, refused: bool = False, error: str | None = None
     ) -> RequestRecord:
-        return RequestRecord(
-            time=self.time,
-            service=self.service,
-            operation=self.operation,
-            method=self.head.method,
-            status=status,
-            bytes_in=self.bytes_in,
+        return self.request_record(
+            status,
             bytes_out=self.bytes_out,
-            duration_ms=(time.monotonic() - self.started) * 1000,
             refused=refused,
             error=error if error is not None else self.body_error,
         )

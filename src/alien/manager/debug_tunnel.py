@@ -31,12 +31,11 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any, cast
+from typing import Annotated, Protocol, cast
 
 from fastapi import APIRouter, Depends, WebSocket
 from starlette.concurrency import run_in_threadpool
@@ -45,32 +44,33 @@ from alien.errors import AlienError, Conflict, Unauthenticated
 from alien.manager.api.agent import _deny, pushers_of
 from alien.manager.api.deps import get_core, require
 from alien.manager.auth import Action, Principal, authorize
-from alien.manager.aws_operations import PEEK_LIMIT, operation_from_head, operation_of
 from alien.manager.core import ManagerCore
 from alien.manager.db import utcnow
 from alien.manager.debug_audit import AuditingUpstream, RequestRecorder
 from alien.manager.debug_credentials import RoleTarget, warm_credentials
 from alien.manager.events import Subscription
+from alien.manager.pull_audit import TUNNEL_ENDED, RelayedExchange, SplicedAudit
 from alien.manager.services import aws_deployments, debug_sessions
 from alien.manager.services.audit import AuditLog
 from alien.manager.services.debug_sessions import RequestRecord, SessionState, session_key
 from alien.platforms.aws.credentials import AssumeRoleCredentialProvider
 from alien.platforms.aws.endpoints import AwsEndpointPolicy
 from alien.platforms.aws.error_shape import aws_error_response
-from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
-from alien.platforms.gcp.upstream import google_api
-from alien.platforms.kubernetes.upstream import is_kubernetes_api
-from alien.protocol.agent_channel import CAPABILITY_DEBUG_TUNNELS, TunnelOpen
+from alien.protocol.agent_channel import (
+    CAPABILITY_DEBUG_SPLICE,
+    CAPABILITY_DEBUG_TUNNELS,
+    TunnelOpen,
+)
 from alien.protocol.errors import TunnelError
 from alien.protocol.frames import ErrorCode
-from alien.protocol.http_exchange import ERROR_HEADER, RequestHead, ResponseHead, iterate_once
 from alien.tunnel import WIDE_WINDOWS, TunnelConnection, TunnelStream
-from alien.tunnel.errors import TunnelMessageError, TunnelStreamReset
+from alien.tunnel.errors import TunnelStreamReset
 from alien.tunnel.http import http_handler
-from alien.tunnel.http_heads import MAX_HEAD_BYTES, parse_request_meta, read_response_head
 from alien.tunnel.relay import relay
+from alien.tunnel.splice import Side, TunnelSplice
 from alien.tunnel.starlette_transport import StarletteTransport
+from alien.tunnel.transport import MessageTransport
 
 log = logging.getLogger("alien.manager.debug")
 router = APIRouter(tags=["debugging"])
@@ -79,6 +79,10 @@ Agent = Annotated[Principal, Depends(require(Action.AGENT))]
 
 SESSION_ENDED = 0x100
 """GOAWAY code (application range) the manager sends when the session ended under the tunnel."""
+SPLICE_SIDES: dict[Side, str] = {
+    "client": "the debugging client",
+    "server": "the deployment's agent",
+}
 
 
 @dataclass(frozen=True)
@@ -206,12 +210,18 @@ async def _serve(
         await resigner.aclose()
 
 
+class _Closable(Protocol):
+    """A tunnel connection, or a splice of two."""
+
+    async def wait_closed(self) -> None: ...
+
+
 async def _watch(
     core: ManagerCore,
-    connection: TunnelConnection,
+    connection: _Closable,
     sub: Subscription,
     plan: TunnelPlan | PullPlan,
-    *also: TunnelConnection,
+    *also: _Closable,
 ) -> str | None:
     """Wait until the tunnel (or one of ``also``) closes (``None``) or the session ends (the
     reason to tell the peer). Wakes on every change of the session and at its expiry time."""
@@ -233,7 +243,7 @@ async def _watch(
         closed.cancel()
 
 
-async def _first_closed(*connections: TunnelConnection) -> None:
+async def _first_closed(*connections: _Closable) -> None:
     waits = [asyncio.create_task(c.wait_closed()) for c in connections]
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -255,13 +265,19 @@ def agent_tunnel_path(session_id: str) -> str:
 
 class _Dial:
     """One agent handshake the manager waits for: whose, which credential (its hash), and the
-    agent's connection once it came."""
+    agent's leg once it came — a tunnel connection the manager opens streams on, or, spliced,
+    the bare transport (its handshake then waits for ``released`` before it returns)."""
 
-    def __init__(self, session_id: str, deployment_id: str, credential: str) -> None:
+    def __init__(
+        self, session_id: str, deployment_id: str, credential: str, *, splice: bool = False
+    ) -> None:
         self.session_id = session_id
         self.deployment_id = deployment_id
         self.digest = hashlib.sha256(credential.encode()).digest()
-        self.arrived: asyncio.Future[TunnelConnection] = asyncio.get_running_loop().create_future()
+        self.splice = splice
+        loop = asyncio.get_running_loop()
+        self.arrived: asyncio.Future[TunnelConnection | MessageTransport] = loop.create_future()
+        self.released = asyncio.Event()
 
 
 class AgentDials:
@@ -274,9 +290,11 @@ class AgentDials:
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, bytes], _Dial] = {}
 
-    def expect(self, session_id: str, deployment_id: str) -> tuple[str, _Dial]:
+    def expect(
+        self, session_id: str, deployment_id: str, *, splice: bool = False
+    ) -> tuple[str, _Dial]:
         credential = secrets.token_urlsafe(32)
-        dial = _Dial(session_id, deployment_id, credential)
+        dial = _Dial(session_id, deployment_id, credential, splice=splice)
         self._waiting[(session_id, dial.digest)] = dial
         return credential, dial
 
@@ -310,20 +328,21 @@ def dials_of(websocket: WebSocket) -> AgentDials:
     return dials
 
 
-async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> TunnelConnection:
-    """Ask the deployment's agent to dial the session's agent leg and wait until it did."""
-    dials = dials_of(websocket)
-    credential, dial = dials.expect(plan.session_id, plan.deployment_id)
+async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> _Dial:
+    """Ask the deployment's agent to dial the session's agent leg and wait until it did
+    (spliced when the agent can be the server of the CLI's tunnel)."""
+    dials, pushers = dials_of(websocket), pushers_of(websocket)
+    splice = pushers.serves(plan.deployment_id, CAPABILITY_DEBUG_SPLICE)
+    credential, dial = dials.expect(plan.session_id, plan.deployment_id, splice=splice)
     try:
         message = TunnelOpen(
             session_id=plan.session_id,
             tunnel_path=agent_tunnel_path(plan.session_id),
             credential=credential,
             expires_at=plan.expires_at,
+            splice=splice,
         )
-        sent = await pushers_of(websocket).send(
-            plan.deployment_id, CAPABILITY_DEBUG_TUNNELS, message
-        )
+        sent = await pushers.send(plan.deployment_id, CAPABILITY_DEBUG_TUNNELS, message)
         if not sent:
             raise _agent_unavailable(plan, "no agent serving debug tunnels is connected for it")
         await asyncio.wait({dial.arrived}, timeout=AGENT_DIAL_TIMEOUT)
@@ -331,7 +350,7 @@ async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> TunnelConnection:
             raise _agent_unavailable(
                 plan, f"its agent did not open the tunnel within {AGENT_DIAL_TIMEOUT:g} s"
             )
-        return dial.arrived.result()
+        return dial
     finally:
         dials.forget(dial)
         dial.arrived.cancel()  # a handshake that comes later is refused
@@ -347,8 +366,9 @@ def _agent_unavailable(plan: PullPlan, why: str) -> Conflict:
 
 @router.websocket("/v1/agent/debug-tunnels/{session_id}")
 async def agent_debug_tunnel(websocket: WebSocket, session_id: str, agent: Agent) -> None:
-    """The agent's leg of a pull-model session: the agent dials it when told (``tunnel_open``);
-    the manager opens one stream on it per stream of the CLI's tunnel."""
+    """The agent's leg of a pull-model session: the agent dials it when told (``tunnel_open``).
+    Spliced, the CLI's handshake forwards frames over it as they are, until it ``released`` it;
+    otherwise the manager opens one stream on it per stream of the CLI's tunnel."""
     try:
         dial = dials_of(websocket).claim(
             session_id, agent.deployment_id, websocket.headers.get(CREDENTIAL_HEADER)
@@ -358,9 +378,18 @@ async def agent_debug_tunnel(websocket: WebSocket, session_id: str, agent: Agent
         await _deny(websocket, exc)
         return
     await websocket.accept()
-    connection = TunnelConnection(StarletteTransport(websocket), "server", settings=WIDE_WINDOWS)
+    transport = StarletteTransport(websocket)
+    if dial.splice:
+        if dial.arrived.done():  # the CLI's handshake stopped waiting while we accepted
+            await transport.close()
+            return
+        dial.arrived.set_result(transport)
+        log.info("agent leg of debug tunnel %s opened (spliced)", session_id)
+        await dial.released.wait()
+        return
+    connection = TunnelConnection(transport, "server", settings=WIDE_WINDOWS)
     await connection.start()
-    if dial.arrived.done():  # the CLI's handshake stopped waiting while we accepted
+    if dial.arrived.done():
         await connection.abort("the debug session's tunnel is gone", code=SESSION_ENDED)
         return
     dial.arrived.set_result(connection)
@@ -373,10 +402,19 @@ async def agent_debug_tunnel(websocket: WebSocket, session_id: str, agent: Agent
 
 async def _pull(core: ManagerCore, websocket: WebSocket, plan: PullPlan) -> None:
     try:
-        agent = await _agent_leg(websocket, plan)
+        dial = await _agent_leg(websocket, plan)
     except AlienError as exc:
         log.info("debug tunnel for %s refused: %s", plan.session_id, exc.code)
         await _deny(websocket, exc)
+        return
+    agent = dial.arrived.result()
+    if not isinstance(agent, TunnelConnection):
+        try:
+            await websocket.accept()
+            log.info("debug tunnel for %s opened (spliced to the agent)", plan.session_id)
+            await _serve_spliced(core, websocket, plan, agent)
+        finally:
+            dial.released.set()
         return
     try:
         await websocket.accept()
@@ -418,6 +456,34 @@ async def _serve_pull(
         await recorder.aclose()
 
 
+async def _serve_spliced(
+    core: ManagerCore, websocket: WebSocket, plan: PullPlan, agent: MessageTransport
+) -> None:
+    """Splice the CLI's tunnel to the agent's leg (:mod:`alien.tunnel.splice`): the agent
+    answers the CLI's streams itself; the manager watches them go by for the audit."""
+    recorder = RequestRecorder(partial(_write_records, core, plan.session_id))
+    audit = SplicedAudit(recorder)
+    splice = TunnelSplice(StarletteTransport(websocket), agent, audit, names=SPLICE_SIDES)
+    await recorder.start()
+    try:
+        with core.hub.subscribe(session_key(plan.session_id)) as sub:
+            splice.start()
+            ended = await _watch(core, splice, sub, plan)
+        if ended is not None:
+            log.info("debug tunnel for %s closed: %s", plan.session_id, ended)
+            await splice.abort(ended, code=SESSION_ENDED)
+        else:
+            log.info(
+                "debug tunnel for %s closed by the %s", plan.session_id, splice.left or "manager"
+            )
+    finally:
+        if not splice.closed:
+            await splice.abort("the manager stopped serving this tunnel")
+        await splice.wait_closed()
+        audit.finish()
+        await recorder.aclose()
+
+
 async def relay_to_agent(
     agent: TunnelConnection, recorder: RequestRecorder, stream: TunnelStream
 ) -> None:
@@ -433,7 +499,7 @@ async def relay_to_agent(
     if exchange is None:
         await relay(stream, onward)
         return
-    failure: str | None = "the tunnel closed under it"
+    failure: str | None = TUNNEL_ENDED
     try:
         result = await relay(
             cast(TunnelStream, _Tapped(stream, exchange.saw_request)),
@@ -442,8 +508,7 @@ async def relay_to_agent(
         failure = _failure(result.error)
     finally:
         # Also when the session's end cancels the relay: the request stays in the audit trail.
-        # (``record`` only parses bytes already seen: it never waits for anything.)
-        recorder.add(await exchange.record(failure))
+        recorder.add(exchange.record(failure))
 
 
 def _failure(error: TunnelError | None) -> str | None:
@@ -478,138 +543,3 @@ class _Tapped:
 
     async def reset(self, code: int = ErrorCode.CANCEL, reason: str = "") -> None:
         await self._stream.reset(code, reason)
-
-
-class _Prefix:
-    """Bytes already seen, readable like the start of a stream (to reuse the head parser)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def read_exactly(self, n: int) -> bytes:
-        if len(self._data) < n:
-            raise TunnelMessageError("the response ended inside its head", field="response.head")
-        out, self._data = self._data[:n], self._data[n:]
-        return out
-
-
-class RelayedExchange:
-    """What the manager learns of one HTTP exchange it relays to an agent, for the audit trail:
-    the request head (from OPEN), the start of a form body (to name an AWS query-protocol
-    operation), the response head, the bytes each way and the time it took."""
-
-    def __init__(self, head: RequestHead) -> None:
-        self.head = head
-        self.time = utcnow()
-        self.started = time.monotonic()
-        self.service, self.operation = _classify(head)
-        self._peek = (  # AWS requests alone are in origin form, and some name it in the body
-            head.target.startswith("/")
-            and self.service != "unknown"
-            and operation_from_head(self.service, head) is None
-        )
-        self._request = bytearray()
-        self._response = bytearray()
-        self._head_size: int | None = None
-        self.bytes_in = 0
-        self.bytes_out = 0
-
-    @classmethod
-    def start(cls, meta: dict[str, Any]) -> RelayedExchange | None:
-        """An exchange for an HTTP stream; ``None`` for other kinds (relayed, not audited)."""
-        if meta.get("kind") != "http":
-            return None
-        try:
-            return cls(parse_request_meta(meta))
-        except AlienError:
-            return None  # the agent refuses it the same way
-
-    def saw_request(self, chunk: bytes) -> None:
-        self.bytes_in += len(chunk)
-        if self._peek and len(self._request) < PEEK_LIMIT:
-            self._request += chunk[: PEEK_LIMIT - len(self._request)]
-
-    def saw_response(self, chunk: bytes) -> None:
-        """Keep the response's first bytes until its length-prefixed head is complete."""
-        self.bytes_out += len(chunk)
-        view = memoryview(chunk)
-        while view and (wanted := self._head_wanted()) > 0:
-            self._response += view[:wanted]
-            view = view[wanted:]
-            if self._head_size is None and len(self._response) >= 4:
-                length = int.from_bytes(self._response[:4], "big")
-                self._head_size = 4 + min(length, MAX_HEAD_BYTES)
-
-    def _head_wanted(self) -> int:
-        size = self._head_size if self._head_size is not None else 4
-        return size - len(self._response)
-
-    async def _response_head(self) -> ResponseHead | None:
-        try:
-            return await read_response_head(cast(TunnelStream, _Prefix(bytes(self._response))))
-        except AlienError:
-            return None
-
-    async def record(self, failure: str | None) -> RequestRecord:
-        """The audit record; ``failure``: why the relay ended early, if it did."""
-        if self._peek:
-            self.operation, _ = await operation_of(
-                self.service, self.head, iterate_once(bytes(self._request))
-            )
-        head = await self._response_head()
-        if head is None:
-            return self.failed(f"no response: {failure or 'the agent sent no head'}")
-        code = head.get(ERROR_HEADER)
-        return self._record(
-            head.status,
-            bytes_out=max(0, self.bytes_out - (self._head_size or 0)),
-            refused=code is not None and head.status == 403,
-            error=code or (f"cut short: {failure}" if failure else None),
-        )
-
-    def failed(self, error: str) -> RequestRecord:
-        return self._record(502, bytes_out=0, refused=False, error=error)
-
-    def _record(
-        self, status: int, *, bytes_out: int, refused: bool, error: str | None
-    ) -> RequestRecord:
-        return RequestRecord(
-            time=self.time,
-            service=self.service,
-            operation=self.operation,
-            method=self.head.method,
-            status=status,
-            bytes_in=self.bytes_in,
-            bytes_out=bytes_out,
-            duration_ms=(time.monotonic() - self.started) * 1000,
-            refused=refused,
-            error=error,
-        )
-
-
-MAX_OPERATION = 200
-
-
-def _classify(head: RequestHead) -> tuple[str, str]:
-    """``(service, operation)`` of a relayed request: a Google API call (absolute form to
-    ``<api>.googleapis.com``) is ``gcp/<api>`` with method and path, a Kubernetes API call
-    (to ``kubernetes.default.svc``) ``kubernetes`` with method and path; other HTTP egress (a
-    forward-proxy request in absolute form, or CONNECT) is ``http`` with method and destination
-    (never the query); an AWS request is its signing name and operation; anything else
-    ``unknown``."""
-    if head.method == "CONNECT":
-        return "http", f"CONNECT {head.target}"[:MAX_OPERATION]
-    if head.target.startswith(("http://", "https://")):
-        url = head.target.partition("?")[0]
-        path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
-        api = google_api(head.target)
-        if api is not None:
-            return f"gcp/{api}", f"{head.method} {path}"[:MAX_OPERATION]
-        if is_kubernetes_api(head.target):
-            return "kubernetes", f"{head.method} {path}"[:MAX_OPERATION]
-        return "http", f"{head.method} {url}"[:MAX_OPERATION]
-    try:
-        service = caller_scope(head.target, head.headers).service
-    except AlienError:
-        return "unknown", f"{head.method} /"
-    return service, operation_from_head(service, head) or "unknown"

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from alien.errors import AlienError
+from alien.malloc_tuning import keep_freed_memory
 from alien.manager.app import create_app
 from alien.manager.core import ManagerCore, open_core
 from alien.manager.services.keys import ensure_admin_key
@@ -151,6 +152,7 @@ def serve(
     """Take the database's serving lock (:mod:`alien.manager.serving_lock`; ``standby``: wait
     for it), open (and migrate) the database, create the first admin key if needed, then serve
     until stopped — or until the lock is lost, which raises :class:`ServingLockLost`."""
+    keep_freed_memory()
     register_secrets(settings)
     url = settings.resolved_database_url()
     lock = serving_lock(url)

@@ -131,6 +131,9 @@ FunctionId = ResourceId
 
 CAPABILITY_DEBUG_TUNNELS = "debug_tunnels"
 """What an agent lists in ``hello.capabilities`` to be sent ``tunnel_open`` messages."""
+CAPABILITY_DEBUG_SPLICE = "debug_tunnel_splice"
+"""Listed besides ``debug_tunnels`` by an agent that answers a spliced tunnel (``tunnel_open``
+with ``splice``: it is the server of the CLI's own tunnel, see :mod:`alien.tunnel.splice`)."""
 DebugSessionId = prefixed_id("dbg")
 TunnelPath = Annotated[
     str, StringConstraints(pattern=r"^/v1/agent/debug-tunnels/dbg_[A-Za-z0-9]{1,64}$", strict=True)
@@ -335,7 +338,10 @@ class TunnelOpen(_Message):
     ``Authorization: Bearer <its deployment token>`` and ``Alien-Tunnel-Credential:
     <credential>``. The credential is good for one handshake, for this session only, and only
     for a few seconds; it never appears in ``repr`` or logs. ``expires_at`` is the session's
-    expiry: the manager closes the tunnel then at the latest.
+    expiry: the manager closes the tunnel then at the latest. ``splice`` (sent only to an agent
+    listing :data:`CAPABILITY_DEBUG_SPLICE`): the manager passes the CLI's frames through
+    unchanged, so the agent is the *server* of the tunnel and answers the streams the CLI opens;
+    without it the manager is the server and opens a stream per CLI stream itself.
     """
 
     type: Literal["tunnel_open"] = "tunnel_open"
@@ -343,6 +349,7 @@ class TunnelOpen(_Message):
     tunnel_path: TunnelPath
     credential: TunnelCredential = Field(repr=False)
     expires_at: Timestamp
+    splice: bool = False
 
 
 ManagerMessage = (

@@ -273,7 +273,8 @@ _FIXED_SIZES = {
 _MIN_SIZES = {FrameType.RESET: 4, FrameType.GOAWAY: 8}
 
 
-def _check_header(frame_type: int, flags: int, stream_id: int, length: int, limit: int) -> None:
+def check_header(frame_type: int, flags: int, stream_id: int, length: int, limit: int) -> None:
+    """Refuse a frame header that breaks the wire format (``limit``: the largest payload)."""
     if frame_type not in FrameType._value2member_map_:
         raise protocol_error(f"unknown frame type 0x{frame_type:02x}")
     kind = FrameType(frame_type)
@@ -320,7 +321,8 @@ def _decode_hello(payload: bytes) -> Hello:
         raise protocol_error(f"HELLO {exc}") from None
 
 
-def _decode_payload(kind: FrameType, stream_id: int, payload: bytes) -> Frame:
+def decode_payload(kind: FrameType, stream_id: int, payload: bytes) -> Frame:
+    """The frame a checked header and its whole payload make (the payload is validated)."""
     if kind is FrameType.DATA:
         return Data(stream_id, payload)
     if kind is FrameType.OPEN:
@@ -380,7 +382,7 @@ class FrameDecoder:
             return None
         length_type, flags, stream_id = HEADER.unpack_from(buffer, pos)
         length, frame_type = length_type >> 8, length_type & 0xFF
-        _check_header(frame_type, flags, stream_id, length, self.max_frame_size)
+        check_header(frame_type, flags, stream_id, length, self.max_frame_size)
         end = pos + HEADER_SIZE + length
         if len(buffer) < end:
             self._compact()
@@ -388,7 +390,7 @@ class FrameDecoder:
         with memoryview(buffer) as view:  # one copy, and released before the buffer is resized
             payload = bytes(view[pos + HEADER_SIZE : end])
         self._pos = end
-        return _decode_payload(FrameType(frame_type), stream_id, payload)
+        return decode_payload(FrameType(frame_type), stream_id, payload)
 
     def _compact(self) -> None:
         if not self._pos:

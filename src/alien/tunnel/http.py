@@ -100,11 +100,13 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def _bodiless(head: RequestHead) -> bool:
     """A request that has no body by its head alone (RFC 9112 6.3: neither a length nor a
     transfer coding). Only for methods that normally have none: a ``CONNECT``'s bytes follow
-    its answer, and a POST from a hand-made head may lack the length."""
+    its answer, and so do an upgraded connection's, and a POST from a hand-made head may lack
+    the length."""
     return (
         head.method in _BODILESS_METHODS
         and head.get("content-length") is None
         and head.get("transfer-encoding") is None
+        and head.get("upgrade") is None
     )
 
 

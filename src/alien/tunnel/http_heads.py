@@ -90,7 +90,11 @@ async def read_response_head(stream: TunnelStream) -> ResponseHead:
         raise TunnelMessageError(
             f"a response head of {length} bytes exceeds {MAX_HEAD_BYTES}", field="response.head"
         )
-    raw = await stream.read_exactly(length)
+    return parse_response_head(await stream.read_exactly(length))
+
+
+def parse_response_head(raw: bytes) -> ResponseHead:
+    """A response head from its JSON (the bytes after the length prefix)."""
     try:
         head = json.loads(raw.decode("utf-8"))
     except ValueError:

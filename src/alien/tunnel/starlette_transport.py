@@ -38,9 +38,9 @@ class StarletteTransport:
         return data
 
     async def close(self) -> None:
-        with contextlib.suppress(RuntimeError, OSError):
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):  # already gone
             await self._ws.close()
 
     async def abort(self) -> None:
-        with contextlib.suppress(RuntimeError, OSError):
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await self._ws.close(code=1011)

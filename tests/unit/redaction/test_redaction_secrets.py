@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, quote_plus
@@ -243,3 +244,29 @@ def test_short_texts_registered_from_many_threads_are_never_served_stale() -> No
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(register, values)) == [R] * len(values)
     assert [redactor.redact_text(value) for value in values] == [R] * len(values)
+
+
+def test_a_redaction_started_during_compilation_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compiling the patterns allocates; the garbage collector may then run a finalizer that
+    logs (an asyncio task destroyed with an exception), whose line is redacted on the same
+    thread. With a plain lock that thread waited for itself forever (seen in the manager)."""
+    redactor = Redactor([CANARY])  # patterns not compiled yet
+    nested: list[str] = []
+    compile_trie = redaction._trie_regex
+
+    def finalizer_logs(values: Iterator[str]) -> str:
+        if not nested:  # a finalizer runs once
+            nested.append("running")
+            nested[0] = redactor.redact_text(f"a finalizer says {CANARY}")
+        return compile_trie(values)
+
+    monkeypatch.setattr(redaction, "_trie_regex", finalizer_logs)
+    worker = threading.Thread(
+        target=redactor.redact_text, args=(f"the first redaction compiles {CANARY}",), daemon=True
+    )
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the redactor deadlocked"
+    assert nested == [f"a finalizer says {R}"]

@@ -6,8 +6,7 @@ By default everything is the pod's own in-cluster configuration: the API server 
 ``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT``, the token and CA from the service account
 mount. The token file is read for every call (projected tokens rotate). Whatever ``Authorization``
 arrives is replaced. Requests that upgrade the connection (``kubectl exec``, ``attach``,
-``port-forward``) are refused with ``UPGRADE_NOT_SUPPORTED``: the tunnel carries them as plain
-HTTP exchanges.
+``port-forward``) go through :mod:`.upgrade`: after ``101`` the stream carries raw bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from alien.errors import AlienError, ValidationError
+from alien.errors import ValidationError
 from alien.platforms.bearer_tokens import TokenSource, rebased
+from alien.platforms.kubernetes.upgrade import send_upgrade
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel.forward import ForwardingUpstream, endpoint_base
@@ -28,11 +28,6 @@ from alien.tunnel.forward import ForwardingUpstream, endpoint_base
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_TOKEN = str(SERVICE_ACCOUNT / "token")
 IN_CLUSTER_CA = str(SERVICE_ACCOUNT / "ca.crt")
-
-
-class UpgradeNotSupported(AlienError):
-    code = "UPGRADE_NOT_SUPPORTED"
-    status = 501
 
 
 def in_cluster_server(env: Mapping[str, str] | None = None) -> str | None:
@@ -58,22 +53,22 @@ class KubernetesApiUpstream:
         """``ca_file``: the CA the API server's certificate must chain to (``None``: the system's
         trust store, for a server with a public certificate)."""
         self._base = endpoint_base(server, "kubernetes.server")
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=ca_file) if ca_file is not None else True
-        )
-        self._forward = ForwardingUpstream([httpx.URL(self._base).netloc.decode()], verify=verify)
+        self._tls = ssl.create_default_context(cafile=ca_file)  # None: the system's trust store
+        netloc = httpx.URL(self._base).netloc.decode()
+        self._forward = ForwardingUpstream([netloc], verify=self._tls)
         self._tokens = tokens
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         if not is_kubernetes_api(head.target):
             raise ValidationError("not a Kubernetes API call", field="target")
-        if head.get("upgrade") is not None:
-            raise UpgradeNotSupported(
-                "exec, attach and port-forward upgrade the connection, which a debug session "
-                "does not carry yet",
-                field="upgrade",
+        onward = await rebased(head, self._base, self._tokens)
+        if head.get("upgrade") is not None:  # exec, attach, port-forward
+            url = httpx.URL(onward.target)
+            origin_form = RequestHead(onward.method, url.raw_path.decode("ascii"), onward.headers)
+            return await send_upgrade(
+                origin_form, body, host=url.host, port=url.port or 443, tls=self._tls
             )
-        return await self._forward.send(await rebased(head, self._base, self._tokens), body)
+        return await self._forward.send(onward, body)
 
     async def aclose(self) -> None:
         await self._forward.aclose()

@@ -37,6 +37,7 @@ import uvloop
 
 from alien.bindings.env import from_environ
 from alien.errors import AlienError
+from alien.malloc_tuning import keep_freed_memory
 from alien.redaction import add_secret, install_logging_redaction, is_sensitive_key
 from alien.sdk.registry import registry
 from alien.sdk.runtime.config import RuntimeConfig
@@ -143,6 +144,7 @@ def register_environment_secrets(environ: Mapping[str, str]) -> None:
 
 
 def main() -> None:
+    keep_freed_memory()
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

@@ -1,0 +1,123 @@
+"""A request that upgrades its connection (``kubectl exec``, ``attach``, ``port-forward``), sent by
+the agent to the cluster's API server and carried on as raw bytes both ways.
+
+Why by hand: httpx (the agent's forwarding client) does not hand over a connection after
+``101 Switching Protocols``. Here the agent opens a TLS connection of its own (the cluster's CA),
+writes the request head — the agent's token in place of the session's, everything else as the
+client sent it, ``Upgrade`` and the ``Sec-WebSocket-*`` headers included — and reads the answer's
+head. On ``101`` the tunnel stream then carries the upgraded protocol as it is: the request body
+is what the client sends after the handshake, the response body what the API server sends.
+Whatever the protocol (WebSocket for kubectl 1.30+, SPDY for older clients), the agent does not
+parse it. Any other answer (403, 404, …) is passed back as an ordinary response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+
+from alien.errors import AlienError
+from alien.platforms.aws.http1 import request_head
+from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
+
+MAX_HEAD = 64 * 1024
+"""The largest response head accepted from the API server."""
+READ_SIZE = 256 * 1024
+CONNECT_TIMEOUT = 10.0
+
+
+class UpgradeFailed(AlienError):
+    code = "UPSTREAM_UNREACHABLE"
+    status = 502
+
+
+async def send_upgrade(
+    head: RequestHead, body: Body, *, host: str, port: int, tls: ssl.SSLContext
+) -> UpstreamResponse:
+    """Send ``head`` (origin form, headers final) to ``host:port`` over TLS; see the module doc."""
+    authority = host if port == 443 else f"{host}:{port}"
+    headers = [("host", authority), *((k, v) for k, v in head.headers if k != "host")]
+    raw_head = request_head(head.method, head.target, headers)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=host, limit=MAX_HEAD
+            )
+    except (OSError, TimeoutError) as exc:
+        raise UpgradeFailed(
+            f"the cluster's API server could not be reached: {exc or type(exc).__name__}",
+            field="kubernetes.server",
+        ) from None
+    try:
+        writer.write(raw_head)
+        response = await _read_head(reader)
+    except BaseException:
+        writer.close()
+        raise
+    if response.status != 101:  # refused (403, 404, 400…): an ordinary answer
+        try:
+            content = await _content(reader, response)
+        finally:
+            writer.close()
+        return UpstreamResponse.from_bytes(response.status, response.headers, content)
+    pump = asyncio.create_task(_pump(body, writer), name="kubernetes-upgrade-request")
+
+    async def close() -> None:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+    return UpstreamResponse(head=response, body=_read_all(reader), close=close)
+
+
+async def _read_head(reader: asyncio.StreamReader) -> ResponseHead:
+    try:
+        raw = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as exc:
+        raise UpgradeFailed(
+            f"the cluster's API server sent no usable answer: {type(exc).__name__}",
+            field="kubernetes.server",
+        ) from None
+    status_line, *header_lines = raw[:-4].decode("latin-1").split("\r\n")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise UpgradeFailed(
+            "the cluster's API server did not answer in HTTP/1.1", field="kubernetes.server"
+        )
+    headers = []
+    for line in header_lines:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise UpgradeFailed("a malformed header from the API server", field="kubernetes.server")
+        headers.append((name.strip(), value.strip()))
+    return ResponseHead.create(int(parts[1]), headers)
+
+
+async def _content(reader: asyncio.StreamReader, head: ResponseHead) -> bytes:
+    """The body of an answer that did not switch protocols (an error: its length is given;
+    without one, up to the connection's end)."""
+    length = head.get("content-length")
+    try:
+        if length is not None and length.isdigit():
+            return await reader.readexactly(min(int(length), MAX_HEAD))
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            return await reader.read(MAX_HEAD)
+    except (asyncio.IncompleteReadError, OSError, TimeoutError):
+        return b""
+
+
+async def _pump(body: Body, writer: asyncio.StreamWriter) -> None:
+    """What the client sends after the handshake, to the API server."""
+    async for chunk in body:
+        writer.write(chunk)
+        await writer.drain()
+
+
+async def _read_all(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    while chunk := await reader.read(READ_SIZE):
+        yield chunk

@@ -1,0 +1,139 @@
+"""Following a tunnel's frames as they go by, without decoding them: what a relay that only
+watches needs (the manager splicing a debug session's CLI to the deployment's agent).
+
+:class:`~alien.protocol.frames.FrameDecoder` turns bytes into frames and copies every payload
+once; a relay that forwards the bytes unchanged needs neither. :class:`FrameScanner` walks the
+same byte stream, checks every frame header as the decoder does (so what is not the tunnel
+protocol is caught before it is forwarded), and reports, in order:
+
+* :class:`~alien.protocol.frames.Open` — a new stream, with its metadata whole (bounded);
+* :class:`Payload` — DATA bytes of a stream as they pass, as views of the bytes fed (never
+  copied: a frame cut across two messages comes out in two pieces);
+* :class:`~alien.protocol.frames.End`, :class:`~alien.protocol.frames.Reset`,
+  :class:`~alien.protocol.frames.GoAway` — decoded and validated (their payloads are small).
+
+HELLO, WINDOW_UPDATE, PING and PONG are checked by their header and skipped: flow control and
+keepalive are the two ends' business (``hello_seen`` tells whether the handshake went by).
+Stream rules (ids, states, credit) are not checked here
+either — the end receiving the frames checks them, and breaks the connection. ``at_boundary``
+says whether the bytes fed so far end exactly between two frames: where a frame of the relay's
+own (a GOAWAY saying why it ends the tunnel) can be put in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alien.protocol.frames import (
+    HEADER,
+    HEADER_SIZE,
+    MAX_FRAME_SIZE,
+    End,
+    ErrorCode,
+    FrameType,
+    GoAway,
+    Open,
+    Reset,
+    Settings,
+    check_header,
+    decode_payload,
+    protocol_error,
+)
+
+DEFAULT_MAX_OPEN = Settings().max_frame_size
+"""The largest OPEN metadata kept by default: the largest frame any of our ends accepts."""
+
+_KEPT = frozenset({FrameType.OPEN, FrameType.RESET, FrameType.GOAWAY})
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """DATA bytes of ``stream_id`` (a view of the bytes fed: use it before feeding more)."""
+
+    stream_id: int
+    data: memoryview
+
+
+ScanEvent = Open | Payload | End | Reset | GoAway
+
+
+class FrameScanner:
+    """Walks one direction of a tunnel connection; see the module docstring."""
+
+    def __init__(self, *, max_open: int = DEFAULT_MAX_OPEN) -> None:
+        self._max_open = max_open
+        self._partial = bytearray()  # a header cut by the end of a message
+        self._kind: FrameType | None = None  # the frame whose payload is passing
+        self._stream = 0
+        self._remaining = 0
+        self._kept: bytearray | None = None  # the payload of an OPEN, RESET or GOAWAY
+        # (a DATA payload is reported as it passes; any other is skipped)
+        self.hello_seen = False
+        """A HELLO went by (a frame put in before it would break the receiver's handshake)."""
+
+    @property
+    def at_boundary(self) -> bool:
+        """The bytes fed so far end between two frames."""
+        return self._kind is None and not self._partial
+
+    def feed(self, data: bytes) -> list[ScanEvent]:
+        """The events in ``data``; :class:`~alien.protocol.errors.TunnelProtocolError` (and
+        nothing else) at the first malformed frame, after which the scanner is unusable."""
+        events: list[ScanEvent] = []
+        view = memoryview(data)
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._kind is None:
+                pos = self._header(data, view, pos, end, events)
+                continue
+            take = min(self._remaining, end - pos)
+            piece = view[pos : pos + take]
+            pos += take
+            self._remaining -= take
+            if self._kept is not None:
+                self._kept += piece
+            elif self._kind is FrameType.DATA:
+                events.append(Payload(self._stream, piece))
+            if not self._remaining:
+                self._finish(events)
+        return events
+
+    def _header(
+        self, data: bytes, view: memoryview, pos: int, end: int, events: list[ScanEvent]
+    ) -> int:
+        if self._partial or end - pos < HEADER_SIZE:
+            take = min(HEADER_SIZE - len(self._partial), end - pos)
+            self._partial += view[pos : pos + take]
+            pos += take
+            if len(self._partial) < HEADER_SIZE:
+                return pos
+            length_type, flags, stream_id = HEADER.unpack(self._partial)
+            self._partial.clear()
+        else:
+            length_type, flags, stream_id = HEADER.unpack_from(data, pos)
+            pos += HEADER_SIZE
+        length, frame_type = length_type >> 8, length_type & 0xFF
+        check_header(frame_type, flags, stream_id, length, MAX_FRAME_SIZE)
+        kind = FrameType(frame_type)
+        if kind is FrameType.HELLO:
+            self.hello_seen = True
+        elif kind is FrameType.OPEN and length > self._max_open:
+            raise protocol_error(
+                f"OPEN metadata of {length} bytes exceeds {self._max_open}",
+                ErrorCode.FRAME_SIZE_ERROR,
+            )
+        self._kind, self._stream, self._remaining = kind, stream_id, length
+        self._kept = bytearray() if kind in _KEPT else None
+        if not length:
+            self._finish(events)
+        return pos
+
+    def _finish(self, events: list[ScanEvent]) -> None:
+        kind, self._kind = self._kind, None
+        kept, self._kept = self._kept, None
+        if kind is FrameType.END:
+            events.append(End(self._stream))
+        elif kept is not None and kind is not None:
+            frame = decode_payload(kind, self._stream, bytes(kept))
+            assert isinstance(frame, Open | Reset | GoAway)
+            events.append(frame)
