@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
-from agent_double import CommandAgent, Deployment, create_command, wait_disconnected
+from agent_double import (
+    KNOWN_COMMANDS,
+    CommandAgent,
+    Deployment,
+    create_command,
+    running_deployment,
+    wait_disconnected,
+)
 
 from support.api import ApiClient
 from support.manager import ManagerProcess
@@ -149,6 +158,14 @@ def test_long_poll_wakes_when_a_command_is_created(
     agent.close()
 
 
+def lease(agent: ApiClient, wait: float, *held: dict[str, str]) -> list[dict[str, Any]]:
+    """One long-poll lease request listing the ``held`` leases (``offer["envelope"]``s)."""
+    body = {"held": [{"command_id": e["id"], "lease_id": e["lease_id"]} for e in held]}
+    answer = agent.post("/v1/agent/commands/lease", params={"wait": wait}, json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["messages"]
+
+
 def test_a_long_polling_agent_is_told_of_a_cancel_by_its_open_lease_request(
     admin: ApiClient, deployment: Deployment
 ) -> None:
@@ -156,18 +173,97 @@ def test_a_long_polling_agent_is_told_of_a_cancel_by_its_open_lease_request(
     rather than the agent learning it from a renewal a third of the lease later."""
     agent = admin.with_token(deployment.token)
     created = create_command(admin, deployment).json()
-    [offer] = agent.post("/v1/agent/commands/lease", params={"wait": 5}).json()["messages"]
+    [offer] = lease(agent, 5)
+    envelope = offer["envelope"]
+    assert lease(agent, 0, envelope) == []  # still its lease: nothing to say
     canceller = threading.Timer(0.3, admin.post, args=(f"/v1/commands/{created['id']}/cancel",))
     canceller.start()
     started = time.monotonic()
-    polled = agent.post("/v1/agent/commands/lease", params={"wait": 20}).json()["messages"]
+    polled = lease(agent, 20, envelope)
     elapsed = time.monotonic() - started
     canceller.join()
     assert elapsed < 5  # woken by the cancel, not by the 20 s timeout
     assert [(m["type"], m["command_id"], m["lease_id"], m["code"]) for m in polled] == [
-        ("command_cancel", created["id"], offer["envelope"]["lease_id"], "COMMAND_CANCELLED")
+        ("command_cancel", created["id"], envelope["lease_id"], "COMMAND_CANCELLED")
     ]
-    assert agent.post("/v1/agent/commands/lease", params={"wait": 0}).json() == {"messages": []}
+    assert lease(agent, 0) == []  # a lease request that lists nothing hears of nothing
+    agent.close()
+
+
+def test_a_lease_that_ran_out_is_cancelled_before_its_command_is_offered_again(
+    short_lease_manager: ManagerProcess,
+) -> None:
+    """Leases last 1 s here and this agent never renews: the open request is woken when the
+    sweeper finds the lease gone, with the cancel first and then the command's next delivery."""
+    with short_lease_manager.client() as admin:
+        deployment = running_deployment(admin, commands=KNOWN_COMMANDS)
+        created = create_command(admin, deployment).json()
+    agent = short_lease_manager.client(deployment.token)
+    [offer] = lease(agent, 5)
+    envelope = offer["envelope"]
+    started = time.monotonic()
+    polled = lease(agent, 20, envelope)
+    while len(polled) == 1:  # told before the sweeper made the command pending again
+        assert time.monotonic() - started < 10
+        polled += lease(agent, 5)
+    assert time.monotonic() - started < 10
+    cancel, again = polled
+    assert (cancel["type"], cancel["command_id"], cancel["code"]) == (
+        "command_cancel",
+        created["id"],
+        "STALE_LEASE",
+    )
+    assert again["type"] == "command" and again["envelope"]["id"] == created["id"]
+    assert again["envelope"]["lease_id"] != envelope["lease_id"]
+    assert again["envelope"]["attempt"] == 2
+    agent.close()
+
+
+def test_lost_leases_are_worked_out_from_the_stored_commands_across_a_restart(
+    own_manager: Callable[..., ManagerProcess],
+) -> None:
+    """The command is cancelled while no lease request is open, then the manager restarts:
+    the agent's next request still hears of it (nothing was kept in the manager's memory)."""
+    manager = own_manager()
+    with manager.client() as admin:
+        deployment = running_deployment(admin, commands=KNOWN_COMMANDS)
+        agent = admin.with_token(deployment.token)
+        created = create_command(admin, deployment).json()
+        [offer] = lease(agent, 5)
+        assert admin.post(f"/v1/commands/{created['id']}/cancel").status_code == 200
+        agent.close()
+    manager.restart()
+    with manager.client() as admin:
+        agent = admin.with_token(deployment.token)
+        started = time.monotonic()
+        polled = lease(agent, 20, offer["envelope"])
+        assert time.monotonic() - started < 5
+        assert [(m["type"], m["command_id"], m["code"]) for m in polled] == [
+            ("command_cancel", created["id"], "COMMAND_CANCELLED")
+        ]
+        agent.close()
+
+
+def test_held_leases_of_another_deployment_or_malformed_are_refused(
+    admin: ApiClient, deployment: Deployment
+) -> None:
+    other = running_deployment(admin, commands=KNOWN_COMMANDS)
+    created = create_command(admin, other).json()
+    [offer] = lease(admin.with_token(other.token), 5)
+    agent = admin.with_token(deployment.token)
+    # Another deployment's command: not this agent's, and nothing about it is told.
+    [cancel] = lease(agent, 0, offer["envelope"])
+    assert (cancel["command_id"], cancel["code"]) == (created["id"], "COMMAND_NOT_FOUND")
+    assert cancel["message"] == "no such command for this deployment"
+    bad = agent.post(
+        "/v1/agent/commands/lease",
+        params={"wait": 0},
+        json={"held": [{"command_id": "../etc", "lease_id": offer["envelope"]["lease_id"]}]},
+    )
+    assert bad.status_code == 422 and "command_id" in bad.text
+    too_many = [{"command_id": created["id"], "lease_id": offer["envelope"]["lease_id"]}] * 1001
+    refused = agent.post("/v1/agent/commands/lease", params={"wait": 0}, json={"held": too_many})
+    assert refused.status_code == 422 and "held" in refused.text
     agent.close()
 
 

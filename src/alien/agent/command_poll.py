@@ -7,21 +7,22 @@ so while the link runs on the ``poll`` transport this loop keeps one lease reque
 (leased to this agent under a fresh lease, up to ``max`` at once) — still no poll interval in
 the path, one request held open. It asks for no more commands than the runner has free slots,
 so a busy agent does not hoard leases it cannot work on yet. Acks, renewals and responses go
-through the link (``POST /v1/agent/status``) like every other agent message. A command the
-agent lost meanwhile (cancelled, expired) comes back as a ``command_cancel`` in a lease answer
-(the manager wakes the open request for it), and failing that, a refused renewal says so.
+through the link (``POST /v1/agent/status``) like every other agent message. Each request lists
+the leases the agent holds; one it lost meanwhile (cancelled, expired) comes back as a
+``command_cancel`` in the answer (the manager wakes the open request for it), and failing that
+(every slot busy, so no request open), a refused renewal says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from alien.agent.link import ManagerLink
 from alien.client.calls import LONG_POLL_SLACK, Call, decode_model
 from alien.errors import AlienError
-from alien.protocol.agent_channel import AgentPoll, ManagerMessage
+from alien.protocol.agent_channel import AgentLeaseRequest, AgentPoll, HeldLease, ManagerMessage
 
 log = logging.getLogger("alien.agent.commands")
 
@@ -31,13 +32,15 @@ MAX_PER_LEASE = 100
 RETRY_AFTER = 1.0
 
 
-def lease_commands(wait: float, limit: int) -> Call[AgentPoll]:
-    """``POST /v1/agent/commands/lease``: up to ``limit`` waiting commands, held ``wait`` s."""
+def lease_commands(wait: float, limit: int, held: Sequence[HeldLease] = ()) -> Call[AgentPoll]:
+    """``POST /v1/agent/commands/lease``: up to ``limit`` waiting commands, held ``wait`` s, and
+    a cancel for each of the ``held`` leases that is lost."""
     return Call(
         "POST",
         "/v1/agent/commands/lease",
         decode_model(AgentPoll),
         params={"wait": wait, "max": limit},
+        json=AgentLeaseRequest(held=tuple(held)).model_dump(mode="json"),
         timeout=wait + LONG_POLL_SLACK,
     )
 
@@ -48,15 +51,18 @@ class CommandPoller:
         link: ManagerLink,
         deliver: Callable[[ManagerMessage], None],
         capacity: Callable[[], Awaitable[int]],
+        held: Callable[[], Sequence[HeldLease]],
         *,
         wait: float = LEASE_WAIT,
         retry_after: float = RETRY_AFTER,
     ) -> None:
         """``deliver`` receives each message of a lease answer (deliveries and cancels);
-        ``capacity`` waits for free slots and answers how many there are."""
+        ``capacity`` waits for free slots and answers how many there are; ``held`` lists the
+        leases whose handlers run and were not told to stop (asked again for every request)."""
         self._link = link
         self._deliver = deliver
         self._capacity = capacity
+        self._held = held
         self._wait = wait
         self._retry_after = retry_after
         self._changed = asyncio.Event()
@@ -76,7 +82,8 @@ class CommandPoller:
                 continue
             limit = min(MAX_PER_LEASE, await self._capacity())
             try:
-                answer = await self._link.client.call(lease_commands(self._wait, limit))
+                call = lease_commands(self._wait, limit, self._held())
+                answer = await self._link.client.call(call)
                 for message in answer.messages:
                     self._deliver(message)
             except AlienError as exc:

@@ -54,6 +54,7 @@ from alien.protocol.agent_channel import (
     CommandOffer,
     CommandReceipt,
     CommandRenew,
+    HeldLease,
     ManagerMessage,
 )
 from alien.protocol.command_messages import STALE_LEASE, CommandResponse
@@ -106,7 +107,7 @@ class CommandRunner:
         self.include_traceback = include_traceback
         self.receipts = Receipts()
         self.outbox = Outbox(link.send)
-        self.poller = CommandPoller(link, self.on_message, self._capacity)
+        self.poller = CommandPoller(link, self.on_message, self._capacity, self._held_leases)
         self.known: dict[str, list[str]] = {}
         """Command names per function, as last listed by the dispatcher (the status detail)."""
         self._slots = asyncio.Semaphore(concurrency)
@@ -289,6 +290,14 @@ class CommandRunner:
             self._finished.popitem(last=False)
         delivery.done.set()
         self._freed.set()
+
+    def _held_leases(self) -> list[HeldLease]:
+        """The leases whose handlers run here and were not told to stop."""
+        return [
+            HeldLease(command_id=command_id, lease_id=delivery.key[1])
+            for command_id, delivery in self._held.items()
+            if delivery.stopped is None
+        ]
 
     async def _capacity(self) -> int:
         """Wait until fewer than ``concurrency`` deliveries are held; how many more fit."""

@@ -363,6 +363,27 @@ ManagerMessage = (
 )
 
 
+class HeldLease(WireModel):
+    """A command lease an agent holds: it runs the command and has not been told to stop."""
+
+    command_id: CommandId
+    lease_id: LeaseId
+
+
+MAX_HELD_LEASES = 1000
+"""The most leases one lease request may list (an agent holds at most its concurrency)."""
+
+
+class AgentLeaseRequest(WireModel):
+    """Body of ``POST /v1/agent/commands/lease`` (optional): the leases the agent holds.
+
+    The manager answers a ``command_cancel`` for each one that is no longer the command's
+    current lease — worked out from the stored commands, so a cancel is not lost when the
+    manager restarts between the change and the agent's next lease request."""
+
+    held: tuple[HeldLease, ...] = Field(default=(), max_length=MAX_HELD_LEASES)
+
+
 class AgentPoll(WireModel):
     """Body of ``GET /v1/agent/next``: the work waiting for the agent (empty on timeout)."""
 

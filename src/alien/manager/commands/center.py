@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -56,6 +56,7 @@ from alien.protocol.agent_channel import (
     CommandReceipt,
     CommandRenew,
     CommandResponseMessage,
+    HeldLease,
 )
 from alien.protocol.audit import Actor
 from alien.protocol.command_messages import COMMAND_NOT_FOUND, CommandResponse
@@ -251,21 +252,26 @@ class CommandCenter:
         return self.writer.submit(self.ops.agent_message(deployment_id, message))
 
     async def lease_pending(
-        self, deployment_id: str, base_url: str, *, limit: int, wait: float
+        self,
+        deployment_id: str,
+        base_url: str,
+        *,
+        limit: int,
+        wait: float,
+        held: Sequence[HeldLease] = (),
     ) -> list[CommandOffer | CommandCancel]:
-        """Long-poll lease: pending commands leased to the caller, and cancels of the ones it
-        holds (see :mod:`.poll_cancels`), as soon as there are any."""
+        """Long-poll lease: cancels of the ``held`` leases the caller lost, and pending commands
+        leased to it, as soon as there are any (a lost lease or a new command wakes it)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         with self.core.hub.subscribe(pending_key(deployment_id)) as sub:
             while True:
-                offers = await self.writer.run(
-                    self.ops.lease_pending(deployment_id, base_url, limit)
+                messages = await self.writer.run(
+                    self.ops.lease_pending(deployment_id, base_url, limit, held)
                 )
-                cancels = self.ops.poll_cancels.take(deployment_id)
                 remaining = deadline - loop.time()
-                if offers or cancels or remaining <= 0:
-                    return [*cancels, *offers]
+                if messages or remaining <= 0:
+                    return messages
                 await sub.wait(remaining)
 
     async def register_dispatcher(self, deployment_id: str, dispatcher: Dispatcher) -> int:

@@ -30,7 +30,6 @@ from alien.manager.blobs import BlobStore
 from alien.manager.commands.dispatch import DispatchChannel, Dispatcher, DispatcherRegistry
 from alien.manager.commands.links import AgentLink, LinkRegistry
 from alien.manager.commands.offers import build_offer
-from alien.manager.commands.poll_cancels import PollCancels
 from alien.manager.commands.records import (
     COLUMNS,
     TABLE,
@@ -61,6 +60,7 @@ from alien.protocol.agent_channel import (
     CommandReceipt,
     CommandRenew,
     CommandResponseMessage,
+    HeldLease,
 )
 from alien.protocol.audit import Actor, ActorKind, Outcome, format_time
 from alien.protocol.command_messages import (
@@ -152,8 +152,6 @@ class CommandOps:
         self.dispatchers = dispatchers
         self.targets = targets
         self.hub = hub
-        self.poll_cancels = PollCancels()
-        """Cancels for agents without a WebSocket, handed over by their lease long-poll."""
         self._publish = publish
         self._hint = hint
         self._channel_for = channel_for
@@ -487,15 +485,22 @@ class CommandOps:
         return op
 
     def lease_pending(
-        self, deployment_id: str, base_url: str, limit: int
-    ) -> Op[list[CommandOffer]]:
-        """Lease up to ``limit`` pending commands to an agent polling over HTTP (pull model)."""
+        self, deployment_id: str, base_url: str, limit: int, held: Sequence[HeldLease] = ()
+    ) -> Op[list[CommandOffer | CommandCancel]]:
+        """Lease up to ``limit`` pending commands to an agent polling over HTTP (pull model),
+        after a cancel for each of the ``held`` leases that is no longer its command's
+        current one (worked out from the stored commands: nothing to lose in a restart)."""
 
-        def op(session: Session) -> tuple[list[CommandOffer], Sequence[Effect]]:
+        def op(session: Session) -> tuple[list[CommandOffer | CommandCancel], Sequence[Effect]]:
             now = utcnow()
             store = CommandStore.of(session)
+            cancels = [
+                cancel
+                for claim in held
+                if (cancel := _lost(store.get(claim.command_id), deployment_id, claim, now))
+            ]
             if self._suspended(session, deployment_id):
-                return [], ()  # nothing is handed out while the customer suspended access
+                return [*cancels], ()  # nothing is handed out while the customer suspended access
             waiting = store.select(
                 select(TABLE)
                 .where(
@@ -506,7 +511,7 @@ class CommandOps:
                 .order_by(COLUMNS.id)
                 .limit(limit)
             )
-            offers: list[CommandOffer] = []
+            offers: list[CommandOffer | CommandCancel] = [*cancels]
             effects: list[Effect] = []
             for snap in waiting:
                 before = record_of(snap)
@@ -771,12 +776,8 @@ class CommandOps:
         return stored
 
     def _stop(self, deployment_id: str, before: CommandRecord, after: CommandRecord) -> Effect:
-        error = after.outcome_error if after.terminal else None
-        code = error.code if error is not None else STALE_LEASE
-        message = error.message if error is not None else "the lease expired before a response"
-        cancel_message = CommandCancel(
-            command_id=before.id, lease_id=before.lease_id, code=code, message=message
-        )
+        assert before.lease_id is not None  # it was held
+        cancel_message = _cancel_for(after, before.lease_id)
         links = self.links.all(deployment_id)
         dispatcher = self.dispatchers.get(deployment_id)
 
@@ -784,10 +785,9 @@ class CommandOps:
             for link in links:
                 link.push(cancel_message)
             if dispatcher is not None:
-                dispatcher.cancel(before.id, code, message)
-            if not links and dispatcher is None:  # a long-polling agent, or none right now
-                self.poll_cancels.add(deployment_id, cancel_message)
-                self.hub.publish(pending_key(deployment_id))
+                dispatcher.cancel(before.id, cancel_message.code, cancel_message.message)
+            if not links and dispatcher is None:  # a long-polling agent, or none right now:
+                self.hub.publish(pending_key(deployment_id))  # its lease request lists it
 
         return effect
 
@@ -908,6 +908,35 @@ def _add_payload(
             created_by=created_by,
         )
     )
+
+
+def _cancel_for(record: CommandRecord, lease_id: str) -> CommandCancel:
+    """Stop working under ``lease_id``, which ``record`` (ticked) no longer holds."""
+    error = record.outcome_error if record.terminal else None
+    return CommandCancel(
+        command_id=record.id,
+        lease_id=lease_id,
+        code=error.code if error is not None else STALE_LEASE,
+        message=error.message if error is not None else "the lease expired before a response",
+    )
+
+
+def _lost(
+    snap: CommandSnapshot | None, deployment_id: str, claim: HeldLease, now: datetime
+) -> CommandCancel | None:
+    """The cancel an agent of ``deployment_id`` that holds ``claim`` should hear, if any. A
+    lease is kept while held and after its response (:class:`CommandRecord`'s invariant), so
+    it is lost exactly when it is no longer the command's lease — as of ``now``: a lease run
+    out but not yet swept is lost too, as its renewal would be refused."""
+    if snap is None or snap.deployment_id != deployment_id:
+        return CommandCancel(
+            command_id=claim.command_id,
+            lease_id=claim.lease_id,
+            code=COMMAND_NOT_FOUND,
+            message="no such command for this deployment",
+        )
+    record = tick(record_of(snap), now)
+    return None if record.lease_id == claim.lease_id else _cancel_for(record, claim.lease_id)
 
 
 def _identify(message: AgentCommandMessage) -> tuple[str, str, str]:
