@@ -21,8 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alien.protocol.audit import (
+    AuditRecord,
     ChainHead,
     parse_record,
+    seal_with_json,
     verify_chain,
     verify_deployment_chain,
 )
@@ -112,6 +114,27 @@ def test_untouched_logs_verify(stored: list[dict[str, Any]]) -> None:
 
     assert report.ok, report.problems
     assert report.checked == len(stored)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(deployment, details), min_size=1, max_size=4))
+def test_the_text_stored_with_a_seal_is_the_records_canonical_json(
+    entries: list[tuple[str | None, dict[str, Any]]],
+) -> None:
+    """``seal_with_json`` spells the digested members once and splices ``hash`` and
+    ``signature`` in: the result must be exactly the record's own canonical text."""
+    prev: AuditRecord | None = None
+    latest: dict[str, AuditRecord] = {}
+    texts = []
+    for n, (dep, extra) in enumerate(entries):
+        item = draft(n, deployment_id=dep, details=extra)
+        record, stored = seal_with_json(prev, item, MANAGER, deployment_prev=latest.get(dep or ""))
+        assert stored == record.to_json()
+        texts.append(stored)
+        if dep:
+            latest[dep] = record
+        prev = record
+    assert verify_chain(texts, MANAGER.verifier).ok
 
 
 @SETTINGS
