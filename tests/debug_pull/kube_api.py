@@ -1,10 +1,12 @@
-"""A stand-in Kubernetes API server for ``kubectl exec`` (no real one can run on this machine).
+"""A stand-in Kubernetes API server for ``kubectl exec`` and ``attach`` (no real one can run on
+this machine).
 
 It answers what kubectl 1.32 asks before an exec — ``/version``, the discovery documents, the
-pod — and the exec itself the way the API server does: a WebSocket upgrade with the
+pod — and the exec (or attach) itself the way the API server does: a WebSocket upgrade with the
 ``v5.channel.k8s.io`` subprotocol, each message prefixed by its channel (0 stdin, 1 stdout,
 3 the final status, 255 "close this channel"). With ``stdin=true`` it echoes stdin to stdout
-until the client closes stdin; otherwise it prints the command it was given. Served over TLS
+until the client closes stdin; otherwise it prints the command it was given (an attach: the
+container it attached to). Served over TLS
 with its own certificate, in a thread of its own; it records every request's method, path and
 ``Authorization``.
 """
@@ -50,6 +52,13 @@ DOCUMENTS = {
                 "namespaced": True,
                 "kind": "Pod",
                 "verbs": ["get", "list"],
+            },
+            {
+                "name": "pods/attach",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "PodAttachOptions",
+                "verbs": ["create", "get"],
             },
             {
                 "name": "pods/exec",
@@ -130,8 +139,12 @@ class KubeApi:
         return Response(status, "OK" if status == 200 else "Not Found", headers, raw)
 
     async def _exec(self, websocket: ServerConnection) -> None:
-        query = parse_qs(urlsplit(websocket.request.path).query)  # type: ignore[union-attr]
-        if query.get("stdin") == ["true"]:
+        target = urlsplit(websocket.request.path)  # type: ignore[union-attr]
+        query = parse_qs(target.query)
+        if target.path.endswith("/attach"):
+            line = f"attached to {query['container'][0]}\n"
+            await websocket.send(bytes([STDOUT]) + line.encode())
+        elif query.get("stdin") == ["true"]:
             async for message in websocket:
                 assert isinstance(message, bytes)
                 if message[:1] == bytes([STDIN]):

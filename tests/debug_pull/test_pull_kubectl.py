@@ -159,3 +159,19 @@ def test_kubectl_exec_carries_stdin_both_ways(exec_world: World) -> None:
     result = exec_world.debug("sh", "-c", f"echo '{text}' | kubectl exec -i web-0 -- cat")
     assert result.returncode == 0, result.stderr
     assert result.stdout == text + "\n"
+
+
+def test_kubectl_attach_reaches_the_container_through_the_session(
+    exec_world: World, exec_cluster: tuple[PullDeployment, KubeApi]
+) -> None:
+    api = exec_cluster[1]
+    before = len(api.seen)
+    result = exec_world.debug("kubectl", "attach", "web-0", "-c", "web")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "attached to web\n"
+    [attach] = [s for s in api.seen[before:] if "/attach?" in s[1]]
+    assert attach[1].startswith("/api/v1/namespaces/shop/pods/web-0/attach?")
+    assert attach[2] == f"Bearer {SA_TOKEN}"
+    requests = exec_world.requests(exec_world.latest_session()["id"])
+    (audited,) = [r for r in requests if r["target"].endswith("/pods/web-0/attach")]
+    assert audited["details"]["status"] == 101 and audited["outcome"] == "succeeded"
