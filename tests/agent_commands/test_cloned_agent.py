@@ -1,7 +1,8 @@
 """A second agent with a deployment's identity — a cloned machine or state directory — is refused
 while the first one serves, whether it tries over the WebSocket or by long-polling: commands run
 on the first only, the manager shows the refusal on the deployment and audits it once, and the
-clone takes over as soon as the first one stops."""
+clone takes over as soon as the first one stops; the clone's ``alien-deploy status`` says why it
+is not connected."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import psutil
 import pytest
 from agent_deployments import Deployed, assert_clean, deploy
 from agent_support import AgentProcess, PinnedManager
+from typer.testing import CliRunner
 
+from alien.cli.deploy import app as deploy_cli
 from alien.commands import CommandsClient
 
 TAKEOVER_TIMEOUT = 20.0
@@ -48,6 +51,17 @@ def _wait_log(agent: AgentProcess, text: str) -> None:
         time.sleep(0.05)
 
 
+def _status_text(agent: AgentProcess) -> str:
+    """``alien-deploy status`` as its user reads it, once the running agent reported a problem."""
+    deadline = time.monotonic() + 15
+    while True:
+        result = CliRunner().invoke(deploy_cli, ["status", "--state-dir", str(agent.state_dir)])
+        assert result.exit_code == 0, result.output
+        if "problem:" in result.stdout or time.monotonic() > deadline:
+            return result.stdout
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("transport", ["websocket", "poll"])
 def test_a_cloned_agent_is_refused_until_the_first_one_stops(
     manager: PinnedManager, tmp_path: Path, transport: str
@@ -60,6 +74,9 @@ def test_a_cloned_agent_is_refused_until_the_first_one_stops(
     try:
         clone.wait_running(first.release)  # it restores the release on its own machine ...
         _wait_log(clone, "another agent serves this deployment")  # ... but is refused
+        # The clone's admin sees why it is not connected.
+        shown = _status_text(clone)
+        assert "not connected" in shown and "another agent serves this deployment" in shown
 
         with first.admin() as admin:
             described = admin.get_deployment(first.deployment_id)

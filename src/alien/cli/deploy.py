@@ -208,6 +208,8 @@ def _human_status(data: dict[str, Any]) -> None:
         ("desired", data["desired_release"] or "-"),
         ("last good", data["last_good_release"] or "-"),
     ]
+    if data["agent_running"] and not data["connected"] and data.get("problem"):
+        rows.append(("problem", data["problem"]))  # why it is not connected, e.g. a clone
     if data["error"]:
         rows.append(("error", data["error"]))
     for key, value in rows:
