@@ -28,6 +28,7 @@ from alien.tunnel.websockets_transport import WebsocketsTransport
 from tunnel.tunnel_support import (
     MiB,
     PatternUpstream,
+    echo_both_ways,
     expected_sha256,
     generate,
     hash_body,
@@ -86,15 +87,7 @@ async def test_cli_to_agent_through_the_manager_relay() -> None:
                 ):
                     tunnel = TunnelUpstream(cli)
                     started = time.perf_counter()
-                    head = RequestHead.create(
-                        "PUT",
-                        "/bucket/key?partNumber=1",
-                        [("content-length", str(size)), ("x-reply-bytes", str(size))],
-                    )
-                    response = await tunnel.send(head, generate(size))
-                    assert response.head.get("x-request-sha256") == expected_sha256(size)
-                    assert await hash_body(response.body) == (size, expected_sha256(size))
-                    await response.aclose()
+                    await echo_both_ways(tunnel, size, "/bucket/key?partNumber=1")
                     elapsed = time.perf_counter() - started
 
                     # the agent refusing a stream reaches the CLI through the relay

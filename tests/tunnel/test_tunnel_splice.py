@@ -29,6 +29,7 @@ from alien.tunnel.websockets_transport import WebsocketsTransport
 from tunnel.tunnel_support import (
     MiB,
     PatternUpstream,
+    echo_both_ways,
     expected_sha256,
     generate,
     hash_body,
@@ -120,13 +121,7 @@ async def test_a_large_exchange_streams_through_and_the_manager_sees_it() -> Non
     try:
         async with spliced(upstream) as (manager, cli, _agent):
             started = time.perf_counter()
-            head = RequestHead.create(
-                "PUT", "/bucket/key", [("content-length", str(size)), ("x-reply-bytes", str(size))]
-            )
-            response = await TunnelUpstream(cli).send(head, generate(size))
-            assert response.head.get("x-request-sha256") == expected_sha256(size)
-            assert await hash_body(response.body) == (size, expected_sha256(size))
-            await response.aclose()
+            await echo_both_ways(TunnelUpstream(cli), size)
             elapsed = time.perf_counter() - started
             await wait_until(lambda: (1, False) in manager.watched.ended)
             peak = tracemalloc.get_traced_memory()[1]

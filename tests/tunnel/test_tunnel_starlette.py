@@ -22,7 +22,14 @@ from alien.tunnel import TunnelClosed, TunnelConnection
 from alien.tunnel.http import TunnelUpstream, http_handler
 from alien.tunnel.starlette_transport import StarletteTransport
 from alien.tunnel.websocket_client import dial
-from tunnel.tunnel_support import MiB, PatternUpstream, expected_sha256, generate, hash_body
+from tunnel.tunnel_support import (
+    MiB,
+    PatternUpstream,
+    echo_both_ways,
+    expected_sha256,
+    generate,
+    hash_body,
+)
 
 
 class App:
@@ -119,14 +126,7 @@ def test_a_tls_manager_under_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             await server.ready.wait()
         websocket = await dial(f"wss://127.0.0.1:{sock.getsockname()[1]}/v1/tunnel", {}, timeout=10)
         async with TunnelConnection(websocket, "client") as client:
-            size = 8 * MiB
-            head = RequestHead.create(
-                "PUT", "/o/tls", [("content-length", str(size)), ("x-reply-bytes", str(size))]
-            )
-            response = await TunnelUpstream(client).send(head, generate(size))
-            assert response.head.get("x-request-sha256") == expected_sha256(size)
-            assert await hash_body(response.body) == (size, expected_sha256(size))
-            await response.aclose()
+            await echo_both_ways(TunnelUpstream(client), 8 * MiB, "/o/tls")
         await websocket.close()
         server.should_exit = True
         await task
