@@ -71,8 +71,8 @@ def url_of(sock: socket.socket) -> str:
 
 class _Server(uvicorn.Server):
     """A uvicorn server that announces its URL once it accepts connections, and stops if its
-    lock on the database is lost (checked on a thread: a stalled database must not stall the
-    event loop)."""
+    lock on the database is lost (PostgreSQL; checked on a thread: a stalled database must not
+    stall the event loop)."""
 
     def __init__(
         self, config: uvicorn.Config, announce: str, out: TextIO, lock: ServingLock
@@ -86,7 +86,8 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            threading.Thread(target=self._watch_lock, name="serving lock", daemon=True).start()
+            if self._lock.can_be_lost:
+                threading.Thread(target=self._watch_lock, name="serving lock", daemon=True).start()
             print(self._announce, file=self._out, flush=True)
 
     def _watch_lock(self) -> None:

@@ -65,6 +65,9 @@ class ServingLockLost(AlienError):
 
 
 class ServingLock(Protocol):
+    can_be_lost: bool
+    """Whether the lock may be lost while held (then ``held`` is worth asking now and then)."""
+
     def try_acquire(self) -> bool:
         """Take the lock if it is free; ``True`` if this process now holds it."""
 
@@ -122,6 +125,8 @@ def describe_self() -> str:
 class FileServingLock:
     """``flock`` on a file beside the SQLite database (see the module docstring)."""
 
+    can_be_lost = False  # held for as long as the process keeps the descriptor open
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
@@ -158,6 +163,8 @@ class FileServingLock:
 
 class PostgresServingLock:
     """A session-level advisory lock on a connection of its own (see the module docstring)."""
+
+    can_be_lost = True  # with its connection
 
     def __init__(self, database_url: str) -> None:
         # TCP keepalives: a lock connection cut by the network fails within ~15 s instead of
