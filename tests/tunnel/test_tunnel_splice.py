@@ -19,11 +19,22 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from alien.protocol.frame_scan import Payload, ScanEvent
-from alien.protocol.frames import End, ErrorCode, Open, Reset, Settings, encode_frame
+from alien.protocol.frames import (
+    End,
+    ErrorCode,
+    GoAway,
+    Hello,
+    Open,
+    Reset,
+    Settings,
+    decode_frames,
+    encode_frame,
+)
 from alien.protocol.http_exchange import RequestHead
 from alien.tunnel import WEBSOCKET_OPTIONS, TunnelClosed, TunnelConnection, TunnelStreamReset
 from alien.tunnel.connection import DEFAULT_WRITE_LIMIT
 from alien.tunnel.http import TunnelUpstream, http_handler
+from alien.tunnel.memory import MemoryTransport, memory_pair
 from alien.tunnel.splice import TunnelSplice
 from alien.tunnel.websockets_transport import WebsocketsTransport
 from tunnel.tunnel_support import (
@@ -199,3 +210,45 @@ async def test_bytes_that_are_not_the_protocol_are_not_forwarded() -> None:
     assert isinstance(error, TunnelClosed)
     assert "the CLI broke the tunnel protocol" in error.message
     assert error.details["goaway_code"] == ErrorCode.PROTOCOL_ERROR
+
+
+def _bare_splice() -> tuple[TunnelSplice, MemoryTransport, MemoryTransport]:
+    """A splice between two in-memory ends the test plays by hand: (splice, cli, agent)."""
+    cli, cli_side = memory_pair()
+    agent_side, agent = memory_pair()
+    splice = TunnelSplice(cli_side, agent_side, Watched()).start()
+    return splice, cli, agent
+
+
+async def test_an_abort_whose_caller_is_cancelled_still_closes_both_sides() -> None:
+    """Cancelled while ending (e.g. the server shutting down): no transport is left open and
+    nobody waits for the splice forever."""
+    splice, cli, agent = _bare_splice()
+    # The agent's side stops taking messages: the pump towards it blocks in a send.
+    for _ in range(20):
+        await cli.send(encode_frame(Hello(SETTINGS)))
+    ending = asyncio.create_task(splice.abort("bye"))
+    await asyncio.sleep(0)
+    ending.cancel()
+    async with asyncio.timeout(5):
+        await asyncio.gather(ending, return_exceptions=True)
+        await splice.wait_closed()
+        await splice.abort("again")  # returns at once
+    for end in (cli, agent):
+        with pytest.raises(TunnelClosed):
+            while True:
+                await end.recv()
+    with pytest.raises(TunnelClosed):
+        await cli.send(encode_frame(Hello(SETTINGS)))
+
+
+async def test_a_goaway_is_preceded_by_a_hello_the_receiver_never_got() -> None:
+    """The CLI's first message holds its HELLO and then garbage: nothing of it is forwarded, so
+    the GOAWAY the agent gets must come after a HELLO of the manager's own."""
+    splice, cli, agent = _bare_splice()
+    await cli.send(encode_frame(Hello(SETTINGS)) + encode_frame(End(1))[:4] + b"\xff" + b"\0" * 4)
+    async with asyncio.timeout(5):
+        await splice.wait_closed()
+        frames = decode_frames(await agent.recv())
+    assert isinstance(frames[0], Hello) and isinstance(frames[1], GoAway)
+    assert frames[1].code == ErrorCode.PROTOCOL_ERROR

@@ -22,6 +22,7 @@ own (a GOAWAY saying why it ends the tunnel) can be put in.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from alien.protocol.frames import (
@@ -76,37 +77,43 @@ class FrameScanner:
         """The bytes fed so far end between two frames."""
         return self._kind is None and not self._partial
 
-    def feed(self, data: bytes) -> list[ScanEvent]:
-        """The events in ``data``; :class:`~alien.protocol.errors.TunnelProtocolError` (and
-        nothing else) at the first malformed frame, after which the scanner is unusable."""
-        events: list[ScanEvent] = []
+    def feed(self, data: bytes) -> Iterator[ScanEvent]:
+        """The events in ``data``, one at a time as the walk reaches them (a message of tiny
+        frames is never turned into a list of events at once);
+        :class:`~alien.protocol.errors.TunnelProtocolError` (and nothing else) at the first
+        malformed frame, after which the scanner is unusable. Walk it to its end before
+        forwarding ``data``: only then was every header in it checked."""
         view = memoryview(data)
         pos, end = 0, len(data)
         while pos < end:
             if self._kind is None:
-                pos = self._header(data, view, pos, end, events)
-                continue
-            take = min(self._remaining, end - pos)
-            piece = view[pos : pos + take]
-            pos += take
-            self._remaining -= take
-            if self._kept is not None:
-                self._kept += piece
-            elif self._kind is FrameType.DATA:
-                events.append(Payload(self._stream, piece))
-            if not self._remaining:
-                self._finish(events)
-        return events
+                pos, event = self._header(data, view, pos, end)
+            else:
+                take = min(self._remaining, end - pos)
+                piece = view[pos : pos + take]
+                pos += take
+                self._remaining -= take
+                event = None
+                if self._kept is not None:
+                    self._kept += piece
+                elif self._kind is FrameType.DATA:
+                    event = Payload(self._stream, piece)
+                if not self._remaining:
+                    if event is not None:
+                        yield event
+                    event = self._finish()
+            if event is not None:
+                yield event
 
     def _header(
-        self, data: bytes, view: memoryview, pos: int, end: int, events: list[ScanEvent]
-    ) -> int:
+        self, data: bytes, view: memoryview, pos: int, end: int
+    ) -> tuple[int, ScanEvent | None]:
         if self._partial or end - pos < HEADER_SIZE:
             take = min(HEADER_SIZE - len(self._partial), end - pos)
             self._partial += view[pos : pos + take]
             pos += take
             if len(self._partial) < HEADER_SIZE:
-                return pos
+                return pos, None
             length_type, flags, stream_id = HEADER.unpack(self._partial)
             self._partial.clear()
         else:
@@ -124,16 +131,15 @@ class FrameScanner:
             )
         self._kind, self._stream, self._remaining = kind, stream_id, length
         self._kept = bytearray() if kind in _KEPT else None
-        if not length:
-            self._finish(events)
-        return pos
+        return pos, (None if length else self._finish())
 
-    def _finish(self, events: list[ScanEvent]) -> None:
+    def _finish(self) -> ScanEvent | None:
         kind, self._kind = self._kind, None
         kept, self._kept = self._kept, None
         if kind is FrameType.END:
-            events.append(End(self._stream))
-        elif kept is not None and kind is not None:
+            return End(self._stream)
+        if kept is not None and kind is not None:
             frame = decode_payload(kind, self._stream, bytes(kept))
             assert isinstance(frame, Open | Reset | GoAway)
-            events.append(frame)
+            return frame
+        return None

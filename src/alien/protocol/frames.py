@@ -271,6 +271,8 @@ _FIXED_SIZES = {
     FrameType.PONG: PING_SIZE,
 }
 _MIN_SIZES = {FrameType.RESET: 4, FrameType.GOAWAY: 8}
+_MAX_SIZES = {FrameType.RESET: 4 + MAX_REASON_BYTES, FrameType.GOAWAY: 8 + MAX_REASON_BYTES}
+"""Refused by their header, so no receiver buffers a reason it would refuse once whole."""
 
 
 def check_header(frame_type: int, flags: int, stream_id: int, length: int, limit: int) -> None:
@@ -298,6 +300,11 @@ def check_header(frame_type: int, flags: int, stream_id: int, length: int, limit
         )
     if length < _MIN_SIZES.get(kind, 0):
         raise protocol_error(f"{kind.name} frame too short", ErrorCode.FRAME_SIZE_ERROR)
+    if length > _MAX_SIZES.get(kind, limit):
+        raise protocol_error(
+            f"{kind.name} frame of {length} bytes: its reason text is too long",
+            ErrorCode.FRAME_SIZE_ERROR,
+        )
 
 
 def _decode_reason(raw: bytes) -> str:

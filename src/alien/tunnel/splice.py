@@ -54,6 +54,7 @@ class _Direction:
     receiver: Side
     scanner: FrameScanner = field(default_factory=FrameScanner)
     between_frames: bool = True  # what the sink got ends between two frames, no send under way
+    hello_sent: bool = False  # the sender's HELLO reached the sink (scanned is not enough)
     highest_open: int = 0  # the newest stream the sender opened
     said_goaway: bool = False  # the sender's own GOAWAY went by (the sink knows the end)
 
@@ -106,15 +107,20 @@ class TunnelSplice:
             await self._closed.wait()
             return
         self._ending = True
-        current = asyncio.current_task()
-        others = [task for task in self._tasks if task is not current]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        pending = list(self._directions)
         try:
-            for direction in self._directions:
-                await self._goodbye(direction, reason, code)
-        finally:
+            current = asyncio.current_task()
+            others = [task for task in self._tasks if task is not current]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            while pending:
+                await self._goodbye(pending[0], reason, code)
+                del pending[0]
+        finally:  # cancelled while ending: no goodbye left undone leaves a transport open
+            for direction in pending:
+                with contextlib.suppress(Exception):
+                    await direction.sink.abort()
             self._closed.set()
 
     async def _goodbye(self, direction: _Direction, reason: str, code: int) -> None:
@@ -128,12 +134,12 @@ class TunnelSplice:
             async with asyncio.timeout(GOODBYE_TIMEOUT):
                 if listening and direction.between_frames:
                     goaway = encode_frame(GoAway(opposite.highest_open, code, reason))
-                    if not direction.scanner.hello_seen:  # a tunnel starts with a HELLO
+                    if not direction.hello_sent:  # a tunnel starts with a HELLO
                         goaway = encode_frame(Hello(FLOOR_SETTINGS)) + goaway
                     await sink.send(goaway)
                 await sink.close()
-        except (TimeoutError, TunnelClosed):  # it would not take them: drop it
-            with contextlib.suppress(TunnelClosed):
+        except Exception:  # it would not take them (or broke): drop it
+            with contextlib.suppress(Exception):
                 await sink.abort()
 
     async def _pump(self, direction: _Direction) -> None:
@@ -158,6 +164,7 @@ class TunnelSplice:
                     await self._leave(receiver)
                     return
                 direction.between_frames = direction.scanner.at_boundary
+                direction.hello_sent = direction.scanner.hello_seen
         except TunnelProtocolError as exc:
             name = self._names[sender]
             log.info("%s broke the protocol of a spliced tunnel: %s", name, exc.message)

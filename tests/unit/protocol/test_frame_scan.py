@@ -4,6 +4,7 @@ the byte stream is cut into messages; garbage is refused before it could be forw
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -112,7 +113,7 @@ def _frame_ends(frames: list[Frame]) -> set[int]:
 
 def test_payload_bytes_are_views_of_the_message_not_copies() -> None:
     message = encode_frame(Data(3, b"x" * 1000))
-    (event,) = FrameScanner().feed(message)
+    (event,) = list(FrameScanner().feed(message))
     assert isinstance(event, Payload)
     assert event.data.obj is message
 
@@ -120,12 +121,12 @@ def test_payload_bytes_are_views_of_the_message_not_copies() -> None:
 def test_a_header_cut_in_two_is_read_across_messages() -> None:
     data = encode_frame(End(5)) + encode_frame(Reset(5, ErrorCode.CANCEL, "gone"))
     scanner = FrameScanner()
-    assert scanner.feed(data[:4]) == []
+    assert list(scanner.feed(data[:4])) == []
     assert not scanner.at_boundary
-    assert scanner.feed(data[4:9]) == [End(5)]
+    assert list(scanner.feed(data[4:9])) == [End(5)]
     assert scanner.at_boundary
-    assert scanner.feed(data[9:13]) == []
-    assert scanner.feed(data[13:]) == [Reset(5, ErrorCode.CANCEL, "gone")]
+    assert list(scanner.feed(data[9:13])) == []
+    assert list(scanner.feed(data[13:])) == [Reset(5, ErrorCode.CANCEL, "gone")]
     assert scanner.at_boundary
 
 
@@ -147,6 +148,9 @@ def header(frame_type: int, stream_id: int, length: int, flags: int = 0) -> byte
         (header(FrameType.OPEN, 1, 300_000), ErrorCode.FRAME_SIZE_ERROR),  # OPEN too large
         (header(FrameType.WINDOW_UPDATE, 1, 3), ErrorCode.FRAME_SIZE_ERROR),
         (header(FrameType.RESET, 1, 2), ErrorCode.FRAME_SIZE_ERROR),
+        # A reason longer than any end accepts: refused before its bytes are kept.
+        (header(FrameType.RESET, 1, 4 + 1025), ErrorCode.FRAME_SIZE_ERROR),
+        (header(FrameType.GOAWAY, 0, 8 + 1025), ErrorCode.FRAME_SIZE_ERROR),
         (header(FrameType.WINDOW_UPDATE, 1, 4) + b"\0\0\0\0", None),  # fine: not decoded here
         (header(FrameType.RESET, 1, 5) + b"\0\0\0\0\xff", ErrorCode.PROTOCOL_ERROR),  # not UTF-8
     ],
@@ -155,19 +159,36 @@ def test_what_is_not_the_protocol_is_refused_at_the_header(
     data: bytes, code: ErrorCode | None
 ) -> None:
     if code is None:
-        FrameScanner().feed(data)
+        list(FrameScanner().feed(data))
         return
     with pytest.raises(TunnelProtocolError) as caught:
-        FrameScanner().feed(data)
+        list(FrameScanner().feed(data))
     assert caught.value.error_code == code
 
 
 def test_data_of_any_wire_size_streams_through_without_being_kept() -> None:
     scanner = FrameScanner()
-    assert scanner.feed(header(FrameType.DATA, 1, MAX_FRAME_SIZE)) == []
-    (event,) = scanner.feed(b"x" * 1000)
+    assert list(scanner.feed(header(FrameType.DATA, 1, MAX_FRAME_SIZE))) == []
+    (event,) = list(scanner.feed(b"x" * 1000))
     assert isinstance(event, Payload) and len(event.data) == 1000
     assert not scanner.at_boundary
+
+
+def test_a_message_of_tiny_frames_is_walked_one_event_at_a_time() -> None:
+    """Legal but hostile: 4 MiB of one-byte DATA frames. The events are made as the walk goes,
+    never all at once (a list of them cost ~24 times the message)."""
+    frame = encode_frame(Data(1, b"x"))
+    message = frame * (4 * 1024 * 1024 // len(frame))
+    scanner = FrameScanner()
+    tracemalloc.start()
+    try:
+        walked = sum(len(event.data) for event in scanner.feed(message))  # type: ignore[union-attr]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert walked == len(message) // len(frame)
+    assert peak < 64 * 1024, peak
+    assert scanner.at_boundary
 
 
 @given(st.lists(st.binary(max_size=64), max_size=8))
@@ -175,6 +196,6 @@ def test_any_bytes_give_events_or_a_protocol_error(pieces: list[bytes]) -> None:
     scanner = FrameScanner()
     try:
         for piece in pieces:
-            scanner.feed(piece)
+            list(scanner.feed(piece))
     except TunnelProtocolError:
         pass
