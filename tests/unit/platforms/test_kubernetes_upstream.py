@@ -8,6 +8,8 @@ import asyncio
 import json
 import ssl
 import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,9 @@ from alien.platforms.kubernetes.upstream import (
     in_cluster_server,
     is_kubernetes_api,
 )
+from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import RequestHead, iterate_once
+from alien.tunnel import TunnelStreamReset
 
 
 @pytest.mark.parametrize(
@@ -72,56 +76,111 @@ async def test_other_hosts_are_refused_and_an_unreachable_server_is_said_so() ->
         await upstream.aclose()
 
 
-async def test_an_upgrade_is_written_as_sent_and_a_refusal_answered_whole() -> None:
-    """The request head goes out in origin form with the agent's token and the client's
-    upgrade headers; an API server that does not switch protocols is an ordinary answer."""
-    received: list[bytes] = []
-
-    async def api_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\n\r\nnot ok")
-        await writer.drain()
-
-    certificate = SessionCertificate.generate()
+@asynccontextmanager
+async def api_server(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    host: str = "127.0.0.1",
+) -> AsyncIterator[tuple[KubernetesApiUpstream, int]]:
+    """A TLS server playing the cluster's API server with ``serve`` on ``host``, and the
+    agent's upstream to it (the agent's token in a file, the server's certificate as the
+    cluster CA)."""
+    certificate = SessionCertificate.generate(ip_addresses=(host,))
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
         cert.write_bytes(certificate.cert_pem)
         key.write_bytes(certificate.key_pem)
         tls.load_cert_chain(cert, key)
-        server = await asyncio.start_server(api_server, "127.0.0.1", 0, ssl=tls)
+        server = await asyncio.start_server(serve, host, 0, ssl=tls)
         port = server.sockets[0].getsockname()[1]
+        name = f"[{host}]" if ":" in host else host
         upstream = KubernetesApiUpstream(
-            f"https://127.0.0.1:{port}",
+            f"https://{name}:{port}",
             TokenFile(_token_file(tmp), field="kubernetes.token_file"),
             ca_file=str(cert),
         )
         try:
-            head = RequestHead.create(
-                "GET",
-                "https://kubernetes.default.svc/api/v1/namespaces/x/pods/web/exec?command=ls",
-                [
-                    ("host", "kubernetes.default.svc"),
-                    ("authorization", "Bearer the-session-token"),
-                    ("connection", "Upgrade"),
-                    ("upgrade", "websocket"),
-                    ("sec-websocket-protocol", "v5.channel.k8s.io"),
-                ],
-            )
-            response = await upstream.send(head, iterate_once(b""))
-            body = b"".join([chunk async for chunk in response.body])
-            await response.aclose()
+            yield upstream, port
         finally:
             await upstream.aclose()
             server.close()
+
+
+EXEC = RequestHead.create(
+    "GET",
+    "https://kubernetes.default.svc/api/v1/namespaces/x/pods/web/exec?command=ls",
+    [
+        ("host", "kubernetes.default.svc"),
+        ("authorization", "Bearer the-session-token"),
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-protocol", "v5.channel.k8s.io"),
+    ],
+)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_an_upgrade_is_written_as_sent_and_a_refusal_answered_whole(host: str) -> None:
+    """The request head goes out in origin form with the agent's token and the client's
+    upgrade headers (``Host`` bracketing an IPv6 address); an API server that does not switch
+    protocols is an ordinary answer."""
+    received: list[bytes] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\n\r\nnot ok")
+        await writer.drain()
+
+    async with api_server(refuse, host) as (upstream, port):
+        response = await upstream.send(EXEC, iterate_once(b""))
+        body = b"".join([chunk async for chunk in response.body])
+        await response.aclose()
     assert (response.head.status, body) == (403, b"not ok")
     lines = received[0].decode().split("\r\n")
     assert lines[0] == "GET /api/v1/namespaces/x/pods/web/exec?command=ls HTTP/1.1"
     headers = dict(line.split(": ", 1) for line in lines[1:] if line)
-    assert headers["host"] == f"127.0.0.1:{port}"
+    assert headers["host"] == (f"[::1]:{port}" if host == "::1" else f"127.0.0.1:{port}")
     assert headers["authorization"] == "Bearer the-agents-token"
     assert headers["upgrade"] == "websocket" and headers["connection"] == "Upgrade"
     assert headers["sec-websocket-protocol"] == "v5.channel.k8s.io"
+
+
+@pytest.mark.parametrize("client_leaves", ["reset", "end"])
+async def test_the_api_server_connection_ends_when_the_client_leaves(
+    client_leaves: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After ``101`` the API server would hold an exec open for hours: once the client's side
+    is gone the agent closes the connection — at once when it was cut off (kubectl
+    interrupted), after a short grace when it ended."""
+    grace = 0.3 if client_leaves == "end" else 30.0
+    monkeypatch.setattr("alien.platforms.kubernetes.upgrade.CLIENT_GONE_GRACE", grace)
+    seen: list[bytes] = []
+    closed = asyncio.Event()
+
+    async def switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n")
+        while chunk := await reader.read(1024):  # the exec runs until its connection ends
+            seen.append(chunk)
+        closed.set()
+
+    async def client() -> AsyncIterator[bytes]:
+        yield b"stdin"
+        await asyncio.sleep(0.1)
+        if client_leaves == "reset":
+            raise TunnelStreamReset(ErrorCode.CANCEL, "kubectl interrupted")
+
+    async with api_server(switch) as (upstream, _port):
+        response = await upstream.send(EXEC, client())
+        assert response.head.status == 101
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            await closed.wait()
+            assert [chunk async for chunk in response.body] == []  # ends with the connection
+        took = asyncio.get_running_loop().time() - started
+        await response.aclose()
+    assert seen == [b"stdin"]
+    assert took < 2.0 and (client_leaves == "reset" or took >= grace)
 
 
 def _token_file(directory: str) -> Path:
@@ -137,3 +196,19 @@ async def test_a_refusal_reads_as_a_kubernetes_status() -> None:
     status = json.loads(body)
     assert status["kind"] == "Status" and status["status"] == "Failure"
     assert status["code"] == 500 and status["message"] == "nope (SOMETHING)"
+
+
+async def test_an_api_server_that_never_answers_the_upgrade_is_a_clear_502(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("alien.platforms.kubernetes.upgrade.ANSWER_TIMEOUT", 0.3)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+
+    async with api_server(silent) as (upstream, _port):
+        with pytest.raises(AlienError) as failed:
+            await upstream.send(EXEC, iterate_once(b""))
+    assert failed.value.status == 502 and failed.value.code == "UPSTREAM_UNREACHABLE"
+    assert "did not answer within 0.3 s" in failed.value.message

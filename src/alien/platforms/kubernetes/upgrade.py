@@ -26,6 +26,11 @@ MAX_HEAD = 64 * 1024
 """The largest response head accepted from the API server."""
 READ_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 10.0
+ANSWER_TIMEOUT = 30.0
+"""Seconds the API server has to answer an upgrade request (it answers before any exec runs)."""
+CLIENT_GONE_GRACE = 1.0
+"""Seconds the API server gets to finish its side after the client's side ended (TLS cannot be
+half-closed); then the connection is closed, and with it the exec or port-forward."""
 
 
 class UpgradeFailed(AlienError):
@@ -37,7 +42,8 @@ async def send_upgrade(
     head: RequestHead, body: Body, *, host: str, port: int, tls: ssl.SSLContext
 ) -> UpstreamResponse:
     """Send ``head`` (origin form, headers final) to ``host:port`` over TLS; see the module doc."""
-    authority = host if port == 443 else f"{host}:{port}"
+    name = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed in Host
+    authority = name if port == 443 else f"{name}:{port}"
     headers = [("host", authority), *((k, v) for k, v in head.headers if k != "host")]
     raw_head = request_head(head.method, head.target, headers)
     try:
@@ -52,7 +58,14 @@ async def send_upgrade(
         ) from None
     try:
         writer.write(raw_head)
-        response = await _read_head(reader)
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            response = await _read_head(reader)
+    except TimeoutError:
+        writer.close()
+        raise UpgradeFailed(
+            f"the cluster's API server did not answer within {ANSWER_TIMEOUT:g} s",
+            field="kubernetes.server",
+        ) from None
     except BaseException:
         writer.close()
         raise
@@ -112,10 +125,19 @@ async def _content(reader: asyncio.StreamReader, head: ResponseHead) -> bytes:
 
 
 async def _pump(body: Body, writer: asyncio.StreamWriter) -> None:
-    """What the client sends after the handshake, to the API server."""
-    async for chunk in body:
-        writer.write(chunk)
-        await writer.drain()
+    """What the client sends after the handshake, to the API server; then the connection is
+    closed — at once when the client's side broke off (reset: ``kubectl`` interrupted),
+    :data:`CLIENT_GONE_GRACE` later when it ended — so an exec or a port-forward does not
+    outlive its client until the API server's own timeout (hours)."""
+    try:
+        async for chunk in body:
+            writer.write(chunk)
+            await writer.drain()
+    except Exception:
+        writer.close()
+        return
+    await asyncio.sleep(CLIENT_GONE_GRACE)
+    writer.close()
 
 
 async def _read_all(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
