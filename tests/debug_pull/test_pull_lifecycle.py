@@ -1,13 +1,16 @@
 """How a pull-model session's agent leg starts and ends: revoking the session cuts the agent's
 connection to the destination within a second (measured at the destination), the command is
 stopped (exit 4), and the agent's tunnel is gone; a deployment without a connected agent cannot
-be debugged at all, nor one whose agent cannot read its debug.json; a tunnel lost to a manager
+be debugged at all, nor one whose agent cannot read its debug.json; a revoke while the tunnel
+is being set up ends it as it opens; a tunnel lost to a manager
 restart is dialled again once the agent is back, and a safe request caught in flight by that loss
 is sent again on the new tunnel."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -169,3 +172,39 @@ def test_a_post_in_flight_when_the_tunnel_drops_is_not_sent_again(
         world.close()
         deployment.agent.stop()
         manager.stop()
+
+
+def test_a_revoke_while_the_agent_dials_its_leg_ends_the_tunnel_as_it_opens(
+    world: World, targets: Targets, deployment: PullDeployment
+) -> None:
+    """The session is revoked after the tunnel's set-up read it (the manager is waiting for the
+    agent to dial its leg: the agent is stopped) but before the tunnel was watched: once the
+    agent dials, the tunnel ends at once — not at the session's expiry — and the command is not
+    run."""
+    seen = len(targets.http.server.seen)
+    os.kill(deployment.agent.pid, signal.SIGSTOP)
+    try:
+        process = world.start_debug("curl", "-sS", targets.http.url("/hello"))
+        deadline = time.monotonic() + 10
+        while not [s for s in world.sessions() if s["state"] == "active"]:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        session_id = _open_session_id(world, process)
+        time.sleep(0.5)  # the tunnel's handshake reached the manager, which waits for the dial
+        revoked = world.admin.post(
+            f"/v1/debug-sessions/{session_id}/revoke", json={"reason": "changed my mind"}
+        )
+        assert revoked.status_code == 200, revoked.text
+    finally:
+        os.kill(deployment.agent.pid, signal.SIGCONT)
+    try:
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    assert code == 1, stderr  # the command never ran: a one-line error, the reason in it
+    assert "revoked: changed my mind" in stderr
+    assert targets.http.server.seen[seen:] == []

@@ -224,21 +224,26 @@ async def _watch(
     *also: _Closable,
 ) -> str | None:
     """Wait until the tunnel (or one of ``also``) closes (``None``) or the session ends (the
-    reason to tell the peer). Wakes on every change of the session and at its expiry time."""
+    reason to tell the peer). Wakes on every change of the session and at its expiry time.
+
+    The state is read first, before any wait: ``sub`` (taken before this call) wakes on the
+    changes after it was taken, while the tunnel's set-up — waiting for the agent to dial its
+    leg, for the role's credentials — began with a state read earlier. A revoke in between
+    must end the tunnel as soon as it opens, not at the session's expiry."""
     closed = asyncio.create_task(_first_closed(connection, *also))
     try:
         while True:
+            state, reason, expired = await run_in_threadpool(_current_state, core, plan.session_id)
+            if expired:
+                core.hub.publish(session_key(plan.session_id))
+            if state is not SessionState.ACTIVE:
+                return f"debug session {plan.session_id} {state.value}: {reason or 'ended'}"
             until_expiry = max(0.0, (plan.expires_at - utcnow()).total_seconds())
             woke = asyncio.create_task(sub.wait(until_expiry))
             await asyncio.wait({closed, woke}, return_when=asyncio.FIRST_COMPLETED)
             woke.cancel()
             if closed.done():
                 return None
-            state, reason, expired = await run_in_threadpool(_current_state, core, plan.session_id)
-            if expired:
-                core.hub.publish(session_key(plan.session_id))
-            if state is not SessionState.ACTIVE:
-                return f"debug session {plan.session_id} {state.value}: {reason or 'ended'}"
     finally:
         closed.cancel()
 
