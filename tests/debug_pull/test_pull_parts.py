@@ -235,6 +235,7 @@ def test_tunnel_open_round_trips_and_hides_its_credential() -> None:
         ({"tunnel_path": "//evil.example/v1/agent/debug-tunnels/dbg_1"}, "tunnel_path"),
         ({"credential": "short"}, "credential"),
         ({"session_id": "dep_01abc"}, "session_id"),
+        ({"tunnel_path": "/v1/agent/debug-tunnels/dbg_another"}, "tunnel_path"),
     ],
 )
 def test_tunnel_open_refuses_what_could_send_the_agent_elsewhere(

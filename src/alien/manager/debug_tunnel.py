@@ -61,6 +61,7 @@ from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_SPLICE,
     CAPABILITY_DEBUG_TUNNELS,
     TunnelOpen,
+    agent_tunnel_path,
 )
 from alien.protocol.errors import TunnelError
 from alien.protocol.frames import ErrorCode
@@ -262,10 +263,6 @@ async def _first_closed(*connections: _Closable) -> None:
 AGENT_DIAL_TIMEOUT = 10.0
 """Seconds the agent has, after ``tunnel_open``, to dial its leg of a session's tunnel."""
 CREDENTIAL_HEADER = "alien-tunnel-credential"
-
-
-def agent_tunnel_path(session_id: str) -> str:
-    return f"/v1/agent/debug-tunnels/{session_id}"
 
 
 class _Dial:

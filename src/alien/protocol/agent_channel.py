@@ -64,7 +64,7 @@ import json
 import secrets
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, StringConstraints, field_validator
+from pydantic import Field, JsonValue, StringConstraints, ValidationInfo, field_validator
 
 from alien.errors import ValidationError
 from alien.protocol.command_messages import (
@@ -138,6 +138,13 @@ DebugSessionId = prefixed_id("dbg")
 TunnelPath = Annotated[
     str, StringConstraints(pattern=r"^/v1/agent/debug-tunnels/dbg_[A-Za-z0-9]{1,64}$", strict=True)
 ]
+
+
+def agent_tunnel_path(session_id: str) -> str:
+    """Where an agent dials its leg of ``session_id``'s tunnel (relative to the manager)."""
+    return f"/v1/agent/debug-tunnels/{session_id}"
+
+
 TunnelCredential = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{32,128}$", strict=True)
 ]
@@ -350,6 +357,15 @@ class TunnelOpen(_Message):
     credential: TunnelCredential = Field(repr=False)
     expires_at: Timestamp
     splice: bool = False
+
+    @field_validator("tunnel_path")
+    @classmethod
+    def _the_sessions_own_path(cls, value: str, info: ValidationInfo) -> str:
+        """No other session's leg: what the agent dials is the session it was told of."""
+        session_id = info.data.get("session_id")
+        if session_id is not None and value != agent_tunnel_path(session_id):
+            raise ValueError("tunnel_path is not the path of the session's own tunnel")
+        return value
 
 
 ManagerMessage = (
