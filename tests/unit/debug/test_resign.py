@@ -211,3 +211,22 @@ def test_header_helpers() -> None:
     assert split_base_url("http://h:1/p/") == ("http://h:1", "/p")
     kept = end_to_end_headers([("a", "1"), ("te", "x"), ("connection", "a")], frozenset())
     assert kept == []
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "extra", "field"),
+    [
+        # Signed as UTF-8, sent as latin-1: AWS would refuse it and echo what was signed.
+        ("PUT", "/b/k", {"X-Amz-Meta-Who": "é"}, "x-amz-meta-who"),
+        ("GET", "/b/caf\u00e9", {}, "target"),
+        ("GET", "https://elsewhere.example/b/k", {}, "target"),  # signed as a path only
+        ("TRACE", "/b/k", {}, "method"),  # would echo the signature back
+    ],
+)
+def test_what_would_not_be_sent_as_signed_is_refused(
+    method: str, target: str, extra: dict[str, str], field: str
+) -> None:
+    _, _, headers, _ = signed("GET", "/b/k", headers=extra or None)
+    with pytest.raises(ValidationError) as refused:
+        resign_request(method, target, headers, route=ROUTE, credentials=UPSTREAM, now=NOW)
+    assert refused.value.field == field

@@ -143,6 +143,32 @@ def _content_length(headers: Headers) -> list[tuple[str, str]]:
     return [("content-length", value)] if value is not None else []
 
 
+SIGNED_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"})
+"""What AWS APIs use; anything else (``TRACE`` echoing the signature back, ``CONNECT``) is not
+signed."""
+
+
+def _check_signable(method: str, target: str, headers: Headers) -> None:
+    """Refuse what would be signed as other bytes than are sent, or sent elsewhere than signed.
+
+    The signer works on UTF-8 text and the request goes out as latin-1: a non-ASCII byte would
+    make AWS refuse the request — and an S3 refusal echoes the canonical request (the role's
+    session token in it) and the manager's signature, which the caller could replay straight to
+    AWS, unaudited, until it expires. An absolute-form target is signed as a path but would be
+    routed by the host inside it."""
+    if method not in SIGNED_METHODS:
+        raise ValidationError(f"{method} requests are not re-signed", field="method")
+    if not target.startswith("/") or not target.isascii():
+        raise ValidationError(
+            "the target must be an ASCII path (percent-encode anything else)", field="target"
+        )
+    for name, value in headers:
+        if not value.isascii():
+            raise ValidationError(
+                f"the {name} header is not ASCII (encode it, as the AWS SDKs do)", field=name
+            )
+
+
 def resign_request(
     method: str,
     target: str,
@@ -158,6 +184,7 @@ def resign_request(
     Header-signed requests must carry ``x-amz-content-sha256`` (the loopback proxy adds it when it
     hashed a body itself). Presigned requests are re-signed as presigned.
     """
+    _check_signable(method, target, headers)
     if is_presigned(target):
         return _resign_presigned(method, target, headers, route, credentials, now)
     authorization = header_value(headers, "authorization")
