@@ -235,3 +235,32 @@ async def test_cut_response_and_unreachable_origin_raise() -> None:
     with pytest.raises(OSError):
         await pool.request(origin, "GET", "/", [("host", "h")], None)
     await pool.aclose()
+
+
+@pytest.mark.parametrize(("declared", "what"), [(4, "more"), (10, "fewer")])
+async def test_a_body_that_is_not_its_content_length_is_never_sent_past_it(
+    declared: int, what: str
+) -> None:
+    """More bytes than declared would reach the server as a request of their own (not signed
+    by us); fewer would leave it waiting. Either way the exchange is abandoned."""
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read())  # everything until the client closes
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"abcd"
+        yield b"GET /smuggled HTTP/1.1\r\nhost: h\r\n\r\n" if what == "more" else b""
+
+    server, origin, _ = await _server(handle)
+    pool = Pool()
+    headers = [("host", "h"), ("content-length", str(declared))]
+    with pytest.raises(ValidationError) as refused:
+        await pool.request(origin, "PUT", "/up", headers, parts())
+    assert refused.value.field == "content-length" and what in refused.value.message
+    await pool.aclose()
+    async with asyncio.timeout(5):
+        while not received:
+            await asyncio.sleep(0.01)
+    server.close()
+    assert b"smuggled" not in received[0]

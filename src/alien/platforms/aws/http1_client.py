@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
+from alien.errors import ValidationError
 from alien.platforms.aws.http1 import LAST_CHUNK, ResponseError, ResponseParser, chunk, request_head
 from alien.protocol.http_exchange import Body
 
@@ -28,6 +29,22 @@ MAX_IDLE = 16
 """Idle connections kept per origin."""
 
 Origin = tuple[str, str, int]
+
+
+def _declared_length(headers: Sequence[tuple[str, str]]) -> int | None:
+    for name, value in headers:
+        if name == "content-length":
+            return int(value) if value.isdigit() else -1  # -1: no body can match it
+    return None
+
+
+def _length_mismatch(declared: int, what: str) -> ValidationError:
+    """A body that is not as long as its ``content-length`` says: what a server would read as
+    the next request (or wait for), so the exchange is abandoned and its connection closed."""
+    return ValidationError(
+        f"the request body has {what} bytes than its content-length ({declared})",
+        field="content-length",
+    )
 
 
 class UpstreamError(ConnectionError):
@@ -134,15 +151,22 @@ class Connection(asyncio.Protocol):
     ) -> ResponseParser:
         """Send the request; return the parser once the response head is in."""
         parser = self._parser = ResponseParser(head_only=method == "HEAD")
-        chunked = body is not None and not any(name == "content-length" for name, _ in headers)
+        declared = _declared_length(headers)
+        chunked = body is not None and declared is None
         extra = [("transfer-encoding", "chunked")] if chunked else []
         await self._write(request_head(method, target, [*headers, *extra]))
         if body is not None:
+            sent = 0
             async for data in body:
+                sent += len(data)
+                if declared is not None and sent > declared:  # the rest would be a request
+                    raise _length_mismatch(declared, "more")
                 if data:
                     await self._write(chunk(data) if chunked else data)
             if chunked:
                 await self._write(LAST_CHUNK)
+            elif sent != declared:
+                raise _length_mismatch(declared, "fewer")
         while not parser.head_done:
             self._check()
             await self._wait()
