@@ -494,13 +494,13 @@ class CommandOps:
         def op(session: Session) -> tuple[list[CommandOffer | CommandCancel], Sequence[Effect]]:
             now = utcnow()
             store = CommandStore.of(session)
-            cancels = [
+            cancels: list[CommandOffer | CommandCancel] = [
                 cancel
                 for claim in held
                 if (cancel := _lost(store.get(claim.command_id), deployment_id, claim, now))
             ]
             if self._suspended(session, deployment_id):
-                return [*cancels], ()  # nothing is handed out while the customer suspended access
+                return cancels, ()  # nothing is handed out while the customer suspended access
             waiting = store.select(
                 select(TABLE)
                 .where(
@@ -523,7 +523,7 @@ class CommandOps:
                 self._settle(store, snap, before, after, now, effects)
             return offers, effects
 
-        return op
+        return keyed(op, *(claim.command_id for claim in held))  # loaded in one query
 
     # --- payloads ----------------------------------------------------------------------------
 
