@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from alien.client.config import ClientConfig
 from alien.client.lite import LiteClient
@@ -31,7 +32,7 @@ from alien.debug.child import Child, ChildCommand, shell_command
 from alien.debug.endpoints import Endpoints, pull_endpoints, push_endpoints
 from alien.debug.env import ChildEnv, aws_command
 from alien.debug.expiry import remind
-from alien.debug.session import DebugSession
+from alien.debug.session import DebugSession, SessionEnded
 from alien.debug.session_calls import DebugSessionInfo, PushTarget
 from alien.debug.session_dir import SessionDir
 from alien.debug.session_keys import SessionKeys
@@ -45,6 +46,8 @@ SESSION_ENV = "ALIEN_DEBUG_SESSION"
 DEPLOYMENT_ENV = "ALIEN_DEBUG_DEPLOYMENT"
 # The engineer's own manager credentials have no business in the debugged command.
 _MANAGER_SECRETS = frozenset({"ALIEN_TOKEN", "ALIEN_API_KEY", "ALIEN_ADMIN_KEY"})
+T = TypeVar("T")
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 Notify = Callable[[str], None]
@@ -162,7 +165,7 @@ async def _supervise(
 async def _run_granted(
     run: DebugRun, client: LiteClient, session: DebugSession, notify: Notify
 ) -> RunResult:
-    aws = await _connect(client, session)
+    aws = await _explained(session, _connect(client, session))
     session.notify = notify
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[int] = loop.create_future()
@@ -170,9 +173,10 @@ async def _run_granted(
         keys = SessionKeys.generate()
         async with contextlib.AsyncExitStack() as stack:
             if aws is not None:
-                endpoints = await push_endpoints(stack, session, files, keys, aws)
+                made = push_endpoints(stack, session, files, keys, aws)
             else:
-                endpoints = await pull_endpoints(stack, session, files, keys)
+                made = pull_endpoints(stack, session, files, keys)
+            endpoints = await _explained(session, made)
             env = child_env(endpoints, session).apply()
             command = child_command(run, files, endpoints.aws_url, env, session.info.deployment)
             notify(
@@ -183,6 +187,19 @@ async def _run_granted(
             child = await Child.start(command)
             load_signer()  # needed from the command's first request on; loads as it starts
             return await _supervise(child, session, stopped, notify)
+
+
+async def _explained(session: DebugSession, setting_up: Awaitable[T]) -> T:
+    """``setting_up``'s result; if it fails because the session ended meanwhile (revoked while
+    its tunnel was being set up: the tunnel ends, its first stream is refused), the error says
+    so rather than what the tunnel did about it."""
+    try:
+        return await setting_up
+    except AlienError:
+        ended = await session.why_ended()
+        if ended is None:
+            raise
+        raise SessionEnded(ended, field="session") from None
 
 
 async def _approvers(client: LiteClient, session: DebugSession) -> str:

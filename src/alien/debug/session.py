@@ -208,6 +208,13 @@ class DebugSession:
             return False
         return True
 
+    async def why_ended(self) -> str | None:
+        """Why the session ended (asking the manager if need be); ``None`` while it goes on,
+        or when the manager cannot tell."""
+        if self.end is None:
+            await self._still_active()
+        return self.end
+
     async def _redial(self) -> None:
         """Dial the active session's tunnel again (``REDIAL_DELAYS``, for ``REDIAL_WINDOW``
         seconds); when the session ended meanwhile or no tunnel could be had, ``end`` says why."""
