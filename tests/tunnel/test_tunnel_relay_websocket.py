@@ -14,7 +14,7 @@ import tracemalloc
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from alien.protocol.frames import ErrorCode, Settings
+from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import RequestHead
 from alien.tunnel import (
     WEBSOCKET_OPTIONS,
@@ -26,6 +26,8 @@ from alien.tunnel.connection import DEFAULT_WRITE_LIMIT
 from alien.tunnel.http import RelayResult, TunnelUpstream, http_handler, relay
 from alien.tunnel.websockets_transport import WebsocketsTransport
 from tunnel.tunnel_support import (
+    SETTINGS,
+    WINDOW,
     MiB,
     PatternUpstream,
     echo_both_ways,
@@ -34,9 +36,6 @@ from tunnel.tunnel_support import (
     hash_body,
     wait_until,
 )
-
-WINDOW = MiB
-SETTINGS = Settings(initial_window=WINDOW, connection_window=4 * WINDOW)
 
 
 class Manager:

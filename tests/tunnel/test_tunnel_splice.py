@@ -38,6 +38,8 @@ from alien.tunnel.memory import MemoryTransport, memory_pair
 from alien.tunnel.splice import TunnelSplice
 from alien.tunnel.websockets_transport import WebsocketsTransport
 from tunnel.tunnel_support import (
+    SETTINGS,
+    WINDOW,
     MiB,
     PatternUpstream,
     echo_both_ways,
@@ -47,8 +49,6 @@ from tunnel.tunnel_support import (
     wait_until,
 )
 
-WINDOW = MiB
-SETTINGS = Settings(initial_window=WINDOW, connection_window=4 * WINDOW)
 SESSION_ENDED = 0x100
 
 

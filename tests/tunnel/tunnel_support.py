@@ -13,6 +13,7 @@ from hashlib import sha256
 from typing import Any
 
 from alien.errors import Forbidden
+from alien.protocol.frames import Settings
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
 from alien.tunnel import TunnelConnection, memory_pair
 from alien.tunnel.connection import StreamHandler
@@ -20,6 +21,9 @@ from alien.tunnel.connection import StreamHandler
 KiB = 1024
 MiB = 1024 * KiB
 CHUNK = 256 * KiB
+WINDOW = MiB
+SETTINGS = Settings(initial_window=WINDOW, connection_window=4 * WINDOW)
+"""1 MiB stream windows: large transfers over real WebSockets, memory bounded by a few MiB."""
 
 _PERIOD = MiB + 7  # not a multiple of any chunk size: moved or repeated chunks change the hash
 _BASE = random.Random(20261122).randbytes(_PERIOD)
