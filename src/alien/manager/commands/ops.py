@@ -105,6 +105,10 @@ _ENDED_CODES = {
 AgentCommandMessage = CommandAck | CommandRenew | CommandResponseMessage
 
 
+NOT_THIS_DEPLOYMENTS = "no such command for this deployment"
+"""What an agent is told of a command that is not its deployment's (or does not exist)."""
+
+
 def pending_key(deployment_id: str) -> str:
     """Event-hub key woken when a command of the deployment waits for a lease request."""
     return f"commands:{deployment_id}"
@@ -312,9 +316,13 @@ class CommandOps:
             store = CommandStore.of(session)
             snap = store.get(command_id)
             if snap is None or snap.deployment_id != deployment_id:
-                text = "no such command for this deployment"
                 return _receipt(
-                    command_id, lease_id, of, ok=False, code=COMMAND_NOT_FOUND, message=text
+                    command_id,
+                    lease_id,
+                    of,
+                    ok=False,
+                    code=COMMAND_NOT_FOUND,
+                    message=NOT_THIS_DEPLOYMENTS,
                 ), ()
             effects: list[Effect] = []
             before = record_of(snap)
@@ -494,13 +502,13 @@ class CommandOps:
         def op(session: Session) -> tuple[list[CommandOffer | CommandCancel], Sequence[Effect]]:
             now = utcnow()
             store = CommandStore.of(session)
-            cancels: list[CommandOffer | CommandCancel] = [
+            messages: list[CommandOffer | CommandCancel] = [
                 cancel
                 for claim in held
                 if (cancel := _lost(store.get(claim.command_id), deployment_id, claim, now))
             ]
             if self._suspended(session, deployment_id):
-                return cancels, ()  # nothing is handed out while the customer suspended access
+                return messages, ()  # nothing is handed out while the customer suspended access
             waiting = store.select(
                 select(TABLE)
                 .where(
@@ -511,7 +519,6 @@ class CommandOps:
                 .order_by(COLUMNS.id)
                 .limit(limit)
             )
-            offers: list[CommandOffer | CommandCancel] = [*cancels]
             effects: list[Effect] = []
             for snap in waiting:
                 before = record_of(snap)
@@ -519,9 +526,10 @@ class CommandOps:
                 if after.state is CommandState.PENDING:
                     ttl = self.settings.lease_seconds
                     after = lease(after, lease_id=new_id("lse"), now=now, ttl=ttl)
-                    offers.append(build_offer(snap, after, base_url=base_url, signer=self.signer))
+                    offer = build_offer(snap, after, base_url=base_url, signer=self.signer)
+                    messages.append(offer)
                 self._settle(store, snap, before, after, now, effects)
-            return offers, effects
+            return messages, effects
 
         return keyed(op, *(claim.command_id for claim in held))  # loaded in one query
 
@@ -933,7 +941,7 @@ def _lost(
             command_id=claim.command_id,
             lease_id=claim.lease_id,
             code=COMMAND_NOT_FOUND,
-            message="no such command for this deployment",
+            message=NOT_THIS_DEPLOYMENTS,
         )
     record = tick(record_of(snap), now)
     return None if record.lease_id == claim.lease_id else _cancel_for(record, claim.lease_id)
