@@ -8,8 +8,11 @@ import stat
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -46,6 +49,16 @@ def test_signing_key_is_private_stable_and_binds_every_part(tmp_path: Path) -> N
         signer.verify(grant, signature, now=grant.expires)
     assert expired.value.code == "SIGNED_URL_EXPIRED" and expired.value.status == 403
     assert UrlSigner.load_or_create(tmp_path / "other").signature(grant) != signature
+
+
+@settings(max_examples=200, deadline=None)
+@given(dep=st.text(min_size=1), lease=st.one_of(st.none(), st.text(min_size=1)))
+def test_a_signed_query_parses_back_to_its_grant(dep: str, lease: str | None) -> None:
+    signer = UrlSigner(b"k" * 32)
+    grant = Grant(UrlOp.RESPOND, "cmd_a", dep, 1_900_000_000, extra=lease or "")
+    parsed = parse_qs(signer.query(grant), keep_blank_values=True, strict_parsing=True)
+    expected = {"dep": [dep], "exp": ["1900000000"], "sig": [signer.signature(grant)]}
+    assert parsed == (expected | {"lease": [lease]} if lease else expected)
 
 
 def test_targeting_rules() -> None:

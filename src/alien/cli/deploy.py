@@ -41,6 +41,7 @@ from alien.client import approvals
 from alien.client.sync import ManagerClient
 from alien.debug.api import AuditRecord
 from alien.errors import ValidationError
+from alien.gc_tuning import collect_less, freeze_start_up
 from alien.malloc_tuning import keep_freed_memory
 from alien.protocol.audit import verify_deployment_chain
 from alien.redaction import install_logging_redaction
@@ -137,7 +138,9 @@ async def _serve(state_dir: StateDir, config: AgentConfig, request: UpRequest | 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Agent(state_dir, config).run(stop)
+        agent = Agent(state_dir, config)
+        freeze_start_up()
+        await agent.run(stop)
     finally:
         state_dir.unlock()
 
@@ -169,6 +172,7 @@ def up(
 ) -> None:
     """Onboard this environment (first time) and run the agent in the foreground."""
     keep_freed_memory()
+    collect_less()
     with reporting_errors():
         _logging(log_level)
         request = UpRequest(token=token, name=name, platform=platform, manager=manager)
@@ -185,6 +189,8 @@ def run(
     log_level: LogLevelOption = "info",
 ) -> None:
     """Run the agent of an onboarded state dir in the foreground (no token needed)."""
+    keep_freed_memory()
+    collect_less()
     with reporting_errors():
         _logging(log_level)
         directory = _state_dir(state_dir)

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from alien.errors import AlienError
+from alien.gc_tuning import collect_less, freeze_start_up
 from alien.malloc_tuning import keep_freed_memory
 from alien.manager.app import create_app
 from alien.manager.core import ManagerCore, open_core
@@ -86,6 +87,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
+            freeze_start_up()  # the app is built and its lifespan has run
             if self._lock.can_be_lost:
                 threading.Thread(target=self._watch_lock, name="serving lock", daemon=True).start()
             print(self._announce, file=self._out, flush=True)
@@ -154,6 +156,7 @@ def serve(
     for it), open (and migrate) the database, create the first admin key if needed, then serve
     until stopped — or until the lock is lost, which raises :class:`ServingLockLost`."""
     keep_freed_memory()
+    collect_less()
     register_secrets(settings)
     url = settings.resolved_database_url()
     lock = serving_lock(url)

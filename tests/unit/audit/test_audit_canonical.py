@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from audit_chains import MANAGER, build_chain, draft
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -93,6 +95,31 @@ def test_times_are_rfc3339_utc_with_microseconds(value: datetime, spelled: str) 
 )
 def test_json_values_have_one_spelling(value: Any, spelled: str) -> None:
     assert canonical_json(value) == spelled.encode()
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # past 64 bits too
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON_VALUES)
+def test_the_fast_spelling_is_the_json_modules(value: Any) -> None:
+    """``canonical_json`` writes with orjson; the form it must keep is the ``json`` module's."""
+    try:
+        spelled = canonical_json(value)
+    except UnicodeEncodeError:  # lone surrogates: refused before sealing (see _check_details)
+        return
+    reference = json.dumps(
+        json.loads(spelled), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert spelled == reference.encode()
 
 
 def _awkward_chain() -> list[AuditRecord]:

@@ -10,6 +10,7 @@ import pytest
 from audit_chains import MANAGER, T0, build_chain, chain_of, draft
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from alien.errors import ValidationError
 from alien.protocol.audit import (
@@ -139,6 +140,15 @@ def test_times_are_normalised_to_utc() -> None:
 
 
 # --- keys ---------------------------------------------------------------------------------------
+
+
+def test_signatures_are_the_ones_openssl_makes() -> None:
+    """The signer signs with libsodium; Ed25519 is deterministic, so any tool agrees."""
+    signer = Signer.generate()
+    openssl = Ed25519PrivateKey.from_private_bytes(signer.to_raw())
+    for message in (b"", b"x", bytes(range(256)) * 4):
+        assert signer.sign(message) == openssl.sign(message)
+        assert signer.verifier.verify(signer.sign(message), message)
 
 
 def test_a_signing_key_round_trips_through_pem_and_raw() -> None:

@@ -101,6 +101,8 @@ def test_timestamps_are_normalised_to_utc() -> None:
         ({"deadline": "2026-01-01T00:05:00"}, "deadline"),
         ({"response_url": "javascript:alert(1)"}, "response_url"),
         ({"response_url": "https://x.example/a b"}, "response_url"),
+        ({"response_url": "https://x.example/a\u2003b"}, "response_url"),  # an em space
+        ({"response_url": "https://x.example/a\x1cb"}, "response_url"),  # str.isspace's too
         ({"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"}, "traceparent"),
         ({"traceparent": "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, "traceparent"),
         ({"surprise": 1}, "surprise"),

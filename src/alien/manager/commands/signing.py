@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from alien.errors import Forbidden, ValidationError
 
@@ -87,11 +87,11 @@ class UrlSigner:
 
     def query(self, grant: Grant) -> str:
         """The query string carrying ``grant`` and its signature."""
-        params = {"dep": grant.deployment_id, "exp": str(grant.expires)}
-        if grant.extra:
-            params["lease"] = grant.extra
-        params["sig"] = self.signature(grant)
-        return urlencode(params)
+        # Spelled by hand: ``urlencode`` cost three times as much, and two of these are made for
+        # every delivery. ``sig`` is base64url and ``exp`` digits: neither needs quoting.
+        lease = f"&lease={quote(grant.extra, safe='')}" if grant.extra else ""
+        dep = quote(grant.deployment_id, safe="")
+        return f"dep={dep}&exp={grant.expires}{lease}&sig={self.signature(grant)}"
 
     def verify(self, grant: Grant, signature: str | None, *, now: float | None = None) -> None:
         """Raise :class:`SignedUrlRefused` unless ``signature`` signs ``grant`` and it is current.

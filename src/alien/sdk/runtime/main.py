@@ -37,6 +37,7 @@ import uvloop
 
 from alien.bindings.env import from_environ
 from alien.errors import AlienError
+from alien.gc_tuning import collect_less, freeze_start_up
 from alien.malloc_tuning import keep_freed_memory
 from alien.redaction import add_secret, install_logging_redaction, is_sensitive_key
 from alien.sdk.registry import registry
@@ -111,6 +112,7 @@ async def run(config: RuntimeConfig) -> None:
     server = HttpServer(app, config.host, config.port) if app is not None else None
     url = await server.start() if server is not None else None
     control_address = await control.start() if control is not None else None
+    freeze_start_up()  # the function's code is imported and its app built
     tasks = [asyncio.create_task(loop.run(stopping)) for loop in loops]
     watchdog = asyncio.create_task(_watch_parent(stopping, parent), name="parent-watch")
     triggers = ", ".join(t.label for t in config.triggers) or "none"
@@ -145,6 +147,7 @@ def register_environment_secrets(environ: Mapping[str, str]) -> None:
 
 def main() -> None:
     keep_freed_memory()
+    collect_less()
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
