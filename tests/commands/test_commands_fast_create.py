@@ -5,11 +5,12 @@ The same request goes both ways: ``?wait=W`` is eligible for the fast path, whil
 ``&via=framework`` (a parameter FastAPI ignores) sends it through the route. Compared: status,
 content type, the body's keys and every field that does not vary per command (ids and times
 do), for a quick success, idempotent replays, unknown deployment and command, a ``wait`` over
-the limit, unknown, missing and under-privileged tokens.
+the limit, params JSON cannot carry, unknown, missing and under-privileged tokens.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -103,6 +104,32 @@ def test_an_unknown_command_is_the_same_error(
     error = same(fast, framework)["error"]
     assert fast.status_code == 422 and error["code"] == "UNKNOWN_COMMAND"
     assert error["field"] == "command"
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_params_json_cannot_carry_are_the_same_422(
+    commands_manager: ManagerProcess, deployment: Deployment, number: str
+) -> None:
+    """Python's json writes (and reads) ``NaN``: such params are refused, not passed on to an
+    agent whose parser may not read them."""
+    answers = []
+    for via in ("", "&via=framework"):
+        answers.append(
+            httpx.post(
+                f"{commands_manager.url}/v1/commands?wait=0{via}",
+                content=json.dumps(command(deployment, params={"x": [1, "@"]})).replace(
+                    '"@"', number
+                ),
+                headers={
+                    "Authorization": f"Bearer {commands_manager.admin_key}",
+                    "Content-Type": "application/json",
+                },
+                timeout=30,
+            )
+        )
+    error = same(*answers)["error"]
+    assert answers[0].status_code == 422 and error["code"] == "VALIDATION_ERROR"
+    assert error["field"] == "params"
 
 
 def test_a_wait_over_the_limit_is_the_same_422(

@@ -105,8 +105,12 @@ def validate_command_name(name: object) -> str:
 
 
 def json_size(value: Any) -> int:
-    """Bytes of ``value`` as compact UTF-8 JSON: the measure the inline limits use."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    """Bytes of ``value`` as compact UTF-8 JSON: the measure the inline limits use. Raises
+    ``ValueError`` for NaN and infinities, which JSON has no spelling for (Python's ``json``
+    writes ``NaN``, which other languages' parsers refuse)."""
+    return len(
+        json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    )
 
 
 def fits_inline(value: Any) -> bool:

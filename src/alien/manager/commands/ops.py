@@ -258,7 +258,13 @@ class CommandOps:
     ) -> tuple[dict[str, object] | None, str | None, int | None]:
         if body.params_ref is None:
             params = body.params if body.params is not None else {}
-            if not fits_inline(params):
+            try:
+                fits = fits_inline(params)
+            except ValueError:
+                raise ValidationError(
+                    "params hold NaN or an infinity, which JSON cannot carry", field="params"
+                ) from None
+            if not fits:
                 raise PayloadTooLarge(
                     "params over 256 KiB travel by reference: upload them with "
                     "POST /v1/commands/payloads and pass params_ref",
