@@ -125,6 +125,30 @@ def test_service_outside_allowlist_is_refused(session: DebugSession) -> None:
     assert "'dynamodb' is not allowed" in result.stderr
 
 
+def test_credentials_that_would_outlive_the_session_are_not_minted(
+    session: DebugSession,
+) -> None:
+    """IAM and STS are allowed here, and the role may create keys; the session still may not."""
+    listed = session.aws("iam", "list-users")
+    assert listed.returncode == 0, listed.stderr
+    for args in (
+        ("iam", "create-access-key", "--user-name", USER_NAME),
+        ("sts", "get-session-token"),
+        (
+            "sts",
+            "assume-role",
+            "--role-arn",
+            f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}",
+            "--role-session-name",
+            "escape",
+        ),
+    ):
+        result = session.aws(*args)
+        assert result.returncode != 0, args
+        assert "AccessDenied" in result.stderr and "outlive the debug session" in result.stderr
+    assert USER_NAME in session.aws("iam", "list-users").stdout  # nothing else changed
+
+
 def test_region_outside_deployment_is_refused(session: DebugSession) -> None:
     result = session.aws("sqs", "list-queues", "--region", "us-west-2")
     assert result.returncode != 0

@@ -42,6 +42,17 @@ def test_s3_50mb_up_and_down_through_the_agent(world: World, tmp_path: Path) -> 
     s3_round_trip(world, tmp_path, size_mib=50, bucket=unique("pull"))
 
 
+def test_the_agent_mints_no_credentials_and_the_refusal_is_audited(world: World) -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
+    args = ("sts", "assume-role", "--role-arn", role, "--role-session-name", "escape")
+    result = world.debug(AWS, *args)
+    assert result.returncode != 0
+    assert "AccessDenied" in result.stderr and "outlive the debug session" in result.stderr
+    [request] = world.requests(world.latest_session()["id"])
+    assert request["outcome"] == "denied" and request["target"] == "sts:AssumeRole"
+    assert request["details"]["status"] == 403
+
+
 def test_service_outside_the_agents_allowlist_is_refused_and_audited(world: World) -> None:
     result = world.debug(AWS, "dynamodb", "list-tables")
     assert result.returncode != 0

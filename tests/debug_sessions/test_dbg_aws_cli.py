@@ -57,6 +57,15 @@ def test_service_outside_the_allowlist_is_refused_and_audited(world: World) -> N
     assert request["details"]["status"] == 403
 
 
+def test_minting_credentials_is_refused_and_audited(world: World) -> None:
+    result = world.debug(AWS, "sts", "get-session-token")
+    assert result.returncode != 0
+    assert "AccessDenied" in result.stderr and "outlive the debug session" in result.stderr
+    [request] = world.requests(world.latest_session()["id"])
+    assert request["outcome"] == "denied" and request["target"] == "sts:GetSessionToken"
+    assert request["details"]["status"] == 403
+
+
 def test_another_local_process_without_the_session_keys_is_refused(world: World) -> None:
     """While a session runs, a second local client that finds the proxy but lacks the session's
     dummy keys gets nothing through, and nothing it sends reaches the manager."""

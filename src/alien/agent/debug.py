@@ -54,6 +54,7 @@ from alien.agent.debug_config import (
 from alien.debug.proxy import alien_error_response
 from alien.errors import AlienError, Forbidden, PlatformError, ValidationError
 from alien.platforms.aws import preload
+from alien.platforms.aws.credential_operations import screen_operations
 from alien.platforms.aws.credentials import (
     AssumeRoleCredentialProvider,
     AwsCredentials,
@@ -302,6 +303,7 @@ class SessionUpstream:
             )
         scope = caller_scope(head.target, head.headers)
         route_request(self._aws_policy, scope.service, scope.region)  # refusals get marked
+        body = await screen_operations(scope.service, head, body)
         return await self._aws.send(head, body)
 
     async def aclose(self) -> None:

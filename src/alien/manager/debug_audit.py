@@ -23,6 +23,7 @@ from alien.errors import AlienError
 from alien.manager.aws_operations import operation_of
 from alien.manager.db import utcnow
 from alien.manager.services.debug_sessions import RequestRecord
+from alien.platforms.aws.credential_operations import screen_operations
 from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
 from alien.platforms.aws.error_shape import aws_error_response, aws_status
 from alien.platforms.aws.sigv4 import caller_scope
@@ -182,6 +183,7 @@ class AuditingUpstream:
             exchange.service = scope.service
             exchange.operation, body = await operation_of(scope.service, head, body)
             route_request(self._policy, scope.service, scope.region)
+            body = await screen_operations(scope.service, head, body)
         except AlienError as exc:
             self._recorder.add(exchange.record(aws_status(exc), refused=True, error=exc.message))
             return aws_error_response(head, exc)

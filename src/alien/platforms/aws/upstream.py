@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from alien.errors import AlienError, PlatformError
+from alien.platforms.aws.credential_operations import screen_operations
 from alien.platforms.aws.credentials import AwsCredentials
 from alien.platforms.aws.endpoints import (
     AwsEndpointPolicy,
@@ -78,6 +79,7 @@ class AwsResigningUpstream:
         try:
             scope = caller_scope(head.target, head.headers)
             route = route_request(self._policy, scope.service, scope.region, resolve=self._resolve)
+            body = await screen_operations(scope.service, head, body)
             credentials = await self._credentials.get()
             outgoing = resign_request(
                 head.method,
