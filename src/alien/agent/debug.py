@@ -54,7 +54,7 @@ from alien.agent.debug_config import (
 from alien.debug.proxy import alien_error_response
 from alien.errors import AlienError, Forbidden, PlatformError, ValidationError
 from alien.platforms.aws import preload
-from alien.platforms.aws.credential_operations import screen_operations
+from alien.platforms.aws.credential_operations import SESSION_POLICY, screen_operations
 from alien.platforms.aws.credentials import (
     AssumeRoleCredentialProvider,
     AwsCredentials,
@@ -156,6 +156,7 @@ def _credentials(
         region=aws.region,
         endpoint_url=aws.endpoint_url,
         external_id=aws.external_id,
+        policy=SESSION_POLICY,  # no credentials minted that would outlive the session
     )
 
 

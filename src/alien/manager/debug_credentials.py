@@ -24,6 +24,7 @@ from starlette.datastructures import State
 
 from alien.errors import AlienError
 from alien.manager.models import AwsDeploymentConfig
+from alien.platforms.aws.credential_operations import SESSION_POLICY
 from alien.platforms.aws.credentials import AssumeRoleCredentialProvider, role_session_name
 from alien.platforms.aws.endpoints import load_endpoint_data
 
@@ -60,6 +61,7 @@ class RoleTarget:
             region=self.region,
             endpoint_url=self.endpoint_url,
             external_id=self.external_id,
+            policy=SESSION_POLICY,  # no credentials minted that would outlive the session
         )
 
 
