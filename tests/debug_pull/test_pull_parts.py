@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import botocore.session
@@ -36,7 +37,7 @@ from alien.debug.forward_proxy import ForwardProxy
 from alien.errors import PlatformError, Unauthenticated, ValidationError
 from alien.manager.api.agent import AgentPushers
 from alien.manager.debug_audit import RequestRecorder
-from alien.manager.debug_tunnel import AgentDials, relay_to_agent
+from alien.manager.debug_tunnel import AgentDials, PullPlan, _agent_leg, relay_to_agent
 from alien.manager.services.debug_sessions import RequestRecord
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_TUNNELS,
@@ -305,6 +306,48 @@ async def test_an_agent_credential_is_one_time_and_bound_to_its_deployment() -> 
     assert dials.claim("dbg_1", "dep_1", credential) is dial
     with pytest.raises(Unauthenticated):
         dials.claim("dbg_1", "dep_1", credential)  # used up
+
+
+class _Pushers:
+    """The agent registry's part ``_agent_leg`` uses: a connected agent, splicing or not."""
+
+    def __init__(self, splice: bool) -> None:
+        self.splice = splice
+        self.sent: asyncio.Queue[TunnelOpen] = asyncio.Queue()
+
+    def serves(self, deployment_id: str, capability: str) -> bool:
+        return self.splice
+
+    async def send(self, deployment_id: str, capability: str, message: TunnelOpen) -> bool:
+        self.sent.put_nowait(message)
+        return True
+
+
+@pytest.mark.parametrize("splice", [True, False], ids=["spliced", "relayed"])
+async def test_an_agent_leg_arriving_as_its_handshake_is_cancelled_is_closed(
+    splice: bool,
+) -> None:
+    """The CLI left (or the server stops) just as the agent's leg came: nobody will use the
+    leg, and it must not stay open until the session expires."""
+    dials, pushers = AgentDials(), _Pushers(splice)
+    state = SimpleNamespace(debug_agent_dials=dials, agent_pushers=pushers)
+    websocket = SimpleNamespace(app=SimpleNamespace(state=state))
+    plan = PullPlan("dbg_1", "dep_1", datetime.now(UTC) + timedelta(hours=1))
+    handshake = asyncio.create_task(_agent_leg(websocket, plan))  # type: ignore[arg-type]
+    opened = await asyncio.wait_for(pushers.sent.get(), 5)
+    dial = dials.claim("dbg_1", "dep_1", opened.credential)
+    leg_t, agent_t = memory_pair()
+    agent = TunnelConnection(agent_t, "client")
+    leg = TunnelConnection(leg_t, "server")
+    if not splice:
+        await asyncio.gather(agent.start(), leg.start())
+    dial.arrived.set_result(leg_t if splice else leg)  # as the leg's handler does
+    handshake.cancel()  # in the same turn: the handshake never saw it
+    with pytest.raises(asyncio.CancelledError):
+        await handshake
+    assert dial.released.is_set()  # a spliced leg's handler returns
+    if not splice:
+        await asyncio.wait_for(agent.wait_closed(), 5)  # the agent is told, and closes
 
 
 async def test_tunnel_open_goes_to_the_newest_agent_that_serves_tunnels() -> None:

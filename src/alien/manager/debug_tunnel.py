@@ -336,6 +336,7 @@ async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> _Dial:
     dials, pushers = dials_of(websocket), pushers_of(websocket)
     splice = pushers.serves(plan.deployment_id, CAPABILITY_DEBUG_SPLICE)
     credential, dial = dials.expect(plan.session_id, plan.deployment_id, splice=splice)
+    handed_over = False
     try:
         message = TunnelOpen(
             session_id=plan.session_id,
@@ -352,10 +353,29 @@ async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> _Dial:
             raise _agent_unavailable(
                 plan, f"its agent did not open the tunnel within {AGENT_DIAL_TIMEOUT:g} s"
             )
+        handed_over = True
         return dial
     finally:
         dials.forget(dial)
-        dial.arrived.cancel()  # a handshake that comes later is refused
+        # A handshake that comes later is refused; one that came as this one was cancelled
+        # (the CLI left, the server stops) is closed here: nobody else would.
+        if not dial.arrived.cancel() and not handed_over:
+            _discard(dial)
+
+
+_DISCARDING: set[asyncio.Task[None]] = set()
+
+
+def _discard(dial: _Dial) -> None:
+    """Close an agent leg that arrived for a handshake no longer waiting for it."""
+    dial.released.set()  # a spliced leg's handler returns, and its WebSocket closes
+    leg = dial.arrived.result()
+    if isinstance(leg, TunnelConnection):
+        closing = asyncio.get_running_loop().create_task(
+            leg.abort("the debug session's tunnel is gone", code=SESSION_ENDED)
+        )
+        _DISCARDING.add(closing)
+        closing.add_done_callback(_DISCARDING.discard)
 
 
 def _agent_unavailable(plan: PullPlan, why: str) -> Conflict:
