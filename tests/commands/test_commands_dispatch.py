@@ -158,10 +158,13 @@ def test_long_poll_wakes_when_a_command_is_created(
     agent.close()
 
 
-def lease(agent: ApiClient, wait: float, *held: dict[str, str]) -> list[dict[str, Any]]:
+def lease(
+    agent: ApiClient, wait: float, *held: dict[str, str], most: int = 16
+) -> list[dict[str, Any]]:
     """One long-poll lease request listing the ``held`` leases (``offer["envelope"]``s)."""
     body = {"held": [{"command_id": e["id"], "lease_id": e["lease_id"]} for e in held]}
-    answer = agent.post("/v1/agent/commands/lease", params={"wait": wait}, json=body)
+    params = {"wait": wait, "max": most}
+    answer = agent.post("/v1/agent/commands/lease", params=params, json=body)
     assert answer.status_code == 200, answer.text
     return answer.json()["messages"]
 
@@ -187,6 +190,31 @@ def test_a_long_polling_agent_is_told_of_a_cancel_by_its_open_lease_request(
         ("command_cancel", created["id"], envelope["lease_id"], "COMMAND_CANCELLED")
     ]
     assert lease(agent, 0) == []  # a lease request that lists nothing hears of nothing
+    agent.close()
+
+
+def test_an_agent_with_every_slot_busy_asks_for_cancels_only(
+    admin: ApiClient, deployment: Deployment
+) -> None:
+    """``max=0``: the request hands out no command, however many wait, and is still woken at
+    once by a cancel of a lease it holds."""
+    agent = admin.with_token(deployment.token)
+    running = create_command(admin, deployment).json()
+    [offer] = lease(agent, 5)
+    waiting = create_command(admin, deployment).json()
+    started = time.monotonic()
+    assert lease(agent, 1, offer["envelope"], most=0) == []  # its wait ran out, nothing leased
+    assert time.monotonic() - started >= 0.9
+    assert admin.get(f"/v1/commands/{waiting['id']}").json()["state"] == "pending"
+    canceller = threading.Timer(0.3, admin.post, args=(f"/v1/commands/{running['id']}/cancel",))
+    canceller.start()
+    started = time.monotonic()
+    polled = lease(agent, 20, offer["envelope"], most=0)
+    canceller.join()
+    assert time.monotonic() - started < 5  # woken by the cancel
+    assert [(m["type"], m["command_id"]) for m in polled] == [("command_cancel", running["id"])]
+    refused = agent.post("/v1/agent/commands/lease", params={"wait": 0, "max": -1})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "max"
     agent.close()
 
 

@@ -9,8 +9,9 @@ the path, one request held open. It asks for no more commands than the runner ha
 so a busy agent does not hoard leases it cannot work on yet. Acks, renewals and responses go
 through the link (``POST /v1/agent/status``) like every other agent message. Each request lists
 the leases the agent holds; one it lost meanwhile (cancelled, expired) comes back as a
-``command_cancel`` in the answer (the manager wakes the open request for it), and failing that
-(every slot busy, so no request open), a refused renewal says so.
+``command_cancel`` in the answer (the manager wakes the open request for it). While every slot
+is busy the request asks for no commands (``max=0``): it can only bring such cancels, at once,
+and it is dropped for one that asks for commands as soon as a slot frees.
 """
 
 from __future__ import annotations
@@ -52,17 +53,21 @@ class CommandPoller:
         deliver: Callable[[ManagerMessage], None],
         capacity: Callable[[], Awaitable[int]],
         held: Callable[[], Sequence[HeldLease]],
+        free: Callable[[], int],
         *,
         wait: float = LEASE_WAIT,
         retry_after: float = RETRY_AFTER,
     ) -> None:
         """``deliver`` receives each message of a lease answer (deliveries and cancels);
-        ``capacity`` waits for free slots and answers how many there are; ``held`` lists the
-        leases whose handlers run and were not told to stop (asked again for every request)."""
+        ``capacity`` waits for free slots and answers how many there are, ``free`` says how many
+        there are now; ``held`` lists the leases whose handlers run and were not told to stop
+        (asked again for every request)."""
         self._link = link
         self._deliver = deliver
         self._capacity = capacity
         self._held = held
+        self._free = free
+        self._cancels_only = True  # the manager takes max=0 (one from before it did: 422)
         self._wait = wait
         self._retry_after = retry_after
         self._changed = asyncio.Event()
@@ -80,15 +85,40 @@ class CommandPoller:
                 await self._changed.wait()
                 self._changed.clear()
                 continue
-            limit = min(MAX_PER_LEASE, await self._capacity())
-            try:
-                call = lease_commands(self._wait, limit, self._held())
-                answer = await self._link.client.call(call)
-                for message in answer.messages:
-                    self._deliver(message)
-            except AlienError as exc:
-                log.info("could not lease commands: %s", exc.message)
-                await asyncio.sleep(self._retry_after)
-            except Exception:  # a bug must not end the agent: retry, its functions keep serving
-                log.exception("leasing commands failed unexpectedly")
-                await asyncio.sleep(self._retry_after)
+            free = self._free()
+            if free:
+                await self._lease(min(MAX_PER_LEASE, free))
+            else:
+                await self._while_busy()
+
+    async def _while_busy(self) -> None:
+        """Every slot is busy: hold open a request that can bring only cancels (``max=0``)
+        until it is answered or a slot frees (a request for commands then takes its place)."""
+        if not self._cancels_only:
+            await self._capacity()
+            return
+        lease = asyncio.create_task(self._lease(0))
+        freed = asyncio.create_task(self._capacity())
+        try:
+            await asyncio.wait({lease, freed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (lease, freed):
+                task.cancel()
+            # A cancel the dropped request was about to bring is not lost: the manager works
+            # cancels out from the stored commands, and the next request lists the same leases.
+            await asyncio.gather(lease, freed, return_exceptions=True)
+
+    async def _lease(self, limit: int) -> None:
+        try:
+            answer = await self._link.client.call(lease_commands(self._wait, limit, self._held()))
+            for message in answer.messages:
+                self._deliver(message)
+        except AlienError as exc:
+            if limit == 0 and exc.field == "max":
+                self._cancels_only = False  # an older manager: wait for a slot instead
+                return
+            log.info("could not lease commands: %s", exc.message)
+            await asyncio.sleep(self._retry_after)
+        except Exception:  # a bug must not end the agent: retry, its functions keep serving
+            log.exception("leasing commands failed unexpectedly")
+            await asyncio.sleep(self._retry_after)

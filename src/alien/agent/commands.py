@@ -107,7 +107,9 @@ class CommandRunner:
         self.include_traceback = include_traceback
         self.receipts = Receipts()
         self.outbox = Outbox(link.send)
-        self.poller = CommandPoller(link, self.on_message, self._capacity, self._held_leases)
+        self.poller = CommandPoller(
+            link, self.on_message, self._capacity, self._held_leases, self._free_slots
+        )
         self.known: dict[str, list[str]] = {}
         """Command names per function, as last listed by the dispatcher (the status detail)."""
         self._slots = asyncio.Semaphore(concurrency)
@@ -298,6 +300,9 @@ class CommandRunner:
             for command_id, delivery in self._held.items()
             if delivery.stopped is None
         ]
+
+    def _free_slots(self) -> int:
+        return max(0, self.concurrency - len(self._held))
 
     async def _capacity(self) -> int:
         """Wait until fewer than ``concurrency`` deliveries are held; how many more fit."""

@@ -34,7 +34,10 @@ async def lease_commands(
     core: Core,
     caller: Agent,
     wait: Annotated[float, Query(ge=0, description="seconds to hold the request open")] = 25.0,
-    max: Annotated[int, Query(ge=1, le=100, description="most commands to lease")] = 16,
+    max: Annotated[
+        int,
+        Query(ge=0, le=100, description="most commands to lease (0: only cancels of held leases)"),
+    ] = 16,
     body: Annotated[AgentLeaseRequest | None, Body()] = None,
 ) -> AgentPoll:
     if wait > core.settings.max_wait:

@@ -513,8 +513,8 @@ class CommandOps:
                 for claim in held
                 if (cancel := _lost(store.get(claim.command_id), deployment_id, claim, now))
             ]
-            if self._suspended(session, deployment_id):
-                return messages, ()  # nothing is handed out while the customer suspended access
+            if limit < 1 or self._suspended(session, deployment_id):
+                return messages, ()  # none asked for, or the customer suspended access
             waiting = store.select(
                 select(TABLE)
                 .where(
