@@ -113,21 +113,21 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def _uncertain(service: str, why: str) -> Forbidden:
-    return Forbidden(
+    return _denied(
         f"the operation of this {service} request cannot be told for certain ({why}); it is "
-        "refused in a debug session",
-        field="operation",
-        details={"aws_code": "AccessDenied"},
+        "refused in a debug session"
     )
 
 
 def _refused(service: str, operation: str) -> Forbidden:
-    return Forbidden(
+    return _denied(
         f"{service}:{operation} mints credentials (or a way in) that would outlive the debug "
-        "session; it is refused",
-        field="operation",
-        details={"aws_code": "AccessDenied"},
+        "session; it is refused"
     )
+
+
+def _denied(message: str) -> Forbidden:
+    return Forbidden(message, field="operation", details={"aws_code": "AccessDenied"})
 
 
 def json_operation(head: RequestHead) -> str | None:
