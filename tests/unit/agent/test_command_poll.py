@@ -5,6 +5,8 @@ dropped for one that asks for commands as soon as a slot frees."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,7 +56,9 @@ class Slots:
         self.freed.set()
 
 
-async def _poller(manager: ScriptedManager, slots: Slots) -> tuple[CommandPoller, list[Any]]:
+@asynccontextmanager
+async def polling(manager: ScriptedManager, slots: Slots) -> AsyncIterator[list[Any]]:
+    """A poller running against ``manager`` with ``slots``; what it delivered."""
     link = SimpleNamespace(connected=True, transport="poll", client=manager)
     delivered: list[Any] = []
     poller = CommandPoller(
@@ -65,14 +69,17 @@ async def _poller(manager: ScriptedManager, slots: Slots) -> tuple[CommandPoller
         lambda: slots.free,
         retry_after=0.01,
     )
-    return poller, delivered
+    running = asyncio.create_task(poller.run())
+    try:
+        yield delivered
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_a_busy_agent_holds_a_request_for_cancels_and_drops_it_when_a_slot_frees() -> None:
     manager, slots = ScriptedManager(), Slots(free=0)
-    poller, delivered = await _poller(manager, slots)
-    running = asyncio.create_task(poller.run())
-    try:
+    async with polling(manager, slots) as delivered:
         params, answer = await asyncio.wait_for(manager.asked.get(), 5)
         assert params["max"] == 0  # every slot busy: cancels only
         answer.set_result(AgentPoll(messages=(CANCEL,)))
@@ -81,16 +88,11 @@ async def test_a_busy_agent_holds_a_request_for_cancels_and_drops_it_when_a_slot
         slots.release(3)  # the open cancels-only request gives way to one for commands
         params, _ = await asyncio.wait_for(manager.asked.get(), 5)
         assert params["max"] == 3 and manager.dropped == [0]
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_an_older_manager_refusing_max_0_is_waited_out_for_a_free_slot() -> None:
     manager, slots = ScriptedManager(), Slots(free=0)
-    poller, _ = await _poller(manager, slots)
-    running = asyncio.create_task(poller.run())
-    try:
+    async with polling(manager, slots):
         params, answer = await asyncio.wait_for(manager.asked.get(), 5)
         assert params["max"] == 0
         answer.set_exception(ValidationError("must be at least 1", field="max"))
@@ -99,6 +101,3 @@ async def test_an_older_manager_refusing_max_0_is_waited_out_for_a_free_slot() -
         slots.release()
         params, _ = await asyncio.wait_for(manager.asked.get(), 5)
         assert params["max"] == 1
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
