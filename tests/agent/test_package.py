@@ -6,14 +6,26 @@ import gzip
 import io
 import os
 import tarfile
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from agent_support import write_app
+from package_support import (
+    RAW_MANIFEST,
+    extended,
+    fat_headers,
+    header_bomb,
+    member,
+    pax_records,
+    write_gz,
+)
 
 from alien.client.package import (
     CODE_DIR,
     MANIFEST_FILE,
+    MAX_EXTENDED_HEADER,
     PackageError,
     build_package,
     extract_package,
@@ -158,3 +170,102 @@ def test_not_a_package_and_too_many_entries(tmp_path: Path) -> None:
     many = _archive(tmp_path / "many.tar.gz", [MANIFEST, *(_file(f"code/{i}") for i in range(5))])
     with pytest.raises(PackageError, match="more than 3 entries"):
         extract_package(many, tmp_path / "b", max_entries=3)
+
+
+def test_a_deep_path_round_trips(tmp_path: Path) -> None:
+    """Paths over 100 characters need a PAX header; build_package's must pass the header bound."""
+    app = write_app(tmp_path / "app", "v1")
+    deep = Path("api", *(f"directory-{i:02d}" for i in range(24)), "module.py")
+    assert len(deep.as_posix()) > 300
+    (app / deep).parent.mkdir(parents=True)
+    (app / deep).write_text("DEEP = 1\n")
+    build_package(app, load_stack(app).manifest(), tmp_path / "p.tar.gz")
+    extract_package(tmp_path / "p.tar.gz", tmp_path / "out")
+    assert (tmp_path / "out" / CODE_DIR / deep).read_text() == "DEEP = 1\n"
+
+
+@pytest.mark.parametrize("kind", ["pax", "longname", "longlink"])
+def test_an_extended_header_bomb_is_refused_before_it_is_read(tmp_path: Path, kind: str) -> None:
+    """tarfile would read the declared 64 MiB into memory before the first member is seen."""
+    bomb = header_bomb(tmp_path / "bomb.tar.gz", kind, 64 * 1024**2)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PackageError, match="extended tar header of 67108864 bytes"):
+            extract_package(bomb, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 48 * 1024**2  # zlib inflates a read chunk up to ~1000x; not the 64 MiB
+
+
+def test_digit_only_pax_headers_cannot_stall_extraction(tmp_path: Path) -> None:
+    """CVE-2024-6232: tarfile's hdrcharset regex is quadratic on a header of digits (< 3.11.10)."""
+    at_bound = write_gz(
+        tmp_path / "bound.tar.gz", RAW_MANIFEST, extended("pax", b"1" * MAX_EXTENDED_HEADER)
+    )
+    above = write_gz(
+        tmp_path / "above.tar.gz", RAW_MANIFEST, extended("pax", b"1" * (MAX_EXTENDED_HEADER + 1))
+    )
+    started = time.monotonic()
+    with pytest.raises(PackageError):  # unreadable on every version: no member follows
+        extract_package(at_bound, tmp_path / "a")
+    with pytest.raises(PackageError, match="extended tar header"):
+        extract_package(above, tmp_path / "b")
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("size", ["-511", "-4096"])
+def test_a_negative_size_is_refused(tmp_path: Path, size: str) -> None:
+    """It would lower the running total, so what follows could pass max_bytes."""
+    archive = write_gz(
+        tmp_path / "neg.tar.gz",
+        RAW_MANIFEST,
+        extended("pax", pax_records({"size": size})),
+        member("code/neg"),
+        member("code/big", b"A" * 1500),
+    )
+    with pytest.raises(PackageError, match="'code/neg' has a negative size"):
+        extract_package(archive, tmp_path / "out", max_bytes=1000)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "complaint"),
+    [
+        ([extended("global", pax_records({"comment": "x"}))], "global PAX header"),
+        ([member("code/s", kind=tarfile.GNUTYPE_SPARSE)], "sparse file"),
+        (
+            [
+                extended(
+                    "pax",
+                    pax_records({"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}),
+                ),
+                member("code/s", b"99999999\n"),
+            ],
+            "sparse file",
+        ),
+        (
+            [extended("pax", pax_records({"GNU.sparse.map": "0,1"})), member("code/s", b"x")],
+            "not a regular file",
+        ),
+        ([extended("pax", pax_records({"comment": "x"}))] * 400, "not a readable"),
+    ],
+    ids=["global", "gnu-sparse", "pax-sparse-1.0", "pax-sparse-0.1", "header-chain"],
+)
+def test_headers_build_package_never_writes_are_refused(
+    tmp_path: Path, chunks: list[bytes], complaint: str
+) -> None:
+    archive = write_gz(tmp_path / "odd.tar.gz", RAW_MANIFEST, *chunks)
+    with pytest.raises(PackageError, match=complaint):
+        extract_package(archive, tmp_path / "out")
+
+
+def test_members_are_not_kept_in_memory(tmp_path: Path) -> None:
+    """tarfile keeps every member (and its PAX headers): 2000 x 7 KiB would be ~20 MiB here."""
+    archive = fat_headers(tmp_path / "fat.tar.gz", 2000)
+    tracemalloc.start()
+    try:
+        extract_package(archive, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * 1024**2

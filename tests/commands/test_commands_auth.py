@@ -2,7 +2,8 @@
 
 Callers: no token, an admin key, a viewer key, a group token, the deployment token of the
 deployment the command is for ("own"), another deployment's token ("other"), a garbage token and
-a revoked key. Everyone not allowed is refused: 401 without a valid token, 403 with one.
+a revoked key. Everyone not allowed is refused: 401 without a valid token, 403 with one — and
+each 403 leaves an ``access.denied`` audit record naming the action.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class World:
 @dataclass(frozen=True)
 class Row:
     name: str
+    action: str
     allow: frozenset[str]
     ok: int
     request: Callable[[World, httpx.Client], httpx.Response]
@@ -45,6 +47,7 @@ def _new_command(world: World) -> str:
 ROWS = [
     Row(
         "create",
+        "commands:invoke",
         frozenset({"admin"}),
         201,
         lambda w, c: c.post(
@@ -53,30 +56,35 @@ ROWS = [
     ),
     Row(
         "read",
+        "commands:read",
         frozenset({"admin", "viewer"}),
         200,
         lambda w, c: c.get(f"/v1/commands/{w.command_id}"),
     ),
     Row(
         "wait",
+        "commands:read",
         frozenset({"admin", "viewer"}),
         200,
         lambda w, c: c.get(f"/v1/commands/{w.command_id}", params={"wait": 0.01}),
     ),
     Row(
         "list",
+        "commands:read",
         frozenset({"admin", "viewer"}),
         200,
         lambda w, c: c.get("/v1/commands", params={"deployment": w.deployment.ref}),
     ),
     Row(
         "cancel",
+        "commands:cancel",
         frozenset({"admin"}),
         200,
         lambda w, c: c.post(f"/v1/commands/{_new_command(w)}/cancel"),
     ),
     Row(
         "upload params",
+        "commands:invoke",
         frozenset({"admin"}),
         201,
         lambda w, c: c.post(
@@ -85,6 +93,7 @@ ROWS = [
     ),
     Row(
         "agent lease",
+        "agent",
         frozenset({"own", "other"}),  # each agent leases its OWN deployment's commands only
         200,
         lambda w, c: c.post("/v1/agent/commands/lease", params={"wait": 0}),
@@ -119,8 +128,11 @@ def test_token_matrix(world: World, row: Row) -> None:
     for caller in CALLERS:
         token = world.tokens[caller]
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        seq = world.admin.get("/v1/audit/head").json()["seq"]
         with httpx.Client(base_url=world.admin.base_url, headers=headers, timeout=10) as client:
             response = row.request(world, client)
+        denied = world.admin.get("/v1/audit", params={"action": "access.denied", "after": seq})
+        attempted = [r["details"]["attempted"] for r in denied.json()["items"]]
         if caller in row.allow:
             assert response.status_code == row.ok, (caller, response.text)
         else:
@@ -128,6 +140,8 @@ def test_token_matrix(world: World, row: Row) -> None:
             assert response.status_code == expected, (caller, response.text)
             code = "UNAUTHENTICATED" if expected == 401 else "FORBIDDEN"
             assert response.json()["error"]["code"] == code, (caller, response.text)
+        recorded = [row.action] if response.status_code == 403 else []
+        assert attempted == recorded, caller
 
 
 def test_another_agent_never_sees_or_answers_this_deployments_commands(world: World) -> None:

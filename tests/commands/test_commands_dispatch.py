@@ -309,3 +309,41 @@ def test_signed_response_url_answers_without_a_token(
     # The URL is bound to its lease: posting another lease's response there is refused.
     other = {**body, "lease_id": "lse_0000000000000000000000000a"}
     assert httpx.post(envelope["response_url"], json=other, timeout=10).status_code == 422
+
+
+def test_an_ack_never_takes_a_pending_command(short_lease_manager: ManagerProcess) -> None:
+    """Neither a command whose lease ran out (the late worker acking its old lease must not
+    revive it, nor then answer under it) nor a fresh one under a lease id the agent made up:
+    only the manager hands a pending command out, under a lease of its own."""
+    with short_lease_manager.client() as admin:
+        deployment = running_deployment(admin, commands=KNOWN_COMMANDS)
+        created = create_command(admin, deployment).json()
+        agent = short_lease_manager.client(deployment.token)
+        [offer] = lease(agent, 5)
+        envelope = offer["envelope"]
+        deadline = time.monotonic() + 10
+        while admin.get(f"/v1/commands/{created['id']}").json()["state"] != "pending":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+        def ack(command_id: str, lease_id: str) -> dict[str, Any]:
+            message = {"v": 1, "type": "command_ack", "command_id": command_id}
+            answer = agent.post("/v1/agent/status", json={**message, "lease_id": lease_id})
+            assert answer.status_code == 200, answer.text
+            [receipt] = answer.json()["messages"]
+            return receipt
+
+        stale = ack(created["id"], envelope["lease_id"])
+        assert (stale["ok"], stale["code"]) == (False, "STALE_LEASE")
+        late = httpx.post(
+            envelope["response_url"],
+            json={"command_id": created["id"], "lease_id": envelope["lease_id"], "ok": True},
+        )
+        assert late.json()["code"] == "STALE_LEASE", late.text
+
+        fresh = create_command(admin, deployment).json()
+        made_up = ack(fresh["id"], "lse_0123456789abcdefghjkmnpqrs")
+        assert (made_up["ok"], made_up["code"]) == (False, "STALE_LEASE")
+        for command in (created, fresh):
+            assert admin.get(f"/v1/commands/{command['id']}").json()["state"] == "pending"
+        agent.close()

@@ -8,11 +8,13 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dbg_world import World
+from pull_world import PullDeployment
 from targets import HELLO, Targets
 
 CURL = shutil.which("curl") or "curl"
@@ -123,3 +125,55 @@ def test_the_forward_proxy_needs_the_session_token(world: World, targets: Target
     assert result.stdout.split() == ["without", "407", "wrong", "407", "with", "200"]
     session = world.latest_session()
     assert session["requests"] == 1
+
+
+def _customer_policy(deployment: PullDeployment, *options: str) -> None:
+    """``alien-deploy policy set`` by the customer's admin, on the agent's own state dir."""
+    state = deployment.agent.state_dir
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alien.cli.deploy",
+            "policy",
+            "set",
+            "--state-dir",
+            str(state),
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_customers_policy_narrows_what_a_session_reaches(
+    world: World, targets: Targets, deployment: PullDeployment
+) -> None:
+    """``debug.json`` allows both services; the deployment's policy allows the https one only,
+    then no ``http`` channel at all: the agent serves each new session no more than both allow,
+    and says so in the offer the CLI reads."""
+    plain, secure = targets.http, targets.https
+    assert secure.ca_file is not None
+    cacert = ("--cacert", str(secure.ca_file))
+    try:
+        _customer_policy(deployment, "--egress-allow", secure.authority)
+        before = len(plain.server.seen)
+        result = world.debug(CURL, "-sS", "-w", "\n%{http_code}", plain.url("/hello"))
+        assert result.stdout.rsplit("\n", 1)[1] == "403"
+        assert _request(world, world.latest_session())["details"]["error"] == (
+            "DESTINATION_NOT_ALLOWED"
+        )
+        assert len(plain.server.seen) == before
+        result = world.debug(CURL, "-sS", "--fail-with-body", *cacert, secure.url("/hello"))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.encode() == HELLO
+
+        _customer_policy(deployment, "--channels", "aws")
+        before = len(secure.server.seen)
+        result = world.debug(CURL, "-sS", *cacert, secure.url("/hello"))
+        assert result.returncode != 0
+        assert len(secure.server.seen) == before  # nothing left the agent
+    finally:
+        _customer_policy(deployment, "--egress-allow", "all", "--channels", "all")

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import boto3
 import botocore.session
@@ -32,15 +33,19 @@ from targets import HELLO, Targets
 
 from alien.agent.debug import AmbientCredentials, SessionUpstream, handle_stream
 from alien.agent.debug_config import DebugConfig, load_config
+from alien.agent.session_limits import narrowed
 from alien.debug.endpoints import agent_offer
 from alien.debug.forward_proxy import ForwardProxy
-from alien.errors import PlatformError, Unauthenticated, ValidationError
+from alien.errors import Conflict, PlatformError, Unauthenticated, ValidationError
 from alien.manager.api.agent import AgentPushers
 from alien.manager.debug_audit import RequestRecorder
 from alien.manager.debug_tunnel import AgentDials, PullPlan, _agent_leg, relay_to_agent
 from alien.manager.services.debug_sessions import RequestRecord
 from alien.protocol.agent_channel import (
+    CAPABILITY_DEBUG_LIMITS,
+    CAPABILITY_DEBUG_SPLICE,
     CAPABILITY_DEBUG_TUNNELS,
+    DebugLimits,
     TunnelOpen,
     encode,
     parse_manager_message,
@@ -48,6 +53,7 @@ from alien.protocol.agent_channel import (
 from alien.protocol.audit import Outcome
 from alien.protocol.http_exchange import RequestHead, iterate_once
 from alien.tunnel import TunnelConnection, memory_pair
+from alien.tunnel.forward import Resolver, system_resolver
 from alien.tunnel.http import TunnelUpstream
 
 TOKEN = "session-token-" + "x" * 20
@@ -59,12 +65,12 @@ TOKEN = "session-token-" + "x" * 20
 class Chain:
     """CLI ⇄ manager ⇄ agent over memory transports; ``records`` is what the manager audited."""
 
-    def __init__(self, config: DebugConfig) -> None:
+    def __init__(self, config: DebugConfig, resolve: Resolver = system_resolver) -> None:
         self.records: list[RequestRecord] = []
         self.recorder = RequestRecorder(self.records.extend, max_delay=0.01)
         cli_t, manager_t = memory_pair()
         agent_side_t, agent_t = memory_pair()
-        self.upstream = SessionUpstream(config, "dbg_test")
+        self.upstream = SessionUpstream(config, "dbg_test", resolve=resolve)
         self.agent = TunnelConnection(
             agent_t, "client", handler=partial(handle_stream, self.upstream)
         )
@@ -156,6 +162,106 @@ async def test_a_channel_the_agent_does_not_offer_is_refused(chain: Chain) -> No
         assert b"offers no AWS access" in await _read(response.body)
     finally:
         await response.aclose()
+
+
+# --- what an allowed name resolves to, and names that are no names ----------------------------
+
+
+class Listener:
+    """A TCP service on 127.0.0.1 that counts the connections it is given and echoes bytes."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Listener:
+        self.server = await asyncio.start_server(self._echo, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+
+async def _to_loopback(host: str, port: int) -> list[str]:
+    """A vendor's DNS: every name of its zone points at the agent's own loopback."""
+    return ["127.0.0.1"]
+
+
+async def _answer(chain: Chain, method: str, target: str) -> tuple[int, str | None, bytes]:
+    response = await TunnelUpstream(chain.cli).send(
+        RequestHead.create(method, target, []), iterate_once(b"")
+    )
+    try:
+        return response.head.status, response.head.get("alien-error"), await _read(response.body)
+    finally:
+        await response.aclose()
+
+
+@pytest.mark.parametrize("method", ["GET", "CONNECT"])
+async def test_an_allowed_name_resolving_to_loopback_is_refused_and_audited(method: str) -> None:
+    async with Listener() as listener:
+        authority = f"api.vendor.example:{listener.port}"
+        config = DebugConfig.model_validate(
+            {"http": {"allow": [f"*.vendor.example:{listener.port}"]}}
+        )
+        async with Chain(config, resolve=_to_loopback) as chain:
+            target = authority if method == "CONNECT" else f"http://{authority}/latest/meta-data/"
+            status, code, body = await _answer(chain, method, target)
+            [record] = await chain.audited(1)
+        assert (status, code) == (403, "DESTINATION_NOT_ALLOWED")
+        assert b"resolves to 127.0.0.1" in body
+        assert record.outcome is Outcome.DENIED and record.error == "DESTINATION_NOT_ALLOWED"
+        assert listener.connections == 0
+
+
+async def test_connect_to_an_entry_naming_the_address_reaches_it() -> None:
+    async with Listener() as listener:
+        authority = f"127.0.0.1:{listener.port}"
+        config = DebugConfig.model_validate({"http": {"allow": [authority]}})
+        async with Chain(config, resolve=_to_loopback) as chain:
+            head = RequestHead.create("CONNECT", authority, [])
+            response = await TunnelUpstream(chain.cli).send(head, iterate_once(b"ping"))
+            try:
+                assert response.head.status == 200 and await _read(response.body) == b"ping"
+            finally:
+                await response.aclose()
+        assert listener.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "field"),
+    [
+        ("GET", "http://xn--api-.vendor.example/", "host"),  # not valid IDNA
+        ("CONNECT", "xn--api-.vendor.example:443", "target"),
+        ("CONNECT", "b\u00fccher.vendor.example:443", "target"),  # not ASCII
+        ("CONNECT", "api.vendor.example\t:443", "target"),
+        ("CONNECT", "api.vendor.example", "target"),  # no port
+        ("CONNECT", f"{'a' * 64}.vendor.example:443", "target"),  # a label DNS cannot hold
+    ],
+)
+async def test_a_host_that_is_no_valid_name_is_refused_and_audited(
+    method: str, target: str, field: str
+) -> None:
+    config = DebugConfig.model_validate({"http": {"allow": ["*.vendor.example"]}})
+    async with Chain(config, resolve=_to_loopback) as chain:
+        status, code, body = await _answer(chain, method, target)
+        [record] = await chain.audited(1)
+    assert (status, code) == (422, "VALIDATION_ERROR")
+    assert json.loads(body)["error"]["field"] == field
+    assert record.status == 422 and record.service == "http"
 
 
 # --- the forward proxy, on the chain ---------------------------------------------------------
@@ -309,18 +415,69 @@ async def test_an_agent_credential_is_one_time_and_bound_to_its_deployment() -> 
 
 
 class _Pushers:
-    """The agent registry's part ``_agent_leg`` uses: a connected agent, splicing or not."""
+    """The agent registry's part ``_agent_leg`` uses: a connected agent listing ``listed``
+    capabilities (besides ``debug_tunnels``)."""
 
-    def __init__(self, splice: bool) -> None:
-        self.splice = splice
+    def __init__(self, *listed: str) -> None:
+        self.listed = set(listed)
         self.sent: asyncio.Queue[TunnelOpen] = asyncio.Queue()
 
     def serves(self, deployment_id: str, capability: str) -> bool:
-        return self.splice
+        return capability in self.listed
 
     async def send(self, deployment_id: str, capability: str, message: TunnelOpen) -> bool:
         self.sent.put_nowait(message)
         return True
+
+
+UNLIMITED = DebugLimits(channels=("aws", "gcp", "kubernetes", "http"))
+
+
+def _websocket(dials: AgentDials, pushers: _Pushers) -> Any:
+    state = SimpleNamespace(debug_agent_dials=dials, agent_pushers=pushers)
+    return SimpleNamespace(app=SimpleNamespace(state=state))
+
+
+async def test_the_policys_limits_go_to_an_agent_that_applies_them_and_no_other() -> None:
+    """An agent that cannot narrow a session (it predates ``debug_limits``) is not asked to
+    serve one the deployment's policy narrows; one with no limits to apply still is."""
+    limits = DebugLimits(channels=("aws", "http"), egress_allow=("db.internal:5432",))
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    old = _Pushers()
+    with pytest.raises(Conflict) as refused:
+        await _agent_leg(_websocket(AgentDials(), old), PullPlan("dbg_1", "dep_1", expires, limits))
+    assert refused.value.code == "DEBUG_AGENT_UNAVAILABLE" and "upgrade" in refused.value.message
+    assert old.sent.empty()
+
+    for pushers, plan, sent in (
+        (_Pushers(CAPABILITY_DEBUG_LIMITS), PullPlan("dbg_2", "dep_1", expires, limits), limits),
+        (_Pushers(), PullPlan("dbg_3", "dep_1", expires, UNLIMITED), None),
+    ):
+        handshake = asyncio.create_task(_agent_leg(_websocket(AgentDials(), pushers), plan))
+        opened = await asyncio.wait_for(pushers.sent.get(), 5)
+        assert opened.limits == sent
+        handshake.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handshake
+
+
+def test_a_session_reaches_no_more_than_the_policy_leaves_of_debug_json() -> None:
+    config = DebugConfig.model_validate(
+        {
+            "aws": {"region": "eu-west-1", "allowed_services": ["s3"]},
+            "http": {"allow": ["*.internal:5432", "api.vendor.example"]},
+            "kubernetes": {"server": "https://10.0.0.1", "ca_file": None},
+        }
+    )
+    assert narrowed(config, None) is config
+    only = narrowed(
+        config, DebugLimits(channels=("http", "gcp"), egress_allow=("db.internal:5432",))
+    )
+    assert (only.aws, only.kubernetes, only.gcp) == (None, None, None)
+    assert only.http is not None and only.http.allow == ("db.internal:5432",)
+    none = narrowed(config, DebugLimits(channels=("aws", "http"), egress_allow=("x.io",)))
+    assert none.http is None and none.aws == config.aws
+    assert none.offer.http is None  # the CLI is not told of egress it cannot use
 
 
 @pytest.mark.parametrize("splice", [True, False], ids=["spliced", "relayed"])
@@ -329,10 +486,9 @@ async def test_an_agent_leg_arriving_as_its_handshake_is_cancelled_is_closed(
 ) -> None:
     """The CLI left (or the server stops) just as the agent's leg came: nobody will use the
     leg, and it must not stay open until the session expires."""
-    dials, pushers = AgentDials(), _Pushers(splice)
-    state = SimpleNamespace(debug_agent_dials=dials, agent_pushers=pushers)
-    websocket = SimpleNamespace(app=SimpleNamespace(state=state))
-    plan = PullPlan("dbg_1", "dep_1", datetime.now(UTC) + timedelta(hours=1))
+    dials, pushers = AgentDials(), _Pushers(*([CAPABILITY_DEBUG_SPLICE] if splice else []))
+    websocket = _websocket(dials, pushers)
+    plan = PullPlan("dbg_1", "dep_1", datetime.now(UTC) + timedelta(hours=1), UNLIMITED)
     handshake = asyncio.create_task(_agent_leg(websocket, plan))  # type: ignore[arg-type]
     opened = await asyncio.wait_for(pushers.sent.get(), 5)
     dial = dials.claim("dbg_1", "dep_1", opened.credential)

@@ -68,7 +68,12 @@ async def _collect(body: AsyncIterator[bytes]) -> bytes:
 
 
 async def test_operation_from_target_header_query_or_form_body() -> None:
-    json_call = _head("POST", "/", ("x-amz-target", "DynamoDB_20120810.ListTables"))
+    json_call = _head(
+        "POST",
+        "/",
+        ("x-amz-target", "DynamoDB_20120810.ListTables"),
+        ("content-type", "application/x-amz-json-1.0"),
+    )
     assert (await operation_of("dynamodb", json_call, _chunks(b"{}")))[0] == "ListTables"
     query = _head("GET", "/?Action=ListUsers&Version=2010-05-08")
     assert (await operation_of("iam", query, _chunks()))[0] == "ListUsers"
@@ -95,6 +100,28 @@ async def test_operation_from_target_header_query_or_form_body() -> None:
     operation, body = await operation_of("sqs", form, _chunks(*huge))
     assert operation == "POST /", "only the first few KiB are looked at"
     assert await _collect(body) == b"".join(huge)
+
+
+async def test_a_request_cannot_name_another_operation_for_the_trail() -> None:
+    """Only where its protocol puts the name: S3 by method and path, whatever a header or a
+    parameter says; X-Amz-Target only with a JSON body; a form naming two actions as both."""
+    spoofed = _head("DELETE", "/bucket/data.csv?Action=GetObject", ("x-amz-target", "S3.GetObject"))
+    assert (await operation_of("s3", spoofed, _chunks()))[0] == "DeleteObject"
+    not_json = _head("POST", "/", ("x-amz-target", "X.Describe"), ("content-type", "text/plain"))
+    assert (await operation_of("ec2", not_json, _chunks(b"")))[0] == "POST /"
+
+    form = ("content-type", "application/x-www-form-urlencoded")
+    both = _head("POST", "/?Action=DescribeInstances", form)
+    body = b"Action=TerminateInstances&InstanceId.1=i-1"
+    operation, forwarded = await operation_of("ec2", both, _chunks(body))
+    assert operation == "ambiguous: DescribeInstances / TerminateInstances"
+    assert await _collect(forwarded) == body
+    twice = _head("POST", "/", form)
+    operation, _ = await operation_of("ec2", twice, _chunks(b"Action=A&Action=B&Version=1"))
+    assert operation == "ambiguous: A / B"
+    agreeing = _head("POST", "/?Action=RunInstances", form)
+    operation, _ = await operation_of("ec2", agreeing, _chunks(b"Action=RunInstances"))
+    assert operation == "RunInstances"
 
 
 def _record(n: int) -> RequestRecord:
@@ -150,8 +177,23 @@ async def test_recorder_tries_a_failed_batch_again() -> None:
     attempts.clear()
     failures[0] = 10
     recorder.add(_record(1))
-    await recorder.flush()  # still failing after the retries: given up (logged as an error)
-    assert attempts == [["Op1"]] * 3
+    await recorder.flush()  # still failing after the retries: each record alone, then given up
+    assert attempts == [["Op1"]] * 4
+
+
+async def test_a_record_that_cannot_be_written_loses_no_other() -> None:
+    written: list[str] = []
+
+    def write(records: list[RequestRecord]) -> None:
+        if any(r.operation == "Op1" for r in records):
+            raise ValueError("this record is not valid")
+        written.extend(r.operation for r in records)
+
+    recorder = RequestRecorder(write, max_delay=60, retry_delays=(0.01,))
+    for n in range(3):
+        recorder.add(_record(n))
+    await recorder.flush()
+    assert written == ["Op0", "Op2"]
 
 
 def test_messages_and_urls() -> None:

@@ -20,6 +20,7 @@ from alien.cli.deploy import app as deploy_app
 from alien.cli.main import app as alien_app
 from support.api import ApiClient
 from support.manager import ManagerProcess
+from support.names import unique
 
 runner = CliRunner()
 
@@ -175,3 +176,34 @@ def test_a_command_waits_for_the_customers_approval(
             assert not [m for m in agent.pending("command") if m["envelope"]["id"] == denied["id"]]
     done = world.admin.get(f"/v1/commands/{held['id']}", params={"wait": 5}).json()
     assert done["state"] == "succeeded" and done["result"] == {"n": 1}
+
+
+def test_a_customer_lists_by_its_own_deployment_only(push_manager: ManagerProcess) -> None:
+    """A deployment token's ``?deployment=`` is checked against its own deployment alone: any
+    other name — one other customers share, one only another customer has — answers exactly
+    what a name nobody has does (a customer learns no other customer's deployment names)."""
+    with push_manager.client() as admin:
+
+        def elsewhere(name: str) -> dict[str, Any]:
+            group = admin.create_group(unique("grp"))["name"]
+            return admin.onboard(admin.create_group_token(group), name)["deployment"]
+
+        own = running_deployment(admin)
+        elsewhere(own.name)
+        shared = elsewhere(unique("dep"))["name"]
+        elsewhere(shared)
+        single = elsewhere(unique("dep"))
+        with admin.with_token(own.token) as customer:
+            for ref in (own.id, own.ref, own.name):  # its bare name is shared: still its own
+                listed = customer.get("/v1/approvals", params={"deployment": ref})
+                assert listed.status_code == 200, listed.text
+
+            def refused(ref: str) -> dict[str, Any]:
+                response = customer.get("/v1/approvals", params={"deployment": ref})
+                assert response.status_code == 404, response.text
+                error = response.json()["error"]
+                return {**error, "message": error["message"].replace(ref, "?")}
+
+            nowhere = refused(unique("nothing"))
+            others = [shared, single["name"], single["id"]]
+            assert [refused(ref) for ref in others] == [nowhere] * len(others)

@@ -141,7 +141,7 @@ class World:
     commands: dict[str, str]
     approvals: dict[str, str]  # a session waiting for approval on each gated deployment
     signer: Deployment
-    blob: str
+    blobs: dict[str, str]  # a package uploaded by a key scoped to G1 ("own") and one to G2
     tokens: dict[str, str | None]
     ghost: str = field(default_factory=lambda: unique("ghost"))
 
@@ -170,6 +170,9 @@ class World:
 
     def release(self, side: Side) -> str:
         return "rel_" + GHOST_SUFFIX if side == "ghost" else self.deployments[side].release
+
+    def blob(self, side: Side) -> str:
+        return "sha256:" + "0" * 64 if side == "ghost" else self.blobs[side]
 
     # --- fresh resources, for calls that use theirs up ------------------------------------
 
@@ -287,7 +290,7 @@ def _respond(w: World, side: Side) -> Call:
 def _release_body(w: World, side: Side) -> dict[str, Any]:
     return {
         "manifest": sample_manifest(),
-        "package_digest": w.blob,
+        "package_digest": w.blob("own"),
         "targets": {"type": "deployments", "deployments": [w.dep_id(side)]},
     }
 
@@ -512,8 +515,7 @@ ROWS: list[Row] = [
         Action.RELEASE_CREATE,
         OPERATORS,
         200,
-        lambda w, s: Call("GET", f"/v1/blobs/{w.blob}"),
-        Scope.GLOBAL,
+        lambda w, s: Call("GET", f"/v1/blobs/{w.blob(s)}", ref=w.blob(s)),
     ),
     Row(
         ("POST", "/v1/releases"),
@@ -862,6 +864,7 @@ DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 POSTGRES_SUBSET = {row.route for row in ROWS if row.scope is Scope.LIST} | {
     ("GET", "/v1/groups/{group}"),
     ("GET", "/v1/deployments/{ref:path}"),
+    ("GET", "/v1/blobs/{digest}"),
     ("POST", "/v1/releases"),
     ("GET", "/v1/releases/{release_id}"),
     ("POST", "/v1/commands"),
@@ -882,6 +885,13 @@ def _key(admin: ApiClient, role: str, groups: list[str] | None = None) -> str:
     response = admin.post("/v1/api-keys", json=body)
     assert response.status_code == 201, response.text
     return response.json()["key"]
+
+
+def _scoped_upload(manager: ManagerProcess, admin: ApiClient, group_id: str) -> str:
+    """The digest of a fresh package uploaded by an operator key scoped to ``group_id``."""
+    with manager.client(_key(admin, "operator", [group_id])) as uploader:
+        digest: str = uploader.upload(sample_package(unique("matrix")))["digest"]
+    return digest
 
 
 def _expired_session_token(w: World) -> str:
@@ -948,7 +958,7 @@ def world(
             commands={},
             approvals={},
             signer=running_deployment(admin, group=groups["own"]["name"], commands=KNOWN_COMMANDS),
-            blob=admin.upload(sample_package(unique("matrix")))["digest"],
+            blobs={side: _scoped_upload(manager, admin, g["id"]) for side, g in groups.items()},
             tokens=tokens,
         )
         for side, bound in (("own", "dbg"), ("other", "dbg_other")):

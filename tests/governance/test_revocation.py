@@ -63,7 +63,8 @@ def cut_off_after(world: World, revoke: Callable[[str], None], what: str) -> flo
     latency = traffic.errors[0][0] - revoked_at
     print(f"{what}: first refused request {latency * 1000:.0f} ms after the revocation")
     assert latency <= CUTOFF_SECONDS, f"{what}: first refusal after {latency:.2f} s"
-    assert world.latest_session()["state"] == "revoked"
+    ended = world.admin.get(f"/v1/debug-sessions/{session_id}")
+    assert ended.status_code == 200 and ended.json()["state"] == "revoked", ended.text
     return latency
 
 
@@ -91,6 +92,19 @@ def test_revoking_the_api_key_that_opened_it(world: World) -> None:
     record = world.admin.get("/v1/audit", params={"target": engineer["id"]}).json()["items"]
     assert [r["action"] for r in record] == ["key.create", "key.revoke"]
     assert record[-1]["details"]["revoked_sessions"] == [session["id"]]
+
+
+def test_deleting_the_deployment(world: World) -> None:
+    """The manager forgets the deployment: nothing may keep reaching it through a session."""
+
+    def delete(_: str) -> None:
+        assert world.admin.delete(f"/v1/deployments/{world.ref}").status_code == 204
+
+    cut_off_after(world, delete, "deployment delete")
+    [revoked] = world.admin.get("/v1/audit", params={"action": "debug.session.revoke"}).json()[
+        "items"
+    ][-1:]
+    assert revoked["details"]["end_reason"].endswith("was deleted")
 
 
 def test_the_customer_switching_access_off(world: World) -> None:

@@ -9,9 +9,12 @@ Tests stay independent by naming everything they create uniquely
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from alien.manager import migrate
+from alien.manager.db import Database
 from support.api import ApiClient
 from support.databases import DATABASES, database_for
 from support.manager import ManagerProcess
@@ -30,6 +33,18 @@ def shared_manager(
         # Whatever the tests did, the server side must not have hit an unexpected error.
         log = proc.log(tail=None)
         assert "Traceback" not in log and "ERROR" not in log, log[-4000:]
+
+
+@pytest.fixture(params=DATABASES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database of its own (no manager process), per database kind."""
+    with database_for(request.param) as url:
+        database = Database(url or f"sqlite:///{tmp_path / 'm.db'}")
+        migrate.upgrade(database.engine)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 @pytest.fixture

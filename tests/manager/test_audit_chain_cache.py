@@ -10,12 +10,10 @@ chained after, and every deployment's own chain stays intact — on SQLite and P
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from alien.manager import migrate
 from alien.manager.db import Database
 from alien.manager.services.audit import (
     SYSTEM,
@@ -25,18 +23,6 @@ from alien.manager.services.audit import (
     list_records,
 )
 from alien.protocol.audit import Outcome, Signer, verify_chain
-from support.databases import DATABASES, database_for
-
-
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    with database_for(request.param) as url:
-        database = Database(url or f"sqlite:///{tmp_path / 'm.db'}")
-        migrate.upgrade(database.engine)
-        try:
-            yield database
-        finally:
-            database.dispose()
 
 
 def _entry(deployment: str | None, n: int) -> AuditEntry:

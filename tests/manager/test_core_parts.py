@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from alien.errors import PayloadTooLarge, ValidationError
 from alien.manager import migrate
@@ -122,6 +123,44 @@ def test_migrations_reach_head_match_the_models_and_are_idempotent(
             migrate.upgrade(db.engine)
             assert migrate.current_revision(db.engine) == migrate.head_revision()
             with db.engine.connect() as conn:
+                context = MigrationContext.configure(conn, opts={"compare_type": True})
+                assert compare_metadata(context, Base.metadata) == []
+        finally:
+            db.dispose()
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_migration_0007_blob_groups_goes_up_and_down(kind: str, tmp_path: Path) -> None:
+    """Up: ``blob_groups`` exists, empty (blobs stored before it are unscoped-only). Down: the
+    table goes, its rows with it. Up again: back at head, matching the models."""
+    with database_for(kind) as url:
+        db = Database(url or f"sqlite:///{tmp_path / 'm.db'}")
+        config = migrate.alembic_config()
+
+        def run(step: str, revision: str) -> None:
+            with db.engine.begin() as conn:
+                config.attributes["connection"] = conn
+                getattr(command, step)(config, revision)
+
+        try:
+            run("upgrade", "0006")
+            assert "blob_groups" not in inspect(db.engine).get_table_names()
+            run("upgrade", "0007")
+            with db.engine.begin() as conn:
+                assert conn.execute(text("SELECT count(*) FROM blob_groups")).scalar() == 0
+                conn.execute(
+                    text("INSERT INTO groups (id, name, created_at) VALUES ('grp_1', 'g', :t)"),
+                    {"t": "2026-01-01 00:00:00"},
+                )
+                conn.execute(
+                    text("INSERT INTO blob_groups VALUES (:d, 'grp_1')"),
+                    {"d": "sha256:" + "a" * 64},
+                )
+            run("downgrade", "0006")
+            assert "blob_groups" not in inspect(db.engine).get_table_names()
+            migrate.upgrade(db.engine)
+            with db.engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM blob_groups")).scalar() == 0
                 context = MigrationContext.configure(conn, opts={"compare_type": True})
                 assert compare_metadata(context, Base.metadata) == []
         finally:

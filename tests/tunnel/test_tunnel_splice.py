@@ -252,3 +252,20 @@ async def test_a_goaway_is_preceded_by_a_hello_the_receiver_never_got() -> None:
         frames = decode_frames(await agent.recv())
     assert isinstance(frames[0], Hello) and isinstance(frames[1], GoAway)
     assert frames[1].code == ErrorCode.PROTOCOL_ERROR
+
+
+async def test_an_open_reusing_a_running_streams_id_is_not_forwarded() -> None:
+    """The observer (the audit) follows streams by id: a second OPEN of a stream still running
+    would replace its record before the agent refused the reuse. The splice refuses it first,
+    so the observer saw the first OPEN only and the agent never gets the second."""
+    async with spliced(PatternUpstream()) as (manager, cli, agent):
+        assert manager.splice is not None
+        first = await cli.open_stream({"first": True})
+        await wait_until(lambda: manager.watched.opened == [first.id])
+        await cli._transport.send(encode_frame(Open(first.id, b'{"second": true}')))
+        await manager.splice.wait_closed()
+        await agent.wait_closed()
+        assert manager.watched.opened == [first.id]
+    error = agent.close_error
+    assert isinstance(error, TunnelClosed)
+    assert f"OPEN reuses stream id {first.id}" in error.message

@@ -37,7 +37,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
-import httpx
 from botocore.credentials import Credentials, RefreshableCredentials
 
 from alien.agent.debug_config import (
@@ -51,18 +50,17 @@ from alien.agent.debug_config import (
     kubernetes_server,
     load_config,
 )
+from alien.agent.session_limits import narrowed
 from alien.debug.proxy import alien_error_response
 from alien.errors import AlienError, Forbidden, PlatformError, ValidationError
 from alien.platforms.aws import preload
-from alien.platforms.aws.credential_operations import SESSION_POLICY, screen_operations
+from alien.platforms.aws.credential_operations import SESSION_POLICY
 from alien.platforms.aws.credentials import (
     AssumeRoleCredentialProvider,
     AwsCredentials,
     role_session_name,
 )
-from alien.platforms.aws.endpoints import route_request
 from alien.platforms.aws.error_shape import aws_error_response
-from alien.platforms.aws.sigv4 import caller_scope
 from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.platforms.bearer_tokens import NoToken, TokenFile, TokenSource
 from alien.platforms.gcp.error_shape import google_error_response
@@ -71,6 +69,7 @@ from alien.platforms.gcp.upstream import GoogleApiUpstream, google_api
 from alien.platforms.kubernetes.error_shape import kubernetes_error_response
 from alien.platforms.kubernetes.upstream import KubernetesApiUpstream, is_kubernetes_api
 from alien.protocol.agent_channel import (
+    CAPABILITY_DEBUG_LIMITS,
     CAPABILITY_DEBUG_SPLICE,
     CAPABILITY_DEBUG_TUNNELS,
     ManagerMessage,
@@ -81,7 +80,15 @@ from alien.protocol.frames import ErrorCode
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse, marked
 from alien.tunnel import WIDE_WINDOWS, TunnelConnection, TunnelStream
 from alien.tunnel.errors import UpstreamUnreachable
-from alien.tunnel.forward import ForwardingUpstream, HostAllowlist
+from alien.tunnel.forward import (
+    NOT_ALLOWED,
+    ForwardingUpstream,
+    HostAllowlist,
+    Resolver,
+    absolute_url,
+    system_resolver,
+    valid_authority,
+)
 from alien.tunnel.http import serve_http_stream
 from alien.tunnel.websocket_client import HandshakeFailed, HandshakeRefused, dial, websocket_url
 
@@ -165,18 +172,22 @@ def _credentials(
 
 class ConnectUpstream:
     """``CONNECT host:port``: a raw byte stream to an allowed destination (the request body is
-    what the client sends, the response body what the destination answers)."""
+    what the client sends, the response body what the destination answers). The name is
+    resolved and its addresses screened here, and the checked address is what is connected to
+    (:meth:`HostAllowlist.address`): the vendor may control an allowed name's DNS."""
 
-    def __init__(self, allow: HostAllowlist) -> None:
+    def __init__(self, allow: HostAllowlist, resolve: Resolver = system_resolver) -> None:
         self._allow = allow
+        self._resolve = resolve
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         host, port = _authority(head.target)
         if not self._allow.allows("https", host, port):
             raise _not_allowed(f"{host}:{port}")
+        address = await self._allow.address("https", host, port, self._resolve)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                reader, writer = await asyncio.open_connection(host, port)
+                reader, writer = await asyncio.open_connection(address, port)
         except (OSError, TimeoutError) as exc:
             raise UpstreamUnreachable(
                 f"could not reach {host}:{port}: {type(exc).__name__}", field="host"
@@ -208,7 +219,10 @@ async def _from_socket(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
 
 
 def _authority(target: str) -> tuple[str, int]:
-    """``host`` and ``port`` of a CONNECT target (``host:port`` or ``[v6]:port``)."""
+    """``host`` and ``port`` of a CONNECT target (``host:port`` or ``[v6]:port``). Only an ASCII
+    name or address is taken: anything else (Unicode, control characters) never reaches DNS."""
+    if not valid_authority(target):
+        raise ValidationError("CONNECT needs a host:port target", field="target")
     try:
         parts = urlsplit(f"//{target}")
         host, port = parts.hostname, parts.port
@@ -224,7 +238,7 @@ def _not_allowed(destination: str) -> Forbidden:
         f"{destination} is not on this deployment's debug egress allowlist "
         f"(set by the customer in the agent's {CONFIG_FILE})",
         field="host",
-        code="DESTINATION_NOT_ALLOWED",
+        code=NOT_ALLOWED,
     )
 
 
@@ -252,19 +266,26 @@ class SessionUpstream:
     ``kubernetes.default.svc``, when offered), HTTP egress (absolute form), CONNECT. A channel
     the configuration does not offer is refused."""
 
-    def __init__(self, config: DebugConfig, session_id: str) -> None:
+    def __init__(
+        self, config: DebugConfig, session_id: str, *, resolve: Resolver = system_resolver
+    ) -> None:
+        """``resolve``: how egress destinations' names are resolved (then screened)."""
         self.config = config
         self.credentials = _credentials(config.aws, session_id) if config.aws else None
-        self._aws_policy = aws_policy(config.aws) if config.aws else None
+        policy = aws_policy(config.aws) if config.aws else None
         self._aws = (
-            AwsResigningUpstream(self._aws_policy, self.credentials)
-            if self._aws_policy is not None and self.credentials is not None
+            AwsResigningUpstream(policy, self.credentials)
+            if policy is not None and self.credentials is not None
             else None
         )
         allow = HostAllowlist(config.http.allow) if config.http else None
         self._allow = allow
-        self._http = ForwardingUpstream(config.http.allow, scheme="http") if config.http else None
-        self._connect = ConnectUpstream(allow) if allow is not None else None
+        self._http = (
+            ForwardingUpstream(config.http.allow, scheme="http", resolve=resolve)
+            if config.http
+            else None
+        )
+        self._connect = ConnectUpstream(allow, resolve) if allow is not None else None
         self._google = _google_apis(config.gcp) if config.gcp else None
         self._kubernetes = _kubernetes_api(config.kubernetes) if config.kubernetes else None
         self._starting: asyncio.Task[None] | None = None
@@ -294,18 +315,16 @@ class SessionUpstream:
                 return await self._kubernetes.send(head, body)
             if self._http is None or self._allow is None:
                 raise Forbidden("this agent offers no HTTP egress", field="http")
-            url = httpx.URL(head.target)
-            if not self._allow.allows(url.scheme, url.host, url.port):
+            url = absolute_url(head.target)
+            if not self._allow.allows(url.scheme, url.raw_host.decode("ascii"), url.port):
                 raise _not_allowed(f"{url.scheme}://{url.netloc.decode()}")
             return await self._http.send(head, body)
-        if self._aws is None or self._aws_policy is None:
+        if self._aws is None:
             raise Forbidden(
                 "this agent offers no AWS access", field="aws", details={"aws_code": "AccessDenied"}
             )
-        scope = caller_scope(head.target, head.headers)
-        route_request(self._aws_policy, scope.service, scope.region)  # refusals get marked
-        body = await screen_operations(scope.service, head, body)
-        return await self._aws.send(head, body)
+        request = await self._aws.admit(head, body)  # a refusal raises: it gets marked
+        return await self._aws.forward(request)
 
     async def aclose(self) -> None:
         if self._starting is not None:
@@ -353,11 +372,12 @@ class DebugTunnels:
 
     @property
     def capabilities(self) -> tuple[str, ...]:
-        """``debug_tunnels`` (and ``debug_tunnel_splice``: this agent can be the server of a
-        spliced tunnel) when the customer configured debugging here (``debug.json``)."""
+        """``debug_tunnels`` (with ``debug_tunnel_splice``: this agent can be the server of a
+        spliced tunnel; ``debug_limits``: it narrows a session to the deployment's policy) when
+        the customer configured debugging here (``debug.json``)."""
         if not self._config_file.is_file():
             return ()
-        return (CAPABILITY_DEBUG_TUNNELS, CAPABILITY_DEBUG_SPLICE)
+        return (CAPABILITY_DEBUG_TUNNELS, CAPABILITY_DEBUG_SPLICE, CAPABILITY_DEBUG_LIMITS)
 
     def prepare(self) -> None:
         """With AWS debugging configured here, load boto3's data now, in a thread of its own
@@ -401,6 +421,7 @@ class DebugTunnels:
         try:
             # In threads: reading the file and creating boto3 clients block.
             config = await asyncio.to_thread(load_config, self._config_file)
+            config = narrowed(config, message.limits)
             preparing = asyncio.create_task(_ready(config, session_id))
             connection = await self._dial(message, preparing)
             await asyncio.shield(preparing)  # an upstream that cannot be made ends the tunnel

@@ -4,7 +4,9 @@ A release is usable here once ``packages/<release>/`` exists: it is only renamed
 the download matched the announced size and sha256, the archive unpacked safely, and the packaged
 manifest matched the release's manifest digest. So the directory's existence means "complete and
 verified", and the agent can bring the last good release back after a restart without the
-manager. Unpacking happens in a worker thread (it is disk-bound) and in a scratch directory.
+manager. Unpacking happens in a scratch directory, in a child process with memory, CPU and time
+limits (``alien.agent.unpack``): the archive is hostile, and tarfile's flaws must not exhaust the
+agent's memory or stall its event loop.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alien.agent.unpack import unpack
 from alien.client.aio import AsyncManagerClient
-from alien.client.package import CODE_DIR, MANIFEST_FILE, PackageError, extract_package
+from alien.client.package import CODE_DIR, MANIFEST_FILE, PackageError
 from alien.errors import ValidationError
 from alien.platforms.local.area import check_name
 from alien.stack.manifest import manifest_digest, manifest_from_json
@@ -88,7 +91,7 @@ class PackageCache:
             await client.download(
                 info.package_url, archive, digest=info.package_digest, size=info.package_size
             )
-            await asyncio.to_thread(extract_package, archive, unpacked)
+            await unpack(archive, unpacked)
             manifest = await asyncio.to_thread(_check_manifest, unpacked, info)
             (unpacked / CODE_DIR).mkdir(exist_ok=True)
             unpacked.rename(self.path(info.release_id))

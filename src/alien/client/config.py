@@ -3,10 +3,15 @@
 ``--manager URL`` / ``ALIEN_MANAGER_URL`` (default ``http://127.0.0.1:8080``, what ``alien serve``
 listens on by default) and ``--token`` / ``ALIEN_TOKEN`` (or ``ALIEN_API_KEY``). The token is kept
 out of ``repr`` so a config object can be logged or shown in a traceback without leaking it.
+
+Every request carries a bearer token (an admin key, a deployment's token, a debug session's), so a
+manager that is not on this machine must be reached over https: plain http is refused unless the
+host is a loopback one, or ``ALIEN_ALLOW_INSECURE_HTTP=1`` says the network is trusted.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ USER_AGENT = f"alien-client/{__version__}"
 DEFAULT_MANAGER_URL = "http://127.0.0.1:8080"
 MANAGER_ENV = "ALIEN_MANAGER_URL"
 TOKEN_ENVS = ("ALIEN_TOKEN", "ALIEN_API_KEY")
+INSECURE_HTTP_ENV = "ALIEN_ALLOW_INSECURE_HTTP"
 
 
 def check_manager_url(value: str, *, field: str = "manager") -> str:
@@ -38,7 +44,21 @@ def check_manager_url(value: str, *, field: str = "manager") -> str:
         )
     if url.query or url.fragment:
         raise ValidationError("the manager URL takes no query or fragment", field=field)
+    insecure_allowed = os.environ.get(INSECURE_HTTP_ENV) == "1"
+    if url.scheme == "http" and not _loopback(url.hostname) and not insecure_allowed:
+        raise ValidationError(
+            f"refusing plain http to {url.hostname}: tokens would cross the network in clear "
+            f"text; use https (or set {INSECURE_HTTP_ENV}=1 on a network you trust)",
+            field=field,
+        )
     return url.geturl().rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower().rstrip(".") == "localhost"
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,13 @@ alien's own area (``.alien/``) are left out. A symlink is stored as the file it 
 that file is inside the app directory and refused otherwise.
 
 Extracting treats the archive as hostile: only ``manifest.json`` and paths under ``code/``, no
-absolute paths, no ``..``, no links, devices or FIFOs, no entry twice, and bounded size and entry
-count (a gzip bomb stops at the limit instead of filling the disk). Files are created with
-``O_EXCL | O_NOFOLLOW`` under a fresh directory, so nothing can be written outside it.
+absolute paths, no ``..``, no links, devices, FIFOs or sparse files, no entry twice, no negative
+sizes, and bounded size and entry count (a gzip bomb stops at the limit instead of filling the
+disk). tarfile reads a PAX or GNU long-name header whole, and scans a PAX header with a regex that
+is quadratic on Python before 3.11.10 (CVE-2024-6232), before any member reaches those limits, so
+such headers are refused above ``MAX_EXTENDED_HEADER`` bytes before tarfile reads them. Files are
+created with ``O_EXCL | O_NOFOLLOW`` under a fresh directory, so nothing can be written outside it.
+The agent runs all this in a child process with memory and CPU limits (``alien.agent.unpack``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ SKIP_SUFFIXES = (".pyc", ".pyo")
 MAX_MANIFEST_BYTES = 1024 * 1024
 DEFAULT_MAX_BYTES = 4 * 1024**3
 DEFAULT_MAX_ENTRIES = 100_000
+# Room for a path of PATH_MAX (4096) bytes, the longest header build_package writes, while
+# CVE-2024-6232's regex stays under 0.1 s on a header this size.
+MAX_EXTENDED_HEADER = 8 * 1024
 _GZIP_LEVEL = 6
 
 
@@ -202,6 +209,43 @@ def _write_file(path: Path, source: BinaryIO, mode: int) -> None:
             out.write(chunk)
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A ``TarInfo`` that refuses extended headers tarfile would read whole before we see a member.
+
+    ``TarInfo._proc_member`` hands each header type to the method overridden here; checking the
+    declared size first keeps a header bomb from being buffered in memory. Global PAX headers
+    and sparse files are refused outright: build_package writes neither, a global header's
+    entries accumulate for every later member, and sparse maps are read in a loop the archive
+    controls.
+    """
+
+    def _check_extended(self) -> None:
+        if not 0 <= self.size <= MAX_EXTENDED_HEADER:
+            raise PackageError(
+                f"package has an extended tar header of {self.size} bytes "
+                f"(at most {MAX_EXTENDED_HEADER})",
+                field="package",
+            )
+
+    def _proc_pax(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type == tarfile.XGLTYPE:
+            raise PackageError("package has a global PAX header", field="package")
+        self._check_extended()
+        return super()._proc_pax(archive)
+
+    def _proc_gnulong(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        self._check_extended()
+        return super()._proc_gnulong(archive)
+
+    def _proc_sparse(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        raise PackageError("package has a sparse file", field="package")
+
+    def _proc_gnusparse_10(
+        self, member: tarfile.TarInfo, pax_headers: dict[str, str], archive: tarfile.TarFile
+    ) -> None:
+        raise PackageError("package has a sparse file", field="package")
+
+
 def extract_package(
     archive: Path,
     target: Path,
@@ -218,18 +262,23 @@ def extract_package(
     total = entries = 0
     seen_manifest = False
     try:
-        with tarfile.open(archive, mode="r|gz") as tar:
+        with tarfile.open(archive, mode="r|gz", tarinfo=_BoundedTarInfo) as tar:
             for member in tar:
+                tar.members.clear()  # kept for random access a stream never does: only memory
                 entries += 1
                 if entries > max_entries:
                     raise PackageError(
                         f"package has more than {max_entries} entries", field="package"
                     )
                 parts = _safe_parts(member.name)
+                if member.size < 0:  # would lower the running total below and slip past max_bytes
+                    raise PackageError(
+                        f"package entry {member.name[:200]!r} has a negative size", field="package"
+                    )
                 if member.isdir():
                     _mkdirs(target, parts)
                     continue
-                if not member.isreg():
+                if not member.isreg() or member.issparse():
                     raise PackageError(
                         f"package entry {member.name[:200]!r} is not a regular file or directory",
                         field="package",
@@ -247,7 +296,8 @@ def extract_package(
                 source = tar.extractfile(member)
                 assert source is not None  # regular files always have data
                 _write_file(parent / parts[-1], source, member.mode)
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
+    # RecursionError: tarfile follows a chain of extended headers by recursion.
+    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, RecursionError) as exc:
         raise PackageError(f"not a readable release package: {exc}", field="package") from None
     if not seen_manifest:
         raise PackageError(f"the package has no {MANIFEST_FILE}", field="package")

@@ -27,6 +27,7 @@ from alien.manager.api import commands as commands_api
 from alien.manager.api import debug as debug_api
 from alien.manager.api import policy as policy_api
 from alien.manager.api.fast_create import FastCreate
+from alien.manager.body_limit import BodyLimit
 from alien.manager.commands.center import CommandCenter
 from alien.manager.core import ManagerCore, open_core
 from alien.manager.schemas import ErrorBody
@@ -95,4 +96,5 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
     app.include_router(approvals_api.router, responses=_ERROR_RESPONSES)
     app.include_router(command_blobs.router, responses=_ERROR_RESPONSES)
     app.add_middleware(FastCreate)  # POST /v1/commands without the framework, when it can
+    app.add_middleware(BodyLimit)  # outermost of ours: it bounds what FastCreate reads too
     return app

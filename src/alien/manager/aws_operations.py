@@ -5,6 +5,13 @@ AWS protocols name the operation in different places: JSON protocols in ``X-Amz-
 string, or first in a form-encoded POST body), and REST protocols only through method, path and
 sub-resources (S3). We read what is cheap and never buffer a body: for a form POST only the first
 few KiB are looked at (botocore writes ``Action`` first) and then streamed on unchanged.
+
+The name is taken only where the request's protocol puts it, so the caller cannot dress one
+operation up as another in the trail: ``X-Amz-Target`` only on a well-formed JSON-protocol
+request (the credential screen's own reading,
+:func:`~alien.platforms.aws.credential_operations.json_operation`), S3's only
+from its method and path (a header or an ``Action`` parameter says nothing to S3), and a form
+whose query string and body name different actions is recorded as ambiguous, naming both.
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ import re
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, unquote_plus
 
+from alien.platforms.aws.credential_operations import json_operation
 from alien.protocol.http_exchange import Body, RequestHead
 
 PEEK_LIMIT = 8 * 1024
-_ACTION_PARAM = re.compile(rb"(?:^|&)Action=([^&]*)&")
+_ACTION_PARAM = re.compile(rb"(?:^|(?<=&))Action=([^&]*)(?=&)")
 
 # Bucket sub-resources: GET/PUT/DELETE /bucket?<sub> → Get/Put/DeleteBucket<Name>.
 _BUCKET_SUBRESOURCES = {
@@ -123,18 +131,17 @@ def _object_operation(method: str, params: dict[str, str], *, copy: bool) -> str
 
 
 def operation_from_head(service: str, head: RequestHead) -> str | None:
-    """The operation when the head alone says it; ``None`` when only a form body can."""
-    amz_target = head.get("x-amz-target")
-    if amz_target:
-        return amz_target.rpartition(".")[2] or amz_target
-    _, params = _split(head.target)
-    if "Action" in params:
-        return params["Action"]
+    """The operation when the head alone says it; ``None`` when a form body must be read too."""
     if service == "s3":
         return s3_operation(head.method, head.target, head)
+    named = json_operation(head)
+    if named is not None:
+        return named
     if _is_form(head):
         return None
-    segments, _ = _split(head.target)
+    segments, params = _split(head.target)
+    if "Action" in params:
+        return params["Action"]
     return f"{head.method} /{segments[0]}" if segments else f"{head.method} /"
 
 
@@ -168,8 +175,16 @@ async def operation_of(service: str, head: RequestHead, body: Body) -> tuple[str
 
 
 def operation_in_form(head: RequestHead, seen: bytes, *, ended: bool) -> str:
-    """The ``Action`` named in the start of a form body (``seen``; ``ended``: it is all of
-    it), or ``METHOD /`` when it names none."""
+    """The ``Action`` a form POST names in its query string and in the start of its body
+    (``seen``; ``ended``: it is all of it); ``ambiguous: A / B`` when they name several, and
+    ``METHOD /`` when they name none."""
     # A parameter is complete once followed by "&", or by the end of the body.
-    match = _ACTION_PARAM.search(seen + b"&" if ended else seen)
-    return unquote_plus(match.group(1).decode("latin-1")) if match else f"{head.method} /"
+    named = [
+        unquote_plus(value.decode("latin-1"))
+        for value in _ACTION_PARAM.findall(seen + b"&" if ended else seen)
+    ]
+    query = [value for name, value in parse_qsl(head.target.partition("?")[2]) if name == "Action"]
+    actions = list(dict.fromkeys([*query, *named]))
+    if len(actions) > 1:
+        return "ambiguous: " + " / ".join(actions)
+    return actions[0] if actions else f"{head.method} /"

@@ -22,7 +22,7 @@ import anyio
 
 from alien.errors import PayloadTooLarge, ValidationError
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class BlobInfo:
 
 def check_digest(value: str, *, field: str = "digest") -> str:
     """``value`` if it is ``sha256:<64 lowercase hex>``, else a ``ValidationError`` on ``field``."""
-    if not _DIGEST_RE.match(value):
+    if not _DIGEST_RE.fullmatch(value):
         raise ValidationError("digest must look like sha256:<64 lowercase hex>", field=field)
     return value
 

@@ -1,14 +1,16 @@
 """Recording every request a debug tunnel proxies, without slowing the requests down.
 
-:class:`AuditingUpstream` wraps the re-signing upstream: it refuses what the deployment's
-allowlist does not allow (and records the refusal), names the AWS operation, counts the bytes
+:class:`AuditingUpstream` wraps the re-signing upstream: it has the re-signer admit each request
+(the allowlist and the credential screen) and records a refusal, names the AWS operation, counts
+the bytes
 that stream each way and times the exchange, and hands one :class:`RequestRecord` per request to
 a :class:`RequestRecorder`. The recorder writes records in batches from a worker thread (one
 transaction per batch, at most ``max_delay`` seconds after a request ended), so a burst of small
 requests costs a few database writes instead of one per request and none on a request's way;
 what is pending when the tunnel ends is written before the tunnel's handler returns. A batch
-whose write fails (a deadlock or a dropped connection) is tried again a few times before it is
-given up with an error in the log. Headers and bodies are never recorded.
+whose write fails (a deadlock or a dropped connection) is tried again a few times, then each of
+its records alone, so one record that can never be written loses no other; what is lost is
+logged as an error. Headers and bodies are never recorded.
 """
 
 from __future__ import annotations
@@ -23,11 +25,10 @@ from alien.errors import AlienError
 from alien.manager.aws_operations import operation_of
 from alien.manager.db import utcnow
 from alien.manager.services.debug_sessions import RequestRecord
-from alien.platforms.aws.credential_operations import screen_operations
-from alien.platforms.aws.endpoints import AwsEndpointPolicy, route_request
 from alien.platforms.aws.error_shape import aws_error_response, aws_status
 from alien.platforms.aws.sigv4 import caller_scope
-from alien.protocol.http_exchange import Body, RequestHead, Upstream, UpstreamResponse
+from alien.platforms.aws.upstream import AwsResigningUpstream
+from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,22 @@ class RequestRecorder:
                 return
             except Exception:
                 if delay is None:
-                    log.exception("could not write %d debug request audit records", len(batch))
-                    return
+                    break
                 log.warning("writing %d debug request audit records failed, retrying", len(batch))
                 await asyncio.sleep(delay)
+        await self._one_by_one(batch)
+
+    async def _one_by_one(self, batch: list[RequestRecord]) -> None:
+        """The last try of a batch that would not go: each record alone, so a record that can
+        never be written (whatever made it so) takes no other request's record with it."""
+        lost = 0
+        for record in batch:
+            try:
+                await asyncio.to_thread(self._write, [record])
+            except Exception:
+                lost += 1
+        if lost:
+            log.error("could not write %d of %d debug request audit records", lost, len(batch))
 
     async def aclose(self) -> None:
         """Stop the background writer and write what is still pending."""
@@ -169,11 +182,8 @@ class _Exchange(ExchangeTally):
 class AuditingUpstream:
     """Allowlist check, operation naming and per-request audit around the re-signer."""
 
-    def __init__(
-        self, inner: Upstream, policy: AwsEndpointPolicy, recorder: RequestRecorder
-    ) -> None:
+    def __init__(self, inner: AwsResigningUpstream, recorder: RequestRecorder) -> None:
         self._inner = inner
-        self._policy = policy
         self._recorder = recorder
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
@@ -182,13 +192,12 @@ class AuditingUpstream:
             scope = caller_scope(head.target, head.headers)
             exchange.service = scope.service
             exchange.operation, body = await operation_of(scope.service, head, body)
-            route_request(self._policy, scope.service, scope.region)
-            body = await screen_operations(scope.service, head, body)
+            request = await self._inner.admit(head, exchange.count_in(body), scope)
         except AlienError as exc:
             self._recorder.add(exchange.record(aws_status(exc), refused=True, error=exc.message))
             return aws_error_response(head, exc)
         try:
-            response = await self._inner.send(head, exchange.count_in(body))
+            response = await self._inner.forward(request)
         except AlienError as exc:
             self._recorder.add(exchange.record(aws_status(exc), error=exc.message))
             raise

@@ -38,6 +38,7 @@ from functools import partial
 from typing import Annotated, Protocol, cast
 
 from fastapi import APIRouter, Depends, WebSocket
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from alien.errors import AlienError, Conflict, Unauthenticated
@@ -49,17 +50,22 @@ from alien.manager.db import utcnow
 from alien.manager.debug_audit import AuditingUpstream, RequestRecorder
 from alien.manager.debug_credentials import RoleTarget, warm_credentials
 from alien.manager.events import Subscription
+from alien.manager.models import Deployment
 from alien.manager.pull_audit import TUNNEL_ENDED, RelayedExchange, SplicedAudit
 from alien.manager.services import aws_deployments, debug_sessions
 from alien.manager.services.audit import AuditLog
+from alien.manager.services.debug_policies import Channel
 from alien.manager.services.debug_sessions import RequestRecord, SessionState, session_key
+from alien.manager.services.policy import effective_policy
 from alien.platforms.aws.credentials import AssumeRoleCredentialProvider
 from alien.platforms.aws.endpoints import AwsEndpointPolicy
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.upstream import AwsResigningUpstream
 from alien.protocol.agent_channel import (
+    CAPABILITY_DEBUG_LIMITS,
     CAPABILITY_DEBUG_SPLICE,
     CAPABILITY_DEBUG_TUNNELS,
+    DebugLimits,
     TunnelOpen,
     agent_tunnel_path,
 )
@@ -98,11 +104,30 @@ class TunnelPlan:
 
 @dataclass(frozen=True)
 class PullPlan:
-    """A session debugged through its deployment's agent (no push-model configuration)."""
+    """A session debugged through its deployment's agent (no push-model configuration), and
+    what the deployment's effective policy lets it reach there (read when the tunnel opens)."""
 
     session_id: str
     deployment_id: str
     expires_at: datetime
+    limits: DebugLimits
+
+
+PULL_CHANNELS = frozenset({Channel.AWS, Channel.GCP, Channel.KUBERNETES, Channel.HTTP})
+"""The channels an agent can serve: limits naming all of them (and no egress list) narrow
+nothing, so an agent that cannot apply limits may still serve such a session."""
+
+
+def _limits(session: Session, dep: Deployment) -> DebugLimits:
+    policy = effective_policy(session, dep)
+    return DebugLimits(
+        channels=tuple(c.value for c in policy.allowed_channels if c in PULL_CHANNELS),
+        egress_allow=policy.egress_allow,
+    )
+
+
+def _narrows(limits: DebugLimits) -> bool:
+    return limits.egress_allow is not None or not set(limits.channels) >= PULL_CHANNELS
 
 
 def _plan(core: ManagerCore, session_id: str) -> TunnelPlan | PullPlan:
@@ -117,7 +142,14 @@ def _plan(core: ManagerCore, session_id: str) -> TunnelPlan | PullPlan:
             )
         config = aws_deployments.get_config(session, row.deployment_id)
         if config is None:
-            return PullPlan(row.id, row.deployment_id, row.expires_at)
+            dep = session.get(Deployment, row.deployment_id)
+            if dep is None:
+                raise Conflict(
+                    f"the deployment of debug session {session_id} is gone",
+                    field="session_id",
+                    code="DEBUG_UNAVAILABLE",
+                )
+            return PullPlan(row.id, row.deployment_id, row.expires_at, _limits(session, dep))
         return TunnelPlan(
             session_id=row.id,
             expires_at=row.expires_at,
@@ -187,7 +219,7 @@ async def _serve(
 ) -> None:
     recorder = RequestRecorder(partial(_write_records, core, plan.session_id))
     resigner = AwsResigningUpstream(plan.policy, credentials)
-    upstream = AuditingUpstream(resigner, plan.policy, recorder)
+    upstream = AuditingUpstream(resigner, recorder)
     connection = TunnelConnection(
         StarletteTransport(websocket),
         "server",
@@ -335,6 +367,13 @@ async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> _Dial:
     (spliced when the agent can be the server of the CLI's tunnel)."""
     dials, pushers = dials_of(websocket), pushers_of(websocket)
     splice = pushers.serves(plan.deployment_id, CAPABILITY_DEBUG_SPLICE)
+    limited = pushers.serves(plan.deployment_id, CAPABILITY_DEBUG_LIMITS)
+    if not limited and _narrows(plan.limits):
+        raise _agent_unavailable(
+            plan,
+            "its agent cannot apply the deployment's policy on channels and egress "
+            "(upgrade alien-deploy)",
+        )
     credential, dial = dials.expect(plan.session_id, plan.deployment_id, splice=splice)
     handed_over = False
     try:
@@ -344,6 +383,7 @@ async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> _Dial:
             credential=credential,
             expires_at=plan.expires_at,
             splice=splice,
+            limits=plan.limits if limited else None,
         )
         sent = await pushers.send(plan.deployment_id, CAPABILITY_DEBUG_TUNNELS, message)
         if not sent:

@@ -115,6 +115,23 @@ class Release(Base):
     created_by: Mapped[str | None] = mapped_column(String(40))
 
 
+class BlobGroup(Base):
+    """A deployment group whose scoped API key uploaded this package blob (migration 0007).
+
+    A key scoped to groups may see and release only the blobs uploaded within its groups; an
+    unscoped upload adds no row, and a blob without rows (every blob stored before 0007
+    included) is visible to unscoped keys only. No index on ``group_id``: the only query by
+    group is the cascade when a group is deleted, which is rare and only done while it is empty.
+    """
+
+    __tablename__ = "blob_groups"
+
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class Deployment(Base):
     __tablename__ = "deployments"
     __table_args__ = (UniqueConstraint("group_id", "name", name="uq_deployments_group_name"),)

@@ -26,7 +26,6 @@ from alien.protocol.frames import End, ErrorCode, MetadataError, Open, Reset, de
 from alien.protocol.http_exchange import ERROR_HEADER, RequestHead, ResponseHead
 from alien.tunnel.http_heads import MAX_HEAD_BYTES, parse_request_meta, parse_response_head
 
-MAX_OPERATION = 200
 TUNNEL_ENDED = "the tunnel closed under it"
 
 
@@ -197,16 +196,16 @@ def _classify(head: RequestHead) -> tuple[str, str]:
     (never the query); an AWS request is its signing name and operation; anything else
     ``unknown``."""
     if head.method == "CONNECT":
-        return "http", f"CONNECT {head.target}"[:MAX_OPERATION]
+        return "http", f"CONNECT {head.target}"
     if head.target.startswith(("http://", "https://")):
         url = head.target.partition("?")[0]
         path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
         api = google_api(head.target)
         if api is not None:
-            return f"gcp/{api}", f"{head.method} {path}"[:MAX_OPERATION]
+            return f"gcp/{api}", f"{head.method} {path}"
         if is_kubernetes_api(head.target):
-            return "kubernetes", f"{head.method} {path}"[:MAX_OPERATION]
-        return "http", f"{head.method} {url}"[:MAX_OPERATION]
+            return "kubernetes", f"{head.method} {path}"
+        return "http", f"{head.method} {url}"
     try:
         service = caller_scope(head.target, head.headers).service
     except AlienError:

@@ -134,6 +134,10 @@ CAPABILITY_DEBUG_TUNNELS = "debug_tunnels"
 CAPABILITY_DEBUG_SPLICE = "debug_tunnel_splice"
 """Listed besides ``debug_tunnels`` by an agent that answers a spliced tunnel (``tunnel_open``
 with ``splice``: it is the server of the CLI's own tunnel, see :mod:`alien.tunnel.splice`)."""
+CAPABILITY_DEBUG_LIMITS = "debug_limits"
+"""Listed besides ``debug_tunnels`` by an agent that applies a ``tunnel_open``'s ``limits``
+(the customer's policy on channels and egress). A manager sends ``limits`` only to such an agent,
+and refuses a session it cannot limit otherwise."""
 DebugSessionId = prefixed_id("dbg")
 TunnelPath = Annotated[
     str, StringConstraints(pattern=r"^/v1/agent/debug-tunnels/dbg_[A-Za-z0-9]{1,64}$", strict=True)
@@ -338,6 +342,21 @@ class CommandReceipt(_Message):
     message: ErrorMessage | None = None
 
 
+EgressPattern = Annotated[str, StringConstraints(min_length=1, max_length=260, strict=True)]
+"""An allowlist entry (``host[:port]``, ``*.domain``, ``[v6]``): checked where it is applied."""
+
+
+class DebugLimits(WireModel):
+    """What the deployment's effective policy lets one debug session reach through the agent,
+    on top of the agent's own configuration (which it can only narrow): ``channels`` — the tool
+    families it may serve (``aws``, ``gcp``, ``kubernetes``, ``http`` for HTTP egress and
+    ``CONNECT``); ``egress_allow`` — the customer's egress allowlist (``None``: no list of the
+    customer's)."""
+
+    channels: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z]{1,32}$")], ...]
+    egress_allow: tuple[EgressPattern, ...] | None = None
+
+
 class TunnelOpen(_Message):
     """Dial a debug session's tunnel (``type`` ``tunnel_open``).
 
@@ -348,7 +367,9 @@ class TunnelOpen(_Message):
     expiry: the manager closes the tunnel then at the latest. ``splice`` (sent only to an agent
     listing :data:`CAPABILITY_DEBUG_SPLICE`): the manager passes the CLI's frames through
     unchanged, so the agent is the *server* of the tunnel and answers the streams the CLI opens;
-    without it the manager is the server and opens a stream per CLI stream itself.
+    without it the manager is the server and opens a stream per CLI stream itself. ``limits``
+    (sent only to an agent listing :data:`CAPABILITY_DEBUG_LIMITS`): the session may reach no
+    more than these.
     """
 
     type: Literal["tunnel_open"] = "tunnel_open"
@@ -357,6 +378,7 @@ class TunnelOpen(_Message):
     credential: TunnelCredential = Field(repr=False)
     expires_at: Timestamp
     splice: bool = False
+    limits: DebugLimits | None = None
 
     @field_validator("tunnel_path")
     @classmethod

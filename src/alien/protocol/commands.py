@@ -2,16 +2,19 @@
 
 States (``CommandState``)::
 
-    pending ──dispatch──▶ dispatched ──lease (same lease id)──▶ leased ──respond──▶ succeeded
-       │  ◀──lease lost (attempt+1)── │                            │ renew          │ failed
-       └──────────────lease (pull model: a fresh lease)───────────▶│
+    pending ──dispatch──▶ dispatched ──acknowledge (its lease id)──▶ leased ──respond──▶ succeeded
+       │  ◀──lease lost (attempt+1)── │                                 │ renew          │ failed
+       └──────────────lease (pull model: a fresh lease)────────────────▶│
     any non-terminal ──deadline passed──▶ expired      any non-terminal ──cancel──▶ cancelled
     dispatched/leased ──lease lost on the last attempt──▶ failed (MAX_ATTEMPTS)
 
 * ``dispatch`` offers the command over the agent's open connection (or to a direct invoke) with a
-  lease id; ``lease`` is the receiver taking it — acknowledging the offer, or, in the pull model,
-  leasing a pending command straight away. Either way the lease is time-bounded and renewable
-  (``renew``), and never outlives the deadline.
+  lease id, and ``acknowledge`` is the receiver taking that offer — only a dispatched command,
+  only under the offer's lease id. ``lease`` hands a pending command out under a fresh lease the
+  caller (the manager) made: the pull model. A pending command is never taken by an
+  acknowledgement, so a worker whose lease was lost cannot revive it, and a command the manager
+  holds back (awaiting approval, access suspended) is never taken by naming it. Either way the
+  lease is time-bounded and renewable (``renew``), and never outlives the deadline.
 * Time-driven transitions are applied by :func:`tick`, and every operation ticks first, so the
   outcome is a function of ``(record, now)`` only — never of whether a sweeper happened to run.
 * A response is accepted only for the current lease. A response for an old lease, a second
@@ -97,6 +100,7 @@ __all__ = [
     "DeploymentId",
     "IllegalTransition",
     "LeaseId",
+    "acknowledge",
     "cancel",
     "dispatch",
     "envelope_for",
@@ -336,14 +340,30 @@ def dispatch(record: CommandRecord, *, lease_id: str, now: datetime, ttl: float)
 
 
 def lease(record: CommandRecord, *, lease_id: str, now: datetime, ttl: float) -> CommandRecord:
-    """The receiver takes the command: a pending one under a new lease (pull model), or a
-    dispatched one by acknowledging the offer's ``lease_id`` (push over the open connection)."""
+    """Hand a pending command out under ``lease_id``, a fresh lease the caller made (pull
+    model: the manager answering an agent's lease request)."""
     record = tick(record, now)
     _refuse_if_terminal(record, "lease")
-    if record.state is C.LEASED:
+    if record.state is not C.PENDING:
+        raise IllegalTransition(
+            f"cannot lease command {record.id}: it is {record.state.value}", field="state"
+        )
+    until = _lease_until(record, now, ttl)
+    return _evolve(record, state=C.LEASED, lease_id=lease_id, lease_expires_at=until)
+
+
+def acknowledge(
+    record: CommandRecord, *, lease_id: str, now: datetime, ttl: float
+) -> CommandRecord:
+    """The receiver takes the command it was offered (push over the open connection): a
+    dispatched command, under the offer's ``lease_id``. Anything else is a stale lease — a
+    pending command included: only :func:`lease` hands one out."""
+    record = tick(record, now)
+    _refuse_if_terminal(record, "acknowledge")
+    if record.state is C.LEASED and lease_id == record.lease_id:
         raise IllegalTransition(f"command {record.id} is already leased", field="state")
-    if record.state is C.DISPATCHED and lease_id != record.lease_id:
-        raise _stale(record, lease_id, "lease")
+    if record.state is not C.DISPATCHED or lease_id != record.lease_id:
+        raise _stale(record, lease_id, "acknowledge")
     until = _lease_until(record, now, ttl)
     return _evolve(record, state=C.LEASED, lease_id=lease_id, lease_expires_at=until)
 

@@ -14,8 +14,11 @@ protocol is caught before it is forwarded), and reports, in order:
 
 HELLO, WINDOW_UPDATE, PING and PONG are checked by their header and skipped: flow control and
 keepalive are the two ends' business (``hello_seen`` tells whether the handshake went by).
-Stream rules (ids, states, credit) are not checked here
-either — the end receiving the frames checks them, and breaks the connection. ``at_boundary``
+Stream states and credit are not checked here either — the end receiving the frames checks
+them, and breaks the connection. Stream ids of OPENs are (given the ``sender``'s side): an
+observer keys what it follows by stream id, so an OPEN reusing the id of a stream still running
+would let the sender replace what the observer recorded of it (the audit of a request the other
+end is still serving) before the receiving end refuses the reuse. ``at_boundary``
 says whether the bytes fed so far end exactly between two frames: where a frame of the relay's
 own (a GOAWAY saying why it ends the tunnel) can be put in.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from alien.protocol.frames import (
     HEADER,
@@ -61,8 +65,15 @@ ScanEvent = Open | Payload | End | Reset | GoAway
 class FrameScanner:
     """Walks one direction of a tunnel connection; see the module docstring."""
 
-    def __init__(self, *, max_open: int = DEFAULT_MAX_OPEN) -> None:
+    def __init__(
+        self, *, max_open: int = DEFAULT_MAX_OPEN, sender: Literal["client", "server"] | None = None
+    ) -> None:
+        """``sender``: the side whose bytes these are — its OPENs must then carry its own ids
+        (odd for the client, even for the server), each above the last (``None``: unchecked)."""
         self._max_open = max_open
+        self._parity = None if sender is None else (1 if sender == "client" else 0)
+        self.highest_open = 0
+        """The id of the newest stream an OPEN went by for (a GOAWAY's last stream)."""
         self._partial = bytearray()  # a header cut by the end of a message
         self._kind: FrameType | None = None  # the frame whose payload is passing
         self._stream = 0
@@ -124,14 +135,24 @@ class FrameScanner:
         kind = FrameType(frame_type)
         if kind is FrameType.HELLO:
             self.hello_seen = True
-        elif kind is FrameType.OPEN and length > self._max_open:
-            raise protocol_error(
-                f"OPEN metadata of {length} bytes exceeds {self._max_open}",
-                ErrorCode.FRAME_SIZE_ERROR,
-            )
+        elif kind is FrameType.OPEN:
+            if length > self._max_open:
+                raise protocol_error(
+                    f"OPEN metadata of {length} bytes exceeds {self._max_open}",
+                    ErrorCode.FRAME_SIZE_ERROR,
+                )
+            self._check_new_stream(stream_id)
         self._kind, self._stream, self._remaining = kind, stream_id, length
         self._kept = bytearray() if kind in _KEPT else None
         return pos, (None if length else self._finish())
+
+    def _check_new_stream(self, stream_id: int) -> None:
+        if self._parity is not None:
+            if stream_id % 2 != self._parity:
+                raise protocol_error(f"OPEN for stream {stream_id}, an id the sender may not open")
+            if stream_id <= self.highest_open:
+                raise protocol_error(f"OPEN reuses stream id {stream_id} (ids must increase)")
+        self.highest_open = stream_id
 
     def _finish(self) -> ScanEvent | None:
         kind, self._kind = self._kind, None

@@ -4,6 +4,16 @@ This is the pull-model agent's HTTP egress: requests arrive over the tunnel and 
 the customer's environment, so the agent must never become an open relay. Only hosts on the
 allowlist are reached; everything else is refused before any connection is made.
 
+The allowlist names hosts, but a name is only as good as its DNS: a vendor who controls the zone
+of an allowed name (``*.vendor.example``) could point it at the agent's own loopback or at the
+cloud's metadata service (the agent's credentials). So the agent resolves the name itself,
+refuses addresses no name should lead to (:func:`internal_only`: loopback, link-local, the
+metadata service, unspecified, multicast, reserved) unless the matching entry names that very
+address, and connects to the address it checked, never to the name again (no DNS rebinding
+between check and connection). Private ranges stay reachable by name — reaching internal hosts
+is the point — which means a wildcard entry trusts its zone's DNS to name only hosts the
+customer means to open.
+
 Requests and responses stream through unchanged: the request target is sent byte for byte (a
 re-encoded path would break a signature), only hop-by-hop headers are dropped, the response body
 is passed on as received (no decompression).
@@ -11,10 +21,13 @@ is passed on as received (no decompression).
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import re
+import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import httpx
 
@@ -32,11 +45,53 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-_LABELS = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.?"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"  # at most 63 characters, as DNS (and IDNA) allow
+_LABELS = rf"(?:{_LABEL}\.)*{_LABEL}\.?"
 _PATTERN = re.compile(
     rf"(?:(?P<name>(?:\*\.)?{_LABELS})|\[(?P<ipv6>[0-9a-f:.]+)\])(?::(?P<port>\d{{1,5}}))?"
 )
 _HOST_HEADER = re.compile(rf"(?:{_LABELS}|\[[0-9a-f:.]+\])(?::\d{{1,5}})?", re.IGNORECASE)
+
+NOT_ALLOWED = "DESTINATION_NOT_ALLOWED"
+METADATA_V6 = ipaddress.IPv6Address("fd00:ec2::254")
+"""AWS's instance metadata service over IPv6 (in fc00::/7, so not caught as link-local)."""
+THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+"""Connecting to 0.0.0.0 reaches the local host on Linux; the rest of 0/8 is never a host."""
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""``(host, port)`` → the addresses to reach it at (what ``getaddrinfo`` answers)."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses ``getaddrinfo`` gives ``host`` (in the loop's executor: it blocks)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def valid_authority(authority: str) -> bool:
+    """Whether ``authority`` is an ASCII ``host[:port]`` (a name, or ``[IPv6]``): what a
+    ``Host`` header or a CONNECT target may be. Anything else never reaches a resolver."""
+    return _HOST_HEADER.fullmatch(authority) is not None
+
+
+def internal_only(address: IPAddress) -> bool:
+    """Whether ``address`` is one no host name should lead to: this machine (loopback,
+    unspecified, 0/8), link-local (the metadata service at 169.254.169.254 among them), AWS's
+    IPv6 metadata address, multicast, reserved or broadcast. An IPv4-mapped IPv6 address is
+    judged as the IPv4 address it reaches."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv4Address) and address in THIS_NETWORK:
+        return True
+    return (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+        or address == METADATA_V6
+    )
 
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -66,14 +121,50 @@ class HostAllowlist:
             raise ValidationError("the allowlist is empty: nothing could be reached", field="allow")
 
     def allows(self, scheme: str, host: str, port: int | None) -> bool:
+        return self._match(scheme, host, port) is not None
+
+    def _match(self, scheme: str, host: str, port: int | None) -> str | None:
+        """The host part of the first entry that allows the destination, or ``None``."""
         host = host.lower().rstrip(".")
         port = port if port is not None else DEFAULT_PORTS[scheme]
         for pattern, allowed_port in self._rules:
             if port != (allowed_port if allowed_port is not None else DEFAULT_PORTS[scheme]):
                 continue
             if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-                return True
-        return False
+                return pattern
+        return None
+
+    async def address(self, scheme: str, host: str, port: int | None, resolve: Resolver) -> str:
+        """The address to connect to for ``host``: the one its entry names if that entry is an
+        IP address (the customer asked for exactly it), else the first ``resolve`` gives —
+        provided none of them is :func:`internal_only`, since a name's DNS may lie about where
+        it is. ``Forbidden`` (``DESTINATION_NOT_ALLOWED``) for a destination refused, by name
+        or by address; ``UpstreamUnreachable`` for a name that does not resolve."""
+        pattern = self._match(scheme, host, port)
+        if pattern is None:
+            raise not_allowed(host)
+        try:
+            return str(ipaddress.ip_address(pattern))  # the entry is the host: an address
+        except ValueError:
+            pass
+        port = port if port is not None else DEFAULT_PORTS[scheme]
+        try:
+            found = [ipaddress.ip_address(a) for a in await resolve(host, port)]
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise UpstreamUnreachable(
+                f"could not resolve {host}: {type(exc).__name__}", field="host"
+            ) from None
+        if not found:
+            raise UpstreamUnreachable(f"{host} has no address", field="host")
+        for address in found:
+            if internal_only(address):
+                raise Forbidden(
+                    f"{host} resolves to {address}, which only an allowlist entry naming that "
+                    "address opens",
+                    field="host",
+                    code=NOT_ALLOWED,
+                )
+        return str(found[0])
 
 
 def _parse_pattern(pattern: str, field: str) -> tuple[str, int | None]:
@@ -86,6 +177,62 @@ def _parse_pattern(pattern: str, field: str) -> tuple[str, int | None]:
     if port is not None and not 0 < port < 65536:
         raise ValidationError(f"bad port in allowlist entry {pattern!r}", field=field)
     return host, port
+
+
+def intersect_allowlists(first: Iterable[str], second: Iterable[str]) -> tuple[str, ...]:
+    """The entries allowing what both lists allow (each list as :class:`HostAllowlist` reads
+    it). An entry of one list is kept when an entry of the other allows all it allows: the same
+    port, and the same host or a wildcard covering it. Entries of this language nest or are
+    disjoint, so that is the exact intersection — but for an entry without a port (its scheme's
+    default) beside one with a port, which is dropped: narrower, never wider."""
+    ours = [(p, _parse_pattern(p, f"allow.{i}")) for i, p in enumerate(first)]
+    theirs = [(p, _parse_pattern(p, f"allow.{i}")) for i, p in enumerate(second)]
+    kept = [p for p, rule in ours if any(_covers(other, rule) for _, other in theirs)]
+    kept += [p for p, rule in theirs if any(_covers(other, rule) for _, other in ours)]
+    return tuple(dict.fromkeys(kept))
+
+
+def _covers(wide: tuple[str, int | None], narrow: tuple[str, int | None]) -> bool:
+    (wide_host, wide_port), (host, port) = wide, narrow
+    if wide_port != port:
+        return False
+    if host == wide_host:
+        return True
+    # "*.a.b" allows every name ending ".a.b": "x.a.b", and "*.x.a.b"'s names too.
+    return wide_host.startswith("*.") and host.endswith(wide_host[1:])
+
+
+def not_allowed(host: str) -> Forbidden:
+    return Forbidden(f"{host} is not an allowed destination", field="host", code=NOT_ALLOWED)
+
+
+def absolute_url(target: str) -> httpx.URL:
+    """``target`` parsed, its host readable: a malformed IDNA name (``xn--api-.example``) is
+    refused like any other bad URL (httpx only fails on it when ``host`` is read)."""
+    try:
+        url = httpx.URL(target)
+        url.host  # noqa: B018  # decodes the IDNA labels: raises for malformed ones
+    except (httpx.InvalidURL, UnicodeError):
+        raise ValidationError("the request does not name a valid URL", field="host") from None
+    return url
+
+
+def _pinned(
+    url: httpx.URL,
+    address: str,
+    headers: list[tuple[str, str]],
+    extensions: dict[str, object],
+) -> tuple[httpx.URL, list[tuple[str, str]]]:
+    """``url`` to be connected at ``address``, the destination still seeing its name: in
+    ``Host`` and, over https, as the TLS server name the certificate is checked against. An https
+    request also closes its connection after: httpx pools connections by address, and one
+    verified for another name at that address must not carry it."""
+    if all(name != "host" for name, _ in headers):
+        headers = [("host", url.netloc.decode("ascii")), *headers]
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.raw_host.decode("ascii")
+        headers = [*headers, ("connection", "close")]
+    return url.copy_with(host=address), headers
 
 
 def endpoint_base(url: str, field: str) -> str:
@@ -119,9 +266,12 @@ class ForwardingUpstream:
     """Forward requests to ``scheme://<Host header><target>`` (or to an absolute-form target).
 
     ``allow`` lists the reachable destinations (see :class:`HostAllowlist`); ``verify`` is how
-    https destinations are checked (see :func:`forwarding_client`). Refusals raise
-    ``Forbidden`` (field ``host``); a destination that cannot be reached raises
-    :class:`UpstreamUnreachable`; both become error responses where the request entered.
+    https destinations are checked (see :func:`forwarding_client`); ``resolve`` finds a name's
+    addresses, which are screened and connected to (see the module docstring) — ``None`` for
+    destinations the customer configured as endpoints (the caller picks none of them), which are
+    connected to by name. Refusals raise ``Forbidden`` (field ``host``); a destination that
+    cannot be reached raises :class:`UpstreamUnreachable`; both become error responses where the
+    request entered.
     """
 
     def __init__(
@@ -130,31 +280,38 @@ class ForwardingUpstream:
         *,
         scheme: str = "https",
         verify: ssl.SSLContext | bool = True,
+        resolve: Resolver | None = system_resolver,
     ) -> None:
         if scheme not in DEFAULT_PORTS:
             raise ValidationError("scheme must be http or https", field="scheme")
         self._allow = HostAllowlist(allow)
         self._scheme = scheme
+        self._resolve = resolve
         self._client = forwarding_client(verify=verify)
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         url, target, headers = self._destination(head)
-        if not self._allow.allows(url.scheme, url.host, url.port):
-            raise Forbidden(f"{url.host} is not an allowed destination", field="host")
+        host, where = url.raw_host.decode("ascii"), f"{url.scheme}://{url.netloc.decode()}"
+        extensions: dict[str, object] = {"target": target.encode("latin-1")}
+        if self._resolve is None:
+            if not self._allow.allows(url.scheme, host, url.port):
+                raise not_allowed(host)
+        else:
+            address = await self._allow.address(url.scheme, host, url.port, self._resolve)
+            url, headers = _pinned(url, address, headers, extensions)
         has_body = head.get("content-length") not in (None, "0") or head.get("transfer-encoding")
         request = self._client.build_request(
             head.method,
             url,
             headers=headers,
             content=body if has_body else None,
-            extensions={"target": target.encode("latin-1")},
+            extensions=extensions,
         )
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(
-                f"could not reach {url.scheme}://{url.netloc.decode()}: {type(exc).__name__}",
-                field="host",
+                f"could not reach {where}: {type(exc).__name__}", field="host"
             ) from None
         return UpstreamResponse(
             head=ResponseHead.create(
@@ -167,21 +324,18 @@ class ForwardingUpstream:
     def _destination(self, head: RequestHead) -> tuple[httpx.URL, str, list[tuple[str, str]]]:
         """The URL to reach, the target to send byte for byte, and the headers to send."""
         headers = end_to_end(head.headers)
-        try:
-            if head.target.startswith(("http://", "https://")):
-                url = httpx.URL(head.target)
-                target = url.raw_path.decode("ascii")
-                headers = [(k, v) for k, v in headers if k != "host"]
-            elif head.target.startswith("/"):
-                host = head.get("host") or ""
-                if not _HOST_HEADER.fullmatch(host):
-                    raise ValidationError("the request has no valid Host header", field="host")
-                url = httpx.URL(f"{self._scheme}://{host}{head.target}")
-                target = head.target
-            else:
-                raise ValidationError("the request target is not a path or URL", field="target")
-        except httpx.InvalidURL:
-            raise ValidationError("the request does not name a valid URL", field="host") from None
+        if head.target.startswith(("http://", "https://")):
+            url = absolute_url(head.target)
+            target = url.raw_path.decode("ascii")
+            headers = [(k, v) for k, v in headers if k != "host"]
+        elif head.target.startswith("/"):
+            host = head.get("host") or ""
+            if not valid_authority(host):
+                raise ValidationError("the request has no valid Host header", field="host")
+            url = absolute_url(f"{self._scheme}://{host}{head.target}")
+            target = head.target
+        else:
+            raise ValidationError("the request target is not a path or URL", field="target")
         if url.scheme not in DEFAULT_PORTS or not url.host or url.userinfo:
             raise ValidationError("the request does not name an http(s) host", field="host")
         return url, target, headers

@@ -30,7 +30,7 @@ from typing import Literal
 
 from alien.protocol.errors import TunnelProtocolError
 from alien.protocol.frame_scan import FrameScanner, ScanEvent
-from alien.protocol.frames import FLOOR_SETTINGS, ErrorCode, GoAway, Hello, Open, encode_frame
+from alien.protocol.frames import FLOOR_SETTINGS, ErrorCode, GoAway, Hello, encode_frame
 from alien.tunnel.errors import TunnelClosed
 from alien.tunnel.transport import MessageTransport
 
@@ -52,11 +52,13 @@ class _Direction:
     sink: MessageTransport
     sender: Side
     receiver: Side
-    scanner: FrameScanner = field(default_factory=FrameScanner)
+    scanner: FrameScanner = field(init=False)
     between_frames: bool = True  # what the sink got ends between two frames, no send under way
     hello_sent: bool = False  # the sender's HELLO reached the sink (scanned is not enough)
-    highest_open: int = 0  # the newest stream the sender opened
     said_goaway: bool = False  # the sender's own GOAWAY went by (the sink knows the end)
+
+    def __post_init__(self) -> None:
+        self.scanner = FrameScanner(sender=self.sender)  # its stream ids checked as they pass
 
 
 class TunnelSplice:
@@ -133,7 +135,7 @@ class TunnelSplice:
         try:
             async with asyncio.timeout(GOODBYE_TIMEOUT):
                 if listening and direction.between_frames:
-                    goaway = encode_frame(GoAway(opposite.highest_open, code, reason))
+                    goaway = encode_frame(GoAway(opposite.scanner.highest_open, code, reason))
                     if not direction.hello_sent:  # a tunnel starts with a HELLO
                         goaway = encode_frame(Hello(FLOOR_SETTINGS)) + goaway
                     await sink.send(goaway)
@@ -152,9 +154,7 @@ class TunnelSplice:
                     await self._leave(sender)
                     return
                 for event in direction.scanner.feed(message):
-                    if isinstance(event, Open):
-                        direction.highest_open = event.stream_id
-                    elif isinstance(event, GoAway):
+                    if isinstance(event, GoAway):
                         direction.said_goaway = True
                     self._observer(event, sender == "client")
                 direction.between_frames = False

@@ -133,6 +133,21 @@ def test_old_temp_files_are_swept(bucket: Path) -> None:
     assert sorted(p.name for p in (bucket / "tmp").iterdir()) == ["fresh.part"]
 
 
+def test_the_sweep_never_follows_a_tmp_replaced_by_a_link(tmp_path: Path, bucket: Path) -> None:
+    """Whatever can write in the bucket could put a link where ``tmp/`` was: the sweep then
+    leaves alone the old files of the directory it points at."""
+    LocalStorage("data", bucket)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    precious = elsewhere / "old.txt"
+    precious.write_bytes(b"keep me")
+    os.utime(precious, (0, 0))
+    (bucket / "tmp").rmdir()
+    (bucket / "tmp").symlink_to(elsewhere)
+    LocalStorage("data", bucket)
+    assert precious.read_bytes() == b"keep me"
+
+
 def test_events_for_put_and_delete(tmp_path: Path, bucket: Path) -> None:
     events_db = tmp_path / "events" / "data.db"
     storage = LocalStorage("data", bucket, events=events_db)

@@ -109,3 +109,26 @@ def test_an_upgraded_connection_the_client_leaves_ended_normally() -> None:
     first, second = recorded
     assert (first.status, first.error, first.bytes_in) == (101, None, 6)
     assert (second.status, second.error) == (101, "cut short: the agent stopped")
+
+
+def test_odd_hosts_are_audited_as_egress_without_raising() -> None:
+    """A host the agent refuses as no valid name (a malformed IDNA label, Unicode, a control
+    character) is still one exchange to audit: classifying it must not end the splice."""
+    recorded = Recorded()
+    audit = SplicedAudit(recorded)  # type: ignore[arg-type]
+    targets = [
+        ("GET", "http://xn--api-.vendor.example/x?secret=1"),
+        ("GET", "https://xn--api-.googleapis.com/v1"),
+        ("GET", "https://xn--api-.default.svc/version"),
+        ("CONNECT", "b\u00fccher.vendor.example:443"),
+        ("CONNECT", "api.vendor.example\t:443"),
+    ]
+    for stream_id, (method, target) in enumerate(targets, start=1):
+        audit(opened(stream_id, method, target), True)
+        audit(End(stream_id), True)
+        audit(data(stream_id, response(422, (ERROR_HEADER, "VALIDATION_ERROR"))), False)
+        audit(End(stream_id), False)
+    assert [(r.service, r.status, r.error) for r in recorded] == [
+        ("http", 422, "VALIDATION_ERROR")
+    ] * len(targets)
+    assert recorded[0].operation == "GET http://xn--api-.vendor.example/x"

@@ -7,7 +7,7 @@ import pytest
 
 from alien.errors import AlienError, Forbidden, ValidationError
 from alien.platforms.bearer_tokens import NoToken
-from alien.platforms.gcp.upstream import GoogleApiUpstream
+from alien.platforms.gcp.upstream import GoogleApiUpstream, google_api
 from alien.protocol.http_exchange import RequestHead, iterate_once
 from alien.tunnel.forward import endpoint_base
 
@@ -29,6 +29,19 @@ async def test_only_allowed_google_apis_are_called() -> None:
         assert unreachable.value.code == "UPSTREAM_UNREACHABLE"
     finally:
         await upstream.aclose()
+
+
+@pytest.mark.parametrize(
+    ("target", "api"),
+    [
+        ("https://pubsub.googleapis.com/v1", "pubsub"),
+        ("https://xn--api-.googleapis.com/v1", None),  # malformed IDNA: not a Google API
+        ("https://pubsub.googleapis.com:8443/v1", None),
+        ("http://[::1/", None),
+    ],
+)
+def test_which_google_api_a_target_calls(target: str, api: str | None) -> None:
+    assert google_api(target) == api
 
 
 @pytest.mark.parametrize(

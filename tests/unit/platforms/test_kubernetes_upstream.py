@@ -52,6 +52,7 @@ def test_the_in_cluster_server_comes_from_the_pods_environment(
         ("https://kubernetes.default.svc:6443/version", False),
         ("https://kubernetes.default.svc.evil.example/version", False),
         ("/version", False),
+        ("https://xn--api-.default.svc/version", False),  # malformed IDNA: not an error
     ],
 )
 def test_only_the_cluster_api_host_is_the_cluster_api(target: str, expected: bool) -> None:

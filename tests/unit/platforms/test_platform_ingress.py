@@ -102,6 +102,16 @@ async def test_requests_are_forwarded_faithfully() -> None:
     assert streamed.text == "chunk0;chunk1;chunk2;"
 
 
+async def test_a_caller_cannot_choose_the_address_or_scheme_the_app_is_told() -> None:
+    async with served(_backend_app("a")) as url, ingress_for() as ingress:
+        ingress.switch(Backend(url))
+        async with httpx.AsyncClient() as client:
+            spoofed = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"}
+            response = await client.get(f"{ingress.url}/x", headers=spoofed)
+    headers = response.json()["headers"]
+    assert headers["x-forwarded-for"] == "127.0.0.1" and headers["x-forwarded-proto"] == "http"
+
+
 async def test_without_a_backend_the_answer_is_a_clear_503() -> None:
     async with ingress_for() as ingress:
         ingress.proxy.unavailable_wait = 0.2

@@ -21,6 +21,7 @@ from alien.protocol.commands import (
     CommandResponse,
     CommandState,
     IllegalTransition,
+    acknowledge,
     cancel,
     dispatch,
     envelope_for,
@@ -114,22 +115,48 @@ class TestLeases:
     def test_push_dispatch_then_acknowledge(self) -> None:
         record = dispatch(fresh(), lease_id="lse_a", now=T0, ttl=30)
         assert (record.state, record.lease_expires_at) == (C.DISPATCHED, at(30))
-        record = lease(record, lease_id="lse_a", now=at(1), ttl=30)
+        record = acknowledge(record, lease_id="lse_a", now=at(1), ttl=30)
         assert (record.state, record.lease_expires_at) == (C.LEASED, at(31))
 
     def test_acknowledging_another_lease_is_stale(self) -> None:
         record = dispatch(fresh(), lease_id="lse_a", now=T0, ttl=30)
         with pytest.raises(CommandRefused) as info:
-            lease(record, lease_id="lse_b", now=at(1), ttl=30)
+            acknowledge(record, lease_id="lse_b", now=at(1), ttl=30)
+        assert info.value.code == STALE_LEASE
+
+    def test_a_pending_command_is_never_taken_by_an_acknowledgement(self) -> None:
+        """Not a fresh one (held back for an approval, say), nor one whose lease was lost: the
+        late worker acknowledging its old lease must not get it back."""
+        lost = tick(dispatch(fresh(), lease_id="lse_a", now=T0, ttl=30), at(30))
+        for record, lease_id in ((fresh(), "lse_made_up"), (lost, "lse_a")):
+            with pytest.raises(CommandRefused) as info:
+                acknowledge(record, lease_id=lease_id, now=at(31), ttl=30)
+            assert info.value.code == STALE_LEASE
+
+    def test_acknowledging_the_held_lease_again_is_illegal_not_stale(self) -> None:
+        record = acknowledge(
+            dispatch(fresh(), lease_id="lse_a", now=T0, ttl=30), lease_id="lse_a", now=at(1), ttl=30
+        )
+        with pytest.raises(IllegalTransition):
+            acknowledge(record, lease_id="lse_a", now=at(2), ttl=30)
+        with pytest.raises(CommandRefused) as info:
+            acknowledge(record, lease_id="lse_b", now=at(2), ttl=30)
         assert info.value.code == STALE_LEASE
 
     def test_pull_lease_straight_from_pending(self) -> None:
         record = leased("lse_a")
         assert (record.state, record.lease_id) == (C.LEASED, "lse_a")
 
-    def test_leasing_a_leased_command_is_illegal(self) -> None:
+    def test_leasing_a_held_command_is_illegal(self) -> None:
         with pytest.raises(IllegalTransition):
             lease(leased(), lease_id="lse_b", now=at(1), ttl=30)
+        with pytest.raises(IllegalTransition):
+            lease(
+                dispatch(fresh(), lease_id="lse_a", now=T0, ttl=30),
+                lease_id="lse_a",
+                now=at(1),
+                ttl=30,
+            )
         with pytest.raises(IllegalTransition):
             dispatch(leased(), lease_id="lse_b", now=at(1), ttl=30)
 
@@ -275,6 +302,7 @@ class TestCancel:
             for operation in (
                 lambda r: cancel(r, now=at(400)),
                 lambda r: lease(r, lease_id="lse_z", now=at(400), ttl=5),
+                lambda r: acknowledge(r, lease_id="lse_z", now=at(400), ttl=5),
                 lambda r: dispatch(r, lease_id="lse_z", now=at(400), ttl=5),
                 lambda r: renew(r, lease_id="lse_a", now=at(400), ttl=5),
                 lambda r: respond(r, ok("lse_z"), now=at(400)),

@@ -21,6 +21,7 @@ from alien.protocol.commands import (
     CommandResponse,
     CommandState,
     IllegalTransition,
+    acknowledge,
     cancel,
     dispatch,
     lease,
@@ -106,11 +107,18 @@ class CommandMachine(RuleBasedStateMachine):
         lease_id = self._new_lease_id()
         self._attempt(lambda r: dispatch(r, lease_id=lease_id, now=self.now, ttl=ttl))
 
-    @rule(ttl=st.sampled_from([1, 10, 30, 1000]), current=st.booleans())
-    def take_lease(self, ttl: int, current: bool) -> None:
-        fresh = self.record.state is C.PENDING
-        lease_id = self._new_lease_id() if fresh else self._lease_choice(current)
+    @rule(ttl=st.sampled_from([1, 10, 30, 1000]))
+    def take_lease(self, ttl: int) -> None:
+        lease_id = self._new_lease_id()
         self._attempt(lambda r: lease(r, lease_id=lease_id, now=self.now, ttl=ttl))
+
+    @rule(ttl=st.sampled_from([1, 10, 30, 1000]), current=st.booleans())
+    def acknowledge(self, ttl: int, current: bool) -> None:
+        lease_id = self._lease_choice(current)
+        before = tick(self.record, self.now)
+        self._attempt(lambda r: acknowledge(r, lease_id=lease_id, now=self.now, ttl=ttl))
+        if self.record.state is C.LEASED and before.state is not C.LEASED:
+            assert before.state is C.DISPATCHED and before.lease_id == lease_id
 
     @rule(ttl=st.sampled_from([1, 10, 30]), current=st.booleans())
     def renew(self, ttl: int, current: bool) -> None:

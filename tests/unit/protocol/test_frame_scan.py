@@ -199,3 +199,28 @@ def test_any_bytes_give_events_or_a_protocol_error(pieces: list[bytes]) -> None:
             list(scanner.feed(piece))
     except TunnelProtocolError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("sender", "ids", "refused"),
+    [
+        ("client", [1, 3, 7], None),
+        ("server", [2, 4, 10], None),
+        ("client", [1, 3, 3], "reuses stream id 3"),
+        ("client", [5, 3], "reuses stream id 3"),
+        ("client", [2], "an id the sender may not open"),
+        ("server", [1], "an id the sender may not open"),
+    ],
+)
+def test_a_sender_opens_only_new_ids_of_its_own(
+    sender: str, ids: list[int], refused: str | None
+) -> None:
+    """What an observer keys by stream id cannot be replaced by an OPEN reusing an id: the
+    scanner refuses it before the bytes are forwarded (and before the observer sees it)."""
+    scanner = FrameScanner(sender=sender)  # type: ignore[arg-type]
+    data = b"".join(encode_frame(Open(stream_id, b"{}")) for stream_id in ids)
+    if refused is None:
+        assert [event.stream_id for event in scanner.feed(data)] == ids  # type: ignore[union-attr]
+        return
+    with pytest.raises(TunnelProtocolError, match=refused):
+        list(scanner.feed(data))

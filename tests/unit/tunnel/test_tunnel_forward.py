@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 
 from alien.debug.proxy import _EmbeddedServer
+from alien.debug.tls import SessionCertificate
 from alien.errors import Forbidden, ValidationError
 from alien.protocol.http_exchange import RequestHead
 from alien.tunnel.errors import UpstreamUnreachable
-from alien.tunnel.forward import ForwardingUpstream, HostAllowlist, end_to_end
+from alien.tunnel.forward import (
+    ForwardingUpstream,
+    HostAllowlist,
+    end_to_end,
+    internal_only,
+    system_resolver,
+)
 from alien.tunnel.http import TunnelUpstream, http_handler
 from tunnel.tunnel_support import MiB, connected, expected_sha256, generate, hash_body
 
@@ -102,7 +112,9 @@ def test_allowlist_matching(
     assert HostAllowlist([pattern]).allows(scheme, host, port) is allowed
 
 
-@pytest.mark.parametrize("pattern", ["", "a/b", "user@host", "*", "a.*.com", "host:99999", "x:y"])
+@pytest.mark.parametrize(
+    "pattern", ["", "a/b", "user@host", "*", "a.*.com", "host:99999", "x:y", "a" * 64 + ".com"]
+)
 def test_bad_allowlist_entries_are_refused(pattern: str) -> None:
     with pytest.raises(ValidationError) as info:
         HostAllowlist(["ok.example.com", pattern])
@@ -215,10 +227,13 @@ async def test_destinations_off_the_allowlist_are_refused(
         ("/", "127.0.0.1/x", "host"),
         ("*", "127.0.0.1", "target"),
         ("ftp://127.0.0.1/x", "127.0.0.1", "target"),
+        ("http://xn--api-.vendor.example/", "", "host"),  # malformed IDNA
+        ("/", "xn--api-.vendor.example", "host"),
+        ("/", "b\u00fccher.example", "host"),
     ],
 )
 async def test_malformed_destinations_are_refused(target: str, host: str, field: str) -> None:
-    upstream = ForwardingUpstream(["127.0.0.1"], scheme="http")
+    upstream = ForwardingUpstream(["127.0.0.1", "*.vendor.example"], scheme="http")
     with pytest.raises(ValidationError) as info:
         await upstream.send(RequestHead.create("GET", target, [("host", host)]), generate(0))
     assert info.value.field == field
@@ -255,3 +270,173 @@ async def test_the_agent_path_end_to_end_through_a_tunnel(origin: tuple[Origin, 
         await refused.aclose()
     await forwarding.aclose()
     assert app.requests[0]["sha256"] == expected_sha256(size)
+
+
+# --- the addresses a name leads to --------------------------------------------------------------
+
+
+def resolver(table: dict[str, list[str]]) -> Callable[[str, int], Awaitable[list[str]]]:
+    """A resolver answering from ``table`` (what a vendor's DNS could say), recording each
+    question; a name it does not know fails as getaddrinfo does."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        resolve.asked.append(host)  # type: ignore[attr-defined]
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return table[host]
+
+    resolve.asked = []  # type: ignore[attr-defined]
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("address", "internal"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("169.254.169.254", True),
+        ("fe80::1", True),
+        ("fd00:ec2::254", True),
+        ("0.0.0.0", True),
+        ("0.1.2.3", True),
+        ("::", True),
+        ("224.0.0.1", True),
+        ("ff02::1", True),
+        ("240.0.0.1", True),
+        ("255.255.255.255", True),
+        ("::ffff:127.0.0.1", True),
+        ("::ffff:169.254.169.254", True),
+        ("10.0.0.5", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("100.64.0.1", False),
+        ("fc00::1", False),
+        ("fd00:ec2::253", False),
+        ("93.184.216.34", False),
+        ("2606:2800:220:1::1", False),
+    ],
+)
+def test_which_addresses_no_name_may_lead_to(address: str, internal: bool) -> None:
+    assert internal_only(ipaddress.ip_address(address)) is internal
+
+
+@pytest.mark.parametrize(
+    "pattern", ["*.vendor.example:{port}", "api.vendor.example:{port}", "*.0.0.1:{port}"]
+)
+async def test_a_name_resolving_to_loopback_is_refused_without_connecting(
+    origin: tuple[Origin, int], pattern: str
+) -> None:
+    app, port = origin
+    resolve = resolver({"api.vendor.example": ["127.0.0.1"], "127.0.0.1": ["127.0.0.1"]})
+    upstream = ForwardingUpstream([pattern.format(port=port)], scheme="http", resolve=resolve)
+    host = "127.0.0.1" if pattern.startswith("*.0") else "api.vendor.example"
+    with pytest.raises(Forbidden) as info:
+        await upstream.send(RequestHead.create("GET", f"http://{host}:{port}/", []), generate(0))
+    assert (info.value.code, info.value.field) == ("DESTINATION_NOT_ALLOWED", "host")
+    assert "resolves to 127.0.0.1" in info.value.message
+    assert app.requests == []
+    await upstream.aclose()
+
+
+async def test_one_internal_address_among_several_refuses_the_name() -> None:
+    resolve = resolver({"meta.vendor.example": ["192.0.2.10", "169.254.169.254"]})
+    with pytest.raises(Forbidden) as info:
+        await HostAllowlist(["*.vendor.example"]).address(
+            "http", "meta.vendor.example", None, resolve
+        )
+    assert info.value.code == "DESTINATION_NOT_ALLOWED" and "169.254.169.254" in info.value.message
+
+
+async def test_an_entry_naming_the_address_reaches_it_without_resolving(
+    origin: tuple[Origin, int],
+) -> None:
+    app, port = origin
+    resolve = resolver({})  # any question would fail
+    upstream = ForwardingUpstream([f"127.0.0.1:{port}"], scheme="http", resolve=resolve)
+    response = await upstream.send(head("/literal", port), generate(0))
+    await response.aclose()
+    await upstream.aclose()
+    assert response.head.status == 201 and app.requests[0]["target"] == b"/literal?"
+    assert resolve.asked == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("table", "said"),
+    [({}, "could not resolve gone.vendor.example"), ({"gone.vendor.example": []}, "no address")],
+)
+async def test_a_name_that_does_not_resolve_is_unreachable(
+    table: dict[str, list[str]], said: str
+) -> None:
+    upstream = ForwardingUpstream(["*.vendor.example"], scheme="http", resolve=resolver(table))
+    with pytest.raises(UpstreamUnreachable) as info:
+        await upstream.send(
+            RequestHead.create("GET", "http://gone.vendor.example/", []), generate(0)
+        )
+    assert info.value.status == 502 and said in info.value.message
+    await upstream.aclose()
+
+
+def _interface_address() -> str | None:
+    """This machine's address on its default route (not loopback), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if internal_only(ipaddress.ip_address(address)) else address
+
+
+@pytest.mark.parametrize(
+    ("scheme", "form"), [("http", "absolute"), ("http", "origin"), ("https", "absolute")]
+)
+async def test_an_allowed_name_is_connected_at_the_checked_address_and_keeps_its_host(
+    scheme: str, form: str, tmp_path: Path
+) -> None:
+    """The name is resolved once, by the agent, and the connection goes to that address (the
+    name itself resolves nowhere here): the destination still sees the name in ``Host`` and,
+    over https, in the TLS handshake (the certificate names only ``svc.vendor.example``)."""
+    address = _interface_address()
+    if address is None:
+        pytest.skip("no non-loopback interface address to listen on")
+    tls: dict[str, Any] = {}
+    verify: ssl.SSLContext | bool = True
+    if scheme == "https":
+        cert = SessionCertificate.generate(ip_addresses=(), dns_names=("svc.vendor.example",))
+        (tmp_path / "cert.pem").write_bytes(cert.cert_pem)
+        (tmp_path / "key.pem").write_bytes(cert.key_pem)
+        tls = {"ssl_certfile": tmp_path / "cert.pem", "ssl_keyfile": tmp_path / "key.pem"}
+        verify = ssl.create_default_context(cafile=tmp_path / "cert.pem")
+    app = Origin()
+    sock = socket.socket()
+    sock.bind((address, 0))
+    sock.listen(4)
+    port = sock.getsockname()[1]
+    server = _EmbeddedServer(uvicorn.Config(app, lifespan="off", log_config=None, **tls))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await asyncio.wait_for(server.ready.wait(), 10)
+    resolve = resolver({"svc.vendor.example": [address]})
+    upstream = ForwardingUpstream(
+        [f"*.vendor.example:{port}"], scheme=scheme, verify=verify, resolve=resolve
+    )
+    try:
+        authority = f"svc.vendor.example:{port}"
+        if form == "absolute":
+            request = RequestHead.create("GET", f"{scheme}://{authority}/by-name?q=1", [])
+        else:
+            request = RequestHead.create("GET", "/by-name?q=1", [("host", authority)])
+        response = await upstream.send(request, generate(0))
+        await response.aclose()
+    finally:
+        await upstream.aclose()
+        server.should_exit = True
+        await task
+    assert response.head.status == 201
+    assert app.requests[0]["target"] == b"/by-name?q=1"
+    assert ("host", authority) in app.requests[0]["headers"]
+    assert resolve.asked == ["svc.vendor.example"]  # type: ignore[attr-defined]
+
+
+async def test_the_system_resolver_answers_addresses() -> None:
+    assert "127.0.0.1" in await system_resolver("127.0.0.1", 80)

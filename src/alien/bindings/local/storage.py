@@ -111,13 +111,20 @@ class LocalStorage(Storage):
             yield fds
 
     def _sweep_temp(self) -> None:
-        """Remove temp files a crashed writer left behind (older than a day)."""
+        """Remove temp files a crashed writer left behind (older than a day), in ``tmp/`` as
+        opened without following a symlink: a link put in its place (by anything that can
+        write in the bucket) must not turn the sweep on another directory."""
         cutoff = datetime.now(UTC).timestamp() - _TEMP_MAX_AGE
-        with os.scandir(self._root / _TMP) as entries:
-            for entry in entries:
-                with contextlib.suppress(FileNotFoundError):
-                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                        os.unlink(entry.path)
+        with contextlib.ExitStack() as stack:
+            try:
+                tmp_fd = stack.enter_context(dir_chain(self._root, [_TMP]))[-1]
+            except (PathBlocked, FileNotFoundError):
+                return  # not a directory of ours: nothing of ours to sweep
+            with os.scandir(tmp_fd) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.unlink(entry.name, dir_fd=tmp_fd)
 
     @staticmethod
     def _write_temp(

@@ -159,7 +159,7 @@ async def upload_params(
     """Stream a large params document (a JSON object, the raw body) into the command blob store,
     for commands of ``deployment``; pass the answer as ``params_ref`` when creating one."""
     center = center_of(request)
-    await run_in_threadpool(_authorize_upload, core, token, deployment)
+    await run_in_threadpool(_authorize_upload, core, center, token, deployment)
     limit = center.settings.max_payload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -172,9 +172,13 @@ async def upload_params(
     return PayloadOut(sha256=sha256, size=info.size)
 
 
-def _authorize_upload(core: ManagerCore, token: str, deployment: str) -> None:
-    """Refuse before a byte is stored (the record after the upload checks again)."""
+def _authorize_upload(
+    core: ManagerCore, center: CommandCenter, token: str, deployment: str
+) -> None:
+    """Refuse before a byte is stored (the record after the upload checks again); a known
+    caller refused is audited."""
     with core.db.read() as session:
-        caller = caller_of(session, token, Action.COMMANDS_INVOKE)
+        invoke = Action.COMMANDS_INVOKE
+        caller = caller_of(session, token, invoke, center.ops.audit, write=core.db.write)
         dep = deployments.resolve_deployment(session, deployment, groups=caller.groups)
         authorize(caller, Action.COMMANDS_INVOKE, deployments=[dep.id])

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from alien.errors import ValidationError
+from alien.manager.api.debug_views import Audit
 from alien.manager.api.deps import Core, require
 from alien.manager.api.views import deployment_out, deployments_out
 from alien.manager.auth import Action, Principal, authorize
@@ -20,6 +21,7 @@ from alien.manager.core import ManagerCore
 from alien.manager.events import deployment_key
 from alien.manager.schemas import DeploymentOut, Onboarded, OnboardRequest, Page, WaitOut
 from alien.manager.services import deployments
+from alien.manager.services.debug_sessions import revoke_live, session_key
 from alien.manager.services.groups import get_group
 from alien.protocol.deployment import DeploymentState
 
@@ -128,8 +130,10 @@ def get_deployment(ref: str, core: Core, caller: Reader) -> DeploymentOut:
 
 
 @router.delete("/v1/deployments/{ref:path}", status_code=204)
-def delete_deployment(ref: str, core: Core, caller: Deleter) -> Response:
-    """Forget a deployment: its token stops working and a connected agent is disconnected.
+def delete_deployment(ref: str, core: Core, log: Audit, caller: Deleter) -> Response:
+    """Forget a deployment: its token stops working, a connected agent is disconnected, and its
+    live debug sessions are revoked (their tunnels drop within a second: nothing should keep
+    reaching a deployment the manager no longer knows).
 
     Tearing down what runs in the customer's environment is the agent's business (it reports
     ``delete_requested`` … ``deleted``); this removes the manager's record.
@@ -137,6 +141,9 @@ def delete_deployment(ref: str, core: Core, caller: Deleter) -> Response:
     with core.db.write() as session:
         dep = deployments.resolve_deployment(session, ref, groups=caller.groups)
         dep_id = dep.id
+        reason = f"the deployment {dep.name} was deleted"
+        revoked = revoke_live(session, log, caller, reason=reason, deployment_id=dep_id)
         deployments.delete_deployment(session, dep)
     core.deployments_changed([dep_id])
+    core.hub.publish(*(session_key(s) for s in revoked))
     return Response(status_code=204)

@@ -4,7 +4,8 @@ Creating a release is two steps so neither the manager nor the client ever holds
 memory: stream the package to ``POST /v1/blobs`` (raw body; the answer is its sha256 digest),
 then ``POST /v1/releases`` with the manifest, that digest and the targets. Uploading the same
 bytes again is cheap (content-addressed), and ``GET /v1/blobs/{digest}`` tells whether a
-package is already there.
+package is already there. A key scoped to deployment groups sees only the blobs uploaded within
+its groups (:mod:`alien.manager.services.blobs`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from alien.errors import NotFound, PayloadTooLarge, ValidationError
 from alien.manager.api.debug_views import Audit
@@ -21,6 +23,7 @@ from alien.manager.api.deps import Core, require
 from alien.manager.api.views import release_detail, release_out
 from alien.manager.auth import Action, Principal, authorize
 from alien.manager.blobs import check_digest
+from alien.manager.core import ManagerCore
 from alien.manager.models import Release
 from alien.manager.schemas import (
     TOO_LARGE,
@@ -30,7 +33,7 @@ from alien.manager.schemas import (
     ReleaseDetail,
     ReleaseOut,
 )
-from alien.manager.services import releases
+from alien.manager.services import blobs, releases
 from alien.manager.services.deployments import assigned_deployments
 
 router = APIRouter(tags=["releases"])
@@ -63,7 +66,10 @@ async def upload_blob(
         Query(description="sha256:<hex> the bytes must hash to (refused with 422 otherwise)"),
     ] = None,
 ) -> BlobOut:
-    """Stream a code package (the raw request body) into the content-addressed blob store."""
+    """Stream a code package (the raw request body) into the content-addressed blob store.
+
+    A scoped key's upload also lets its groups see the blob, even when the bytes were stored
+    already (by another scope): see :mod:`alien.manager.services.blobs`."""
     limit = core.settings.max_package_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -73,13 +79,21 @@ async def upload_blob(
     info = await core.blobs.put_stream(request.stream(), max_bytes=limit, expected_digest=digest)
     if info.size == 0:
         raise ValidationError("the package is empty", field="body")
+    await run_in_threadpool(_record_upload, core, info.digest, caller)
     return BlobOut(digest=info.digest, size=info.size)
+
+
+def _record_upload(core: ManagerCore, digest: str, caller: Principal) -> None:
+    with core.db.write() as session:
+        blobs.record_upload(session, digest, caller.groups)
 
 
 @router.get("/v1/blobs/{digest}", response_model=BlobOut)
 def get_blob(digest: str, core: Core, caller: Creator) -> BlobOut:
-    """Whether a package is already uploaded (200 with its size) or not (404)."""
-    info = core.blobs.stat(check_digest(digest))
+    """Whether a package is already uploaded (200 with its size) or not (404). A scoped key
+    gets the same 404 for a blob uploaded only outside its groups."""
+    with core.db.read() as session:
+        info = blobs.visible_blob(session, core.blobs, check_digest(digest), caller.groups)
     if info is None:
         raise NotFound(f"no blob {digest}", field="digest")
     return BlobOut(digest=info.digest, size=info.size)

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from alien.errors import NotFound
-from alien.manager.auth import Action, authorize
+from alien.manager.auth import Action, Principal, authorize
 from alien.manager.blobs import BlobStore
 from alien.manager.commands import records
 from alien.manager.commands.dispatch import Dispatcher, DispatcherRegistry
@@ -182,9 +183,15 @@ class CommandCenter:
             return 0
         return await self.writer.run(self.ops.attach(deployment_id, receiver))
 
+    def _reader(self, session: Session, token: str) -> Principal:
+        """The caller, if they may read commands; a known one refused is audited."""
+        return caller_of(
+            session, token, Action.COMMANDS_READ, self.ops.audit, write=self.core.db.write
+        )
+
     def _read(self, token: str, command_id: str) -> CommandSnapshot:
         with self.core.db.read() as session:
-            caller = caller_of(session, token, Action.COMMANDS_READ)
+            caller = self._reader(session, token)
             snap = records.read(session, command_id)
             if snap is None:
                 raise NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND)
@@ -217,7 +224,7 @@ class CommandCenter:
         if before is not None:
             query = query.where(COLUMNS.id < before)
         with self.core.db.read() as session:
-            caller = caller_of(session, token, Action.COMMANDS_READ)
+            caller = self._reader(session, token)
             scope = caller.groups  # a group-scoped key sees its groups' commands only
             if deployment is not None:
                 dep = resolve_deployment(session, deployment, groups=scope)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,7 +25,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alien.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from alien.errors import AlienError, Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationError
+from alien.manager import audit_events
 from alien.manager.auth import Action, Principal, authorize, resolve
 from alien.manager.blobs import BlobStore
 from alien.manager.commands.dispatch import DispatchChannel, Dispatcher, DispatcherRegistry
@@ -79,6 +81,7 @@ from alien.protocol.commands import (
     CommandRefused,
     CommandState,
     IllegalTransition,
+    acknowledge,
     cancel,
     dispatch,
     lease,
@@ -169,8 +172,8 @@ class CommandOps:
         def op(session: Session) -> tuple[Created, Sequence[Effect]]:
             now = utcnow()
             store = CommandStore.of(session)
-            caller = caller_of(session, token, Action.COMMANDS_INVOKE)
-            dep = _deployment(session, body.deployment)
+            caller = caller_of(session, token, Action.COMMANDS_INVOKE, self.audit)
+            dep = _deployment(session, body.deployment, caller.groups)
             authorize(
                 caller,
                 Action.COMMANDS_INVOKE,
@@ -358,7 +361,7 @@ class CommandOps:
     ) -> CommandRecord:
         ttl = self.settings.lease_seconds
         if isinstance(message, CommandAck):
-            return lease(record, lease_id=message.lease_id, now=now, ttl=ttl)
+            return acknowledge(record, lease_id=message.lease_id, now=now, ttl=ttl)
         if isinstance(message, CommandRenew):
             return renew(record, lease_id=message.lease_id, now=now, ttl=ttl)
         response = message.response
@@ -414,7 +417,7 @@ class CommandOps:
         def op(session: Session) -> tuple[CommandSnapshot, Sequence[Effect]]:
             now = utcnow()
             store = CommandStore.of(session)
-            caller = caller_of(session, token, Action.COMMANDS_CANCEL)
+            caller = caller_of(session, token, Action.COMMANDS_CANCEL, self.audit)
             snap = store.get(command_id)
             if snap is None:
                 raise NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND)
@@ -544,20 +547,43 @@ class CommandOps:
     def record_params_payload(
         self, token: str, deployment_ref: str, sha256: str, size: int
     ) -> Op[str]:
+        """Record an upload just stored. A refusal removes the file unless a row names it:
+        the upload stored it before this check, and retention only collects files of rows."""
+
         def op(session: Session) -> tuple[str, Sequence[Effect]]:
-            caller = caller_of(session, token, Action.COMMANDS_INVOKE)
-            dep = _deployment(session, deployment_ref)
-            authorize(
-                caller,
-                Action.COMMANDS_INVOKE,
-                deployments=[dep.id],
-                missing=_unknown(deployment_ref),
-            )
-            self._check_stored(sha256)
+            try:
+                caller = caller_of(session, token, Action.COMMANDS_INVOKE, self.audit)
+                dep = _deployment(session, deployment_ref, caller.groups)
+                authorize(
+                    caller,
+                    Action.COMMANDS_INVOKE,
+                    deployments=[dep.id],
+                    missing=_unknown(deployment_ref),
+                )
+                self._check_stored(sha256)
+            except AlienError:
+                self._discard_unnamed(session, sha256)
+                raise
             _add_payload(session, "params", sha256, size, dep.id, None, caller.label)
             return dep.id, ()
 
         return op
+
+    def _discard_unnamed(self, session: Session, sha256: str) -> None:
+        """Delete the stored file of ``sha256`` if no payload row names it — neither a stored
+        one nor one an earlier operation of this batch added (not flushed yet). An upload of
+        the same content racing this is told to retry by its own record's :meth:`_check_stored`,
+        as when it races retention."""
+        if self.blobs is None:
+            return
+        pending = any(
+            isinstance(row, CommandPayload) and row.sha256 == sha256 for row in session.new
+        )
+        named = session.scalar(
+            select(CommandPayload.id).where(CommandPayload.sha256 == sha256).limit(1)
+        )
+        if not pending and named is None:
+            self.blobs.path_for(f"sha256:{sha256}").unlink(missing_ok=True)
 
     def check_result_upload(self, command_id: str, deployment_id: str) -> Op[None]:
         """Refuse (before any byte is stored) a result upload for a command that ended."""
@@ -828,15 +854,35 @@ def request_digest(body: CommandCreate) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def caller_of(session: Session, token: str, action: Action) -> Principal:
+def caller_of(
+    session: Session,
+    token: str,
+    action: Action,
+    audit: AuditLog | None = None,
+    *,
+    write: Callable[[], AbstractContextManager[Session]] | None = None,
+) -> Principal:
     """Who presents ``token``, if they could ever take ``action`` (401/403 otherwise).
+
+    With ``audit``, a known caller refused ``action`` (403) is recorded (``access.denied``, as
+    the other routes' refusals are) in ``session`` — the writer commits an operation's writes
+    although it raised, as it does a policy refusal's record — or, for a read ``session``,
+    which cannot hold it, in a ``write`` transaction of its own. A token that is not valid
+    (401) is not recorded: anyone can send one.
 
     Looked up once per transaction (``session.info``): under load one writer batch carries many
     requests of the same caller."""
     memo: dict[str, Principal | None] = session.info.setdefault("principals", {})
     if token not in memo:
         memo[token] = resolve(session, token)
-    return authorize(memo[token], action)
+    principal = memo[token]
+    try:
+        return authorize(principal, action)
+    except Forbidden as refused:
+        if audit is not None and principal is not None:
+            with write() if write is not None else nullcontext(session) as target:
+                audit_events.denied(target, audit, principal, action.value, refused)
+        raise
 
 
 @dataclass(frozen=True)
@@ -854,14 +900,19 @@ DEPLOYMENTS = CacheKind("command-deployments", tables=("deployments", "groups"))
 """A deployment reference's facts, remembered while no deployment or group changed."""
 
 
-def _deployment(session: Session, ref: str) -> DeploymentFacts:
-    """The deployment ``ref`` names (remembered: :data:`DEPLOYMENTS`)."""
-    return cached(session, DEPLOYMENTS, ref, lambda: _load_deployment(session, ref))
+def _deployment(session: Session, ref: str, groups: frozenset[str] | None) -> DeploymentFacts:
+    """The deployment ``ref`` names among ``groups`` (a group-scoped caller's; ``None``: all),
+    remembered per reference and scope (:data:`DEPLOYMENTS`): a scoped key must resolve a bare
+    name among its own groups only, or another group's deployment of that name would make it
+    ambiguous (and so reveal that it exists)."""
+    return cached(
+        session, DEPLOYMENTS, (ref, groups), lambda: _load_deployment(session, ref, groups)
+    )
 
 
-def _load_deployment(session: Session, ref: str) -> DeploymentFacts:
+def _load_deployment(session: Session, ref: str, groups: frozenset[str] | None) -> DeploymentFacts:
     try:
-        dep = resolve_deployment(session, ref, field="deployment")
+        dep = resolve_deployment(session, ref, field="deployment", groups=groups)
     except Conflict as exc:
         if exc.code != "AMBIGUOUS_NAME":
             raise

@@ -421,6 +421,40 @@ class RequestRecord:
         return Outcome.SUCCEEDED if self.status < 400 else Outcome.FAILED
 
 
+MAX_OPERATION = 200
+MAX_ERROR = 1000
+
+
+def _request_entry(actor: Actor, deployment_id: str | None, r: RequestRecord) -> AuditEntry:
+    operation = _printable(r.operation, MAX_OPERATION)
+    return AuditEntry(
+        actor=actor,
+        action="debug.request",
+        outcome=r.outcome,
+        deployment=deployment_id,
+        target=f"{_printable(r.service, MAX_OPERATION)}:{operation}",
+        details={
+            "service": r.service,
+            "operation": operation,
+            "method": r.method,
+            "status": r.status,
+            "bytes_in": r.bytes_in,
+            "bytes_out": r.bytes_out,
+            "duration_ms": round(r.duration_ms, 3),
+            **({"error": _printable(r.error, MAX_ERROR)} if r.error else {}),
+        },
+        time=r.time,
+    )
+
+
+def _printable(text: str, limit: int) -> str:
+    """What the trail can hold of text a caller chose (an operation named in a request, an
+    error echoing it): printable, at most ``limit`` characters. A control character or an
+    overlong name would fail the validation of every record written in the same batch."""
+    shown = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in text)
+    return shown[:limit] or "?"
+
+
 def record_requests(
     session: Session, log: AuditLog, session_id: str, records: list[RequestRecord]
 ) -> None:
@@ -430,30 +464,7 @@ def record_requests(
         return
     row = get_session(session, session_id)
     actor = audit.debug_session_actor(row.id)
-    log.append(
-        session,
-        (
-            AuditEntry(
-                actor=actor,
-                action="debug.request",
-                outcome=r.outcome,
-                deployment=row.deployment_id,
-                target=f"{r.service}:{r.operation}",
-                details={
-                    "service": r.service,
-                    "operation": r.operation,
-                    "method": r.method,
-                    "status": r.status,
-                    "bytes_in": r.bytes_in,
-                    "bytes_out": r.bytes_out,
-                    "duration_ms": round(r.duration_ms, 3),
-                    **({"error": r.error} if r.error else {}),
-                },
-                time=r.time,
-            )
-            for r in records
-        ),
-    )
+    log.append(session, (_request_entry(actor, row.deployment_id, r) for r in records))
     session.execute(
         update(DebugSession)
         .where(DebugSession.id == session_id)

@@ -2,8 +2,10 @@
 
 A release is immutable once created. Creating one validates the manifest with ``alien.stack``
 (an invalid manifest is refused with 422 naming the field before any deployment sees it), checks
-the package blob exists, resolves the targets, and sets each target's desired release through the
-deployment state machine — all in one transaction, so either every target gets it or none does.
+the package blob exists (for a group-scoped caller: was uploaded within its groups, see
+:mod:`alien.manager.services.blobs`), resolves the targets, and sets each target's desired
+release through the deployment state machine — all in one transaction, so either every target
+gets it or none does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from alien.manager.models import Deployment, Release, ReleaseTarget
 from alien.manager.schemas import AllTargets, DeploymentTargets, GroupTargets, ReleaseCreate
 from alien.manager.services import policy_access
 from alien.manager.services.audit import AuditLog
+from alien.manager.services.blobs import visible_blob
 from alien.manager.services.deployments import (
     is_alive,
     list_deployments,
@@ -101,7 +104,7 @@ def create_release(
     With ``log`` the release is audited and a deployment whose customer suspended vendor access
     only records it as assigned (held: :mod:`alien.manager.services.policy_access`)."""
     stack_name, manifest_json, digest = _validated_manifest(body.manifest)
-    blob = blobs.stat(body.package_digest)
+    blob = visible_blob(session, blobs, body.package_digest, principal.groups)
     if blob is None:
         raise ValidationError(
             "no uploaded package with that digest (upload it with POST /v1/blobs first)",

@@ -45,6 +45,7 @@ REFUSED_OPERATIONS: dict[str, frozenset[str]] = {
             "AssumeRoot",
             "GetDelegatedAccessToken",
             "GetFederationToken",
+            "GetScopedCredentials",  # narrower, but a copy that revocation cannot reach
             "GetSessionToken",
             "GetWebIdentityToken",
         }
@@ -67,9 +68,13 @@ REFUSED_OPERATIONS: dict[str, frozenset[str]] = {
             "UpdateAssumeRolePolicy",
             "CreateOpenIDConnectProvider",
             "AddClientIDToOpenIDConnectProvider",
+            "UpdateOpenIDConnectProvider",  # ties an Identity Center instance to the provider
             "UpdateOpenIDConnectProviderThumbprint",
             "CreateSAMLProvider",
             "UpdateSAMLProvider",
+            # a partner's temporary access to this account, in this identity's name
+            "AcceptDelegationRequest",
+            "SendDelegationToken",
         }
     ),
     "ecr": frozenset({"GetAuthorizationToken"}),  # a 12-hour registry password

@@ -18,14 +18,14 @@ from alien.errors import Forbidden, ValidationError
 from alien.platforms.bearer_tokens import TokenSource, rebased
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream, endpoint_base
+from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_base
 
 
 def google_api(target: str) -> str | None:
     """The API an absolute-form request target calls (``pubsub``), or ``None``."""
     try:
-        url = httpx.URL(target)
-    except httpx.InvalidURL:
+        url = absolute_url(target)
+    except ValidationError:
         return None
     return google_api_of(url.scheme, url.host, url.port)
 
@@ -46,7 +46,7 @@ class GoogleApiUpstream:
             for api in apis
         }
         allow = {httpx.URL(base).netloc.decode() for base in self._bases.values()}
-        self._forward = ForwardingUpstream(allow)
+        self._forward = ForwardingUpstream(allow, resolve=None)  # the customer's endpoints
         self._tokens = tokens
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:

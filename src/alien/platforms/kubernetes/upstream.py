@@ -23,7 +23,7 @@ from alien.platforms.bearer_tokens import TokenSource, rebased
 from alien.platforms.kubernetes.upgrade import send_upgrade
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream, endpoint_base
+from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_base
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_TOKEN = str(SERVICE_ACCOUNT / "token")
@@ -42,8 +42,8 @@ def in_cluster_server(env: Mapping[str, str] | None = None) -> str | None:
 def is_kubernetes_api(target: str) -> bool:
     """Whether an absolute-form request target calls the cluster's API."""
     try:
-        url = httpx.URL(target)
-    except httpx.InvalidURL:
+        url = absolute_url(target)
+    except ValidationError:
         return False
     return url.scheme == "https" and url.host == KUBERNETES_API_HOST and url.port in (None, 443)
 
@@ -55,7 +55,7 @@ class KubernetesApiUpstream:
         self._base = endpoint_base(server, "kubernetes.server")
         self._tls = ssl.create_default_context(cafile=ca_file)  # None: the system's trust store
         netloc = httpx.URL(self._base).netloc.decode()
-        self._forward = ForwardingUpstream([netloc], verify=self._tls)
+        self._forward = ForwardingUpstream([netloc], verify=self._tls, resolve=None)  # configured
         self._tokens = tokens
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:

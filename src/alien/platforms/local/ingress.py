@@ -102,6 +102,9 @@ class Ingress:
             access_log=False,
             server_header=False,  # the backend's own headers pass through unchanged
             date_header=False,
+            # The ingress is where requests enter: a caller's X-Forwarded-* must not become the
+            # client address or scheme the app is told (uvicorn trusts them from 127.0.0.1).
+            proxy_headers=False,
             timeout_graceful_shutdown=5,
         )
         server = _Server(config)
