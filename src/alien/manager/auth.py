@@ -228,6 +228,21 @@ class Principal:
         """Whether this is an API key confined to some deployment groups."""
         return self.groups is not None
 
+    @property
+    def sees_every_deployment(self) -> bool:
+        """Whether this caller may know of every deployment (an unscoped API key)."""
+        return self.kind is TokenKind.API_KEY and self.groups is None
+
+    def sees_deployment(self, deployment_id: str) -> bool:
+        """Whether this caller may know that the deployment exists: a scoped key those of its
+        groups, a deployment token its own, no other token any (deny by default). What a view
+        of something shared by several groups (a release) may name to this caller."""
+        if self.sees_every_deployment:
+            return True
+        if self.kind is TokenKind.API_KEY:
+            return deployment_id in (self.scope_deployments or ())
+        return self.kind is TokenKind.DEPLOYMENT and deployment_id == self.deployment_id
+
 
 def bearer_token(authorization: str | None) -> str | None:
     """The token from an ``Authorization: Bearer …`` header value, if any."""

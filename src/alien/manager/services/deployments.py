@@ -254,5 +254,18 @@ def assigned_deployments(session: Session, release_id: str) -> list[str]:
     )
 
 
+def references(session: Session, deployment_ids: Collection[str]) -> set[str]:
+    """Every reference that addresses one of these deployments: its id, ``group/name`` and
+    bare name (the forms :func:`resolve_deployment` takes)."""
+    if not deployment_ids:
+        return set()
+    rows = session.execute(
+        select(Deployment.id, Deployment.name, Group.name)
+        .join(Group, Group.id == Deployment.group_id)
+        .where(Deployment.id.in_(deployment_ids))
+    )
+    return {ref for dep_id, name, group in rows for ref in (dep_id, name, f"{group}/{name}")}
+
+
 def is_assigned(session: Session, release_id: str, deployment_id: str) -> bool:
     return session.get(ReleaseTarget, (release_id, deployment_id)) is not None
