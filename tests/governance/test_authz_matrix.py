@@ -19,6 +19,7 @@ with which status, and how to build the call. Everything else follows from three
    ``dbg_other`` take the places of ``dep`` and ``dbg``, and a key scoped to G1 gets exactly
    what it gets for a resource that does not exist (the *ghost*: same status, code, field and
    message but for the name) — a scoped key cannot even learn that something exists elsewhere;
+   so does a deployment token asking for a deployment not its own (``hidden_from``);
 3. ``LIST`` rows answer the allowed with a list in which a scoped key finds G1's item and never
    G2's, where an unscoped one finds both.
 
@@ -81,6 +82,7 @@ def keys(*roles: str, scoped: bool = True) -> frozenset[str]:
 
 
 READERS = keys(*ROLES)
+SCOPED_READERS = READERS - keys(*ROLES, scoped=False)
 OPERATORS = keys("admin", "operator")
 
 
@@ -470,6 +472,8 @@ ROWS: list[Row] = [
         READERS | {"dep"},
         200,
         lambda w, s: Call("GET", f"/v1/deployments/{w.dep_ref(s)}", ref=w.dep_ref(s)),
+        refusals={"dep_other": 404},
+        hidden_from=SCOPED_READERS | {"dep"},
     ),
     Row(
         ("GET", "/v1/deployments/{ref:path}/wait"),
@@ -479,6 +483,8 @@ ROWS: list[Row] = [
         lambda w, s: Call(
             "GET", f"/v1/deployments/{w.dep_ref(s)}/wait?state=pending&timeout=0", ref=w.dep_ref(s)
         ),
+        refusals={"dep_other": 404},
+        hidden_from=SCOPED_READERS | {"dep"},
     ),
     Row(
         ("DELETE", "/v1/deployments/{ref:path}"),
@@ -493,6 +499,8 @@ ROWS: list[Row] = [
         READERS,
         200,
         lambda w, s: Call("GET", f"/v1/aws-deployments/{w.aws_ref(s)}", ref=w.aws_ref(s)),
+        refusals={"dep": 404, "dep_other": 404},  # not theirs: as if it did not exist
+        hidden_from=SCOPED_READERS | AGENTS,
     ),
     Row(
         ("POST", "/v1/aws-deployments"),

@@ -25,9 +25,10 @@ Four principals, one per token kind (see :mod:`alien.manager.tokens`):
 
 Failures: no token, a token that is not ours, unknown, or revoked → 401 ``UNAUTHENTICATED`` (the
 message never says which, so it is no oracle); a valid token without the permission → 403; a
-scoped key asking about something outside its groups → 404. A deployment or debug-session token
-asking about another deployment or session keeps getting 403: such a token names its one
-resource, so a refusal tells its holder nothing about what else exists.
+scoped key asking about something outside its groups → 404. A deployment token's deployment
+references resolve to its own deployment only (any other is 404, as if it did not exist: see
+:func:`alien.manager.services.deployments.visible_deployment`); asking about another deployment's
+or session's resources otherwise, a deployment or debug-session token gets 403.
 
 Two kinds of route carry no token: :data:`PUBLIC_ACTIONS` (health, the audit trail's public key)
 and :data:`SIGNED_URL_ACTIONS` (command payload URLs, where the URL's signature is the authority;
