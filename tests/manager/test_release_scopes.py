@@ -104,3 +104,19 @@ def test_a_deployment_token_sees_only_its_own_deployment_of_a_release(
     for dep, target in ((shared.a[0], shared.targets[0]), (shared.b[0], shared.targets[2])):
         with admin.with_token(dep.token) as agent:
             _shows(agent, shared, [dep], [target])
+
+
+def test_a_deployment_token_finds_no_release_of_another_deployment(
+    admin: ApiClient, shared: Shared
+) -> None:
+    """Not 403 ("it exists, but not for you"): a release only other deployments got is, to a
+    deployment token, exactly a release that does not exist."""
+    other = admin.create_release({"type": "deployments", "deployments": [shared.b[0].id]})["id"]
+    nothing = "rel_" + "0" * 26
+    with admin.with_token(shared.a[0].token) as agent:
+        for suffix in ("", "/package"):
+            missing = agent.get(f"/v1/releases/{nothing}{suffix}")
+            assert missing.status_code == 404, missing.text
+            refused = agent.get(f"/v1/releases/{other}{suffix}")
+            assert refused.text.replace(other, nothing) == missing.text
+            assert (refused.status_code, suffix) == (404, suffix)

@@ -106,8 +106,6 @@ def _visible(session: Session, caller: Principal, subject_id: str, action: Actio
     row = approvals.find(session, subject_id)
     if row is None:
         raise missing
-    if caller.kind is TokenKind.DEPLOYMENT and caller.deployment_id != row.deployment_id:
-        raise missing
     authorize(caller, action, deployments=[row.deployment_id], missing=missing)
     return row
 
