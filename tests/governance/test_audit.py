@@ -252,6 +252,23 @@ def test_a_customer_sees_their_own_records_and_nothing_of_anyone_else(trail: Tra
     assert trail.admin.get("/v1/customer/audit").status_code == 403, "not for vendor keys"
 
 
+def test_a_release_to_several_customers_names_none_of_the_others_in_their_records(
+    trail: Trail,
+) -> None:
+    """A release's per-deployment record (``release.assign``) is in that customer's own view:
+    it must not carry the release's whole target list, which names the other customers'
+    deployments."""
+    targets = [trail.dep.ref, trail.other.ref]
+    release = trail.admin.create_release({"type": "deployments", "deployments": targets})["id"]
+    with trail.admin.with_token(trail.dep.token) as client:
+        records = client.get("/v1/customer/audit").json()["items"]
+    assigned = [r for r in records if (r["action"], r["target"]) == ("release.assign", release)]
+    assert len(assigned) == 1, records
+    text = json.dumps(records)
+    assert trail.other.id not in text and trail.other.name not in text
+    assert assigned[0]["details"]["targets"] == {"type": "deployments"}
+
+
 def test_concurrent_appends_keep_one_unbroken_chain(trail: Trail) -> None:
     """Many writers at once (policy changes of two customers, key creations): every record
     lands on its own predecessor, in both the global and the per-deployment chains."""

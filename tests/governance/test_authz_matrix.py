@@ -19,6 +19,8 @@ with which status, and how to build the call. Everything else follows from three
    ``dbg_other`` take the places of ``dep`` and ``dbg``, and a key scoped to G1 gets exactly
    what it gets for a resource that does not exist (the *ghost*: same status, code, field and
    message but for the name) — a scoped key cannot even learn that something exists elsewhere;
+   so does ``dep`` where it may read its own deployment's resource (``dep_other``, refused on
+   G1's, is refused with that 404 too: the row's ``refusals``);
 3. ``LIST`` rows answer the allowed with a list in which a scoped key finds G1's item and never
    G2's, where an unscoped one finds both.
 
@@ -81,6 +83,7 @@ def keys(*roles: str, scoped: bool = True) -> frozenset[str]:
 
 
 READERS = keys(*ROLES)
+SCOPED_READERS = READERS - keys(*ROLES, scoped=False)
 OPERATORS = keys("admin", "operator")
 
 
@@ -110,7 +113,7 @@ class Row:
     scope: Scope = Scope.RESOURCE
     refusals: Mapping[str, int] = field(default_factory=dict)
     listed: Callable[[World], tuple[str, str]] | None = None
-    hidden_from: frozenset[str] | None = None  # default: the scoped keys in ``allow``
+    hidden_from: frozenset[str] | None = None  # default: the scoped keys and ``dep`` in ``allow``
 
     @property
     def name(self) -> str:
@@ -120,7 +123,7 @@ class Row:
         """Whether ``caller`` must find the other group's resource as if it did not exist."""
         if self.hidden_from is not None:
             return caller in self.hidden_from
-        return caller.endswith("@g") and caller in self.allow
+        return (caller.endswith("@g") or caller == "dep") and caller in self.allow
 
 
 @dataclass
@@ -470,6 +473,7 @@ ROWS: list[Row] = [
         READERS | {"dep"},
         200,
         lambda w, s: Call("GET", f"/v1/deployments/{w.dep_ref(s)}", ref=w.dep_ref(s)),
+        refusals={"dep_other": 404},
     ),
     Row(
         ("GET", "/v1/deployments/{ref:path}/wait"),
@@ -479,6 +483,7 @@ ROWS: list[Row] = [
         lambda w, s: Call(
             "GET", f"/v1/deployments/{w.dep_ref(s)}/wait?state=pending&timeout=0", ref=w.dep_ref(s)
         ),
+        refusals={"dep_other": 404},
     ),
     Row(
         ("DELETE", "/v1/deployments/{ref:path}"),
@@ -493,6 +498,8 @@ ROWS: list[Row] = [
         READERS,
         200,
         lambda w, s: Call("GET", f"/v1/aws-deployments/{w.aws_ref(s)}", ref=w.aws_ref(s)),
+        refusals={"dep": 404, "dep_other": 404},  # not theirs: as if it did not exist
+        hidden_from=SCOPED_READERS | AGENTS,
     ),
     Row(
         ("POST", "/v1/aws-deployments"),
@@ -539,6 +546,7 @@ ROWS: list[Row] = [
         READERS | {"dep"},
         200,
         lambda w, s: Call("GET", f"/v1/releases/{w.release(s)}", ref=w.release(s)),
+        refusals={"dep_other": 404},
     ),
     Row(
         ("GET", "/v1/releases/{release_id}/package"),
@@ -546,6 +554,7 @@ ROWS: list[Row] = [
         OPERATORS | {"dep"},
         200,
         lambda w, s: Call("GET", f"/v1/releases/{w.release(s)}/package", ref=w.release(s)),
+        refusals={"dep_other": 404},
     ),
     # --- the agent channel ----------------------------------------------------------------
     Row(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alien.errors import Forbidden, Unauthenticated, ValidationError
+from alien.errors import Forbidden, NotFound, Unauthenticated, ValidationError
 from alien.manager import ids, tokens
 from alien.manager.auth import (
     DEPLOYMENT_TOKEN_ACTIONS,
@@ -147,9 +147,15 @@ def test_authorize_follows_the_tables(action: Action) -> None:
         assert authorize(AGENT, action, deployments=["dep_a", "dep_b"]) is AGENT
         with pytest.raises(Forbidden):
             authorize(AGENT, action, deployments=["dep_b"])
+        missing = NotFound("no such thing")
+        with pytest.raises(NotFound) as refused:
+            authorize(AGENT, action, deployments=["dep_b"], missing=missing)
+        assert refused.value is missing, "another deployment's resource is as if absent"
     else:
         with pytest.raises(Forbidden):
             authorize(AGENT, action, deployments=["dep_a"])
+        with pytest.raises(Forbidden):
+            authorize(AGENT, action, deployments=["dep_b"], missing=NotFound("no such thing"))
 
 
 def test_only_admins_manage_keys_and_nobody_vendor_side_onboards() -> None:

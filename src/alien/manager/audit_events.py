@@ -10,6 +10,7 @@ release the vendor sent them.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -69,7 +70,6 @@ def release_created(
         "stack": release.stack_name,
         "manifest_digest": release.manifest_digest,
         "package_digest": release.package_digest,
-        "targets": release.targets,
     }
     entries = [
         AuditEntry(
@@ -77,9 +77,15 @@ def release_created(
             action="release.create",
             outcome=Outcome.SUCCEEDED,
             target=release.id,
-            details={**summary, "deployments": len(delivered) + len(held), "held": len(held)},
+            details={
+                **summary,
+                "targets": release.targets,
+                "deployments": len(delivered) + len(held),
+                "held": len(held),
+            },
         )
     ]
+    assigned = {**summary, "targets": _assigned_targets(release.targets)}
     entries += [
         AuditEntry(
             actor=actor,
@@ -87,11 +93,18 @@ def release_created(
             outcome=Outcome.SUCCEEDED,
             deployment=dep,
             target=release.id,
-            details={**summary, "held": dep in held},
+            details={**assigned, "held": dep in held},
         )
         for dep in [*delivered, *held]
     ]
     log.append(session, entries)
+
+
+def _assigned_targets(targets: dict[str, Any]) -> dict[str, Any]:
+    """The targets as one deployment's record states them: a list of named deployments is left
+    out (the record names its deployment), for its customer reads that record and the other
+    deployments a release went to are other customers' business."""
+    return {"type": targets["type"]} if targets.get("type") == "deployments" else targets
 
 
 def denied(

@@ -25,9 +25,10 @@ Four principals, one per token kind (see :mod:`alien.manager.tokens`):
 
 Failures: no token, a token that is not ours, unknown, or revoked → 401 ``UNAUTHENTICATED`` (the
 message never says which, so it is no oracle); a valid token without the permission → 403; a
-scoped key asking about something outside its groups → 404. A deployment or debug-session token
-asking about another deployment or session keeps getting 403: such a token names its one
-resource, so a refusal tells its holder nothing about what else exists.
+scoped key asking about something outside its groups → 404, and so does a deployment token
+asking about another deployment or its resources (its deployment references resolve to its own
+deployment only: :func:`alien.manager.services.deployments.visible_deployment`). A debug-session
+token asking about another session keeps getting 403.
 
 Two kinds of route carry no token: :data:`PUBLIC_ACTIONS` (health, the audit trail's public key)
 and :data:`SIGNED_URL_ACTIONS` (command payload URLs, where the URL's signature is the authority;
@@ -228,6 +229,21 @@ class Principal:
         """Whether this is an API key confined to some deployment groups."""
         return self.groups is not None
 
+    @property
+    def sees_every_deployment(self) -> bool:
+        """Whether this caller may know of every deployment (an unscoped API key)."""
+        return self.kind is TokenKind.API_KEY and self.groups is None
+
+    def sees_deployment(self, deployment_id: str) -> bool:
+        """Whether this caller may know that the deployment exists: a scoped key those of its
+        groups, a deployment token its own, no other token any (deny by default). What a view
+        of something shared by several groups (a release) may name to this caller."""
+        if self.sees_every_deployment:
+            return True
+        if self.kind is TokenKind.API_KEY:
+            return deployment_id in (self.scope_deployments or ())
+        return self.kind is TokenKind.DEPLOYMENT and deployment_id == self.deployment_id
+
 
 def bearer_token(authorization: str | None) -> str | None:
     """The token from an ``Authorization: Bearer …`` header value, if any."""
@@ -342,7 +358,8 @@ def authorize(
     to (a deployment token and a scoped key must be in scope of at least one), ``sessions`` the
     debug sessions (a debug-session token must be one of them). ``missing`` is the error the
     route raises when the resource does not exist: a scoped key gets exactly that for a resource
-    outside its groups, so the answer cannot tell "elsewhere" from "nowhere".
+    outside its groups, a deployment token for one that is not its deployment's, so the answer
+    cannot tell "elsewhere" from "nowhere".
 
     A scoped key asked about a resource with only a ``sessions`` scope is refused: whatever has
     no deployment or group to check is out of every group's scope (deny by default).
@@ -359,10 +376,11 @@ def authorize(
     elif principal.kind is TokenKind.DEBUG_SESSION:
         if action in DEBUG_SESSION_TOKEN_ACTIONS and (sessions is None or principal.id in sessions):
             return principal
-    elif action in DEPLOYMENT_TOKEN_ACTIONS and (
-        deployments is None or principal.deployment_id in deployments
-    ):
-        return principal
+    elif action in DEPLOYMENT_TOKEN_ACTIONS:
+        if deployments is None or principal.deployment_id in deployments:
+            return principal
+        if missing is not None:
+            raise missing
     raise Forbidden(f"this token lacks the permission {action.value!r}")
 
 

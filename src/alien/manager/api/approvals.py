@@ -25,14 +25,14 @@ from alien.manager.api.deps import Core, require
 from alien.manager.auth import Action, Principal, authorize
 from alien.manager.commands.center import center_of
 from alien.manager.core import ManagerCore
-from alien.manager.models import Approval, Deployment, Group
+from alien.manager.models import Approval
 from alien.manager.schemas import Page
 from alien.manager.schemas import Request as RequestBody
 from alien.manager.services import approvals, audit, debug_sessions
 from alien.manager.services.approvals import ApprovalState, Decision, SubjectKind
 from alien.manager.services.audit import AuditLog
 from alien.manager.services.debug_policies import MAX_TTL_LIMIT
-from alien.manager.services.deployments import resolve_deployment
+from alien.manager.services.deployments import own_deployment, resolve_deployment
 from alien.manager.tokens import TokenKind
 
 router = APIRouter(tags=["access governance"])
@@ -106,8 +106,6 @@ def _visible(session: Session, caller: Principal, subject_id: str, action: Actio
     row = approvals.find(session, subject_id)
     if row is None:
         raise missing
-    if caller.kind is TokenKind.DEPLOYMENT and caller.deployment_id != row.deployment_id:
-        raise missing
     authorize(caller, action, deployments=[row.deployment_id], missing=missing)
     return row
 
@@ -125,7 +123,7 @@ def list_approvals(
     """Oldest first; pending ones by default. A deployment token sees its own deployment's."""
     with core.db.read() as session:
         if caller.kind is TokenKind.DEPLOYMENT:
-            dep_id = _own_deployment(session, caller, deployment)
+            dep_id = own_deployment(session, caller, deployment).id
         elif deployment:
             dep_id = resolve_deployment(session, deployment, groups=caller.groups).id
             authorize(caller, Action.APPROVALS_READ, deployments=[dep_id])
@@ -135,21 +133,6 @@ def list_approvals(
         if caller.scoped:
             rows = [r for r in rows if r.deployment_id in (caller.scope_deployments or ())]
         return Page(items=[approval_out(r) for r in rows])
-
-
-def _own_deployment(session: Session, caller: Principal, ref: str | None) -> str:
-    """A deployment token's own deployment id, when ``ref`` is absent or names it (its id,
-    ``group/name`` or bare name); else the 404 of a deployment that does not exist. Decided
-    without looking up ``ref`` among all deployments: whether another deployment of that name
-    exists (or several) is another customer's business."""
-    assert caller.deployment_id is not None
-    if not ref:
-        return caller.deployment_id
-    own = session.get(Deployment, caller.deployment_id)
-    group = session.get(Group, own.group_id) if own is not None else None
-    if own is None or group is None or ref not in (own.id, own.name, f"{group.name}/{own.name}"):
-        raise NotFound(f"no deployment {ref!r}", field="deployment")
-    return own.id
 
 
 @router.get("/v1/approvals/{subject_id}", response_model=ApprovalOut)

@@ -17,7 +17,7 @@ from alien.manager.api.views import deployment_out
 from alien.manager.auth import Action, Principal, authorize
 from alien.manager.debug_schemas import AwsConfigOut, AwsDeploymentCreate, AwsDeploymentOut
 from alien.manager.services import aws_deployments
-from alien.manager.services.deployments import resolve_deployment
+from alien.manager.services.deployments import visible_deployment
 from alien.manager.services.groups import get_group
 from alien.platforms.aws import preload
 
@@ -55,7 +55,7 @@ def register_aws_deployment(
 @router.get("/v1/aws-deployments/{ref:path}", response_model=AwsConfigOut)
 def get_aws_config(ref: str, core: Core, caller: Reader) -> AwsConfigOut:
     with core.db.read() as session:
-        dep = resolve_deployment(session, ref, groups=caller.groups)
+        dep = visible_deployment(session, caller, ref)
         authorize(caller, Action.DEPLOYMENT_READ, deployments=[dep.id])
         config = aws_deployments.get_config(session, dep.id)
         if config is None:

@@ -1,7 +1,9 @@
 """``/v1/onboard`` and ``/v1/deployments``: onboarding, listing, describing, waiting, deleting.
 
 A deployment is addressed by id (``dep_…``), by ``<group>/<name>``, or by bare name when only
-one deployment has it (else 409 ``AMBIGUOUS_NAME``). ``{ref:path}`` lets the ``/`` through.
+one deployment has it (else 409 ``AMBIGUOUS_NAME``). ``{ref:path}`` lets the ``/`` through. A
+reference is resolved only among the deployments the caller may see (a scoped key's groups', a
+deployment token's own): anything else is 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _check_wait(
 ) -> tuple[str, WaitOut]:
     """The deployment's id and what a wait that ended now would answer."""
     with core.db.read() as session:
-        dep = deployments.resolve_deployment(session, ref, groups=caller.groups)
+        dep = deployments.visible_deployment(session, caller, ref)
         authorize(caller, Action.DEPLOYMENT_READ, deployments=[dep.id])
         out = deployment_out(session, dep, core.agents)
     matched = (not states or dep.state in states) and (
@@ -124,7 +126,7 @@ async def wait_deployment(
 @router.get("/v1/deployments/{ref:path}", response_model=DeploymentOut)
 def get_deployment(ref: str, core: Core, caller: Reader) -> DeploymentOut:
     with core.db.read() as session:
-        dep = deployments.resolve_deployment(session, ref, groups=caller.groups)
+        dep = deployments.visible_deployment(session, caller, ref)
         authorize(caller, Action.DEPLOYMENT_READ, deployments=[dep.id])
         return deployment_out(session, dep, core.agents)
 
@@ -139,7 +141,7 @@ def delete_deployment(ref: str, core: Core, log: Audit, caller: Deleter) -> Resp
     ``delete_requested`` … ``deleted``); this removes the manager's record.
     """
     with core.db.write() as session:
-        dep = deployments.resolve_deployment(session, ref, groups=caller.groups)
+        dep = deployments.visible_deployment(session, caller, ref)
         dep_id = dep.id
         reason = f"the deployment {dep.name} was deleted"
         revoked = revoke_live(session, log, caller, reason=reason, deployment_id=dep_id)

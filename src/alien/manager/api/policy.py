@@ -36,7 +36,7 @@ from alien.manager.schemas import Request as RequestBody
 from alien.manager.services import audit, policy, policy_access
 from alien.manager.services.audit import AuditLog
 from alien.manager.services.debug_sessions import session_key
-from alien.manager.services.deployments import resolve_deployment
+from alien.manager.services.deployments import own_deployment, resolve_deployment
 from alien.manager.services.policy_effective import (
     CustomerDebugMode,
     CustomerPolicyView,
@@ -145,16 +145,11 @@ def _policy_out(session: Session, dep: Deployment) -> PolicyOut:
     )
 
 
-def _own_deployment(session: Session, caller: Principal) -> Deployment:
-    assert caller.deployment_id is not None
-    return resolve_deployment(session, caller.deployment_id)
-
-
 @router.get("/v1/customer/policy", response_model=PolicyOut)
 def get_customer_policy(core: Core, caller: CustomerReader) -> PolicyOut:
     """The customer's policy of the caller's deployment, and the effective policy."""
     with core.db.read() as session:
-        return _policy_out(session, _own_deployment(session, caller))
+        return _policy_out(session, own_deployment(session, caller))
 
 
 @router.patch("/v1/customer/policy", response_model=PolicyOut)
@@ -176,7 +171,7 @@ async def _change(
 ) -> tuple[PolicyOut, policy_access.AccessEffects]:
     def write() -> tuple[PolicyOut, policy_access.AccessEffects]:
         with core.db.write() as session:
-            dep = _own_deployment(session, caller)
+            dep = own_deployment(session, caller)
             change = policy.set_customer_policy(session, log, caller, dep.id, changes)
             effects = policy_access.apply_change(session, log, caller, change)
             return _policy_out(session, dep), effects

@@ -108,7 +108,7 @@ def create_release(body: ReleaseCreate, core: Core, log: Audit, caller: Creator)
     """
     with core.db.write() as session:
         release, targeted = releases.create_release(session, core.blobs, body, caller, log)
-        out = release_detail(session, release)
+        out = release_detail(session, release, caller)
     core.deployments_changed(targeted)
     return out
 
@@ -120,7 +120,7 @@ def list_releases(
     """Newest first."""
     with core.db.read() as session:
         rows = releases.list_releases(session, limit=limit, groups=caller.groups)
-        return Page(items=[release_out(session, r) for r in rows])
+        return Page(items=[release_out(session, r, caller) for r in rows])
 
 
 def _visible_release(
@@ -144,7 +144,7 @@ def _visible_release(
 def get_release(release_id: str, core: Core, caller: Reader) -> ReleaseDetail:
     with core.db.read() as session:
         release = _visible_release(session, caller, Action.RELEASE_READ, release_id)
-        return release_detail(session, release)
+        return release_detail(session, release, caller)
 
 
 @router.get(

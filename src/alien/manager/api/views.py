@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from alien.manager.agents import AgentRegistry
-from alien.manager.auth import Role
+from alien.manager.auth import Principal, Role
 from alien.manager.models import ApiKey, Deployment, Group, GroupToken, Release
 from alien.manager.schemas import (
     ApiKeyGroupOut,
@@ -22,7 +22,7 @@ from alien.manager.schemas import (
     ReleaseDetail,
     ReleaseOut,
 )
-from alien.manager.services.deployments import assigned_deployments, group_names
+from alien.manager.services.deployments import assigned_deployments, group_names, references
 from alien.protocol.deployment import DeploymentState
 
 
@@ -99,24 +99,46 @@ def deployment_out(session: Session, dep: Deployment, agents: AgentRegistry) -> 
     return deployments_out(session, [dep], agents)[0]
 
 
-def release_out(session: Session, release: Release) -> ReleaseOut:
-    return ReleaseOut(**_release_fields(session, release))
+def release_out(session: Session, release: Release, caller: Principal) -> ReleaseOut:
+    return ReleaseOut(**_release_fields(session, release, caller))
 
 
-def release_detail(session: Session, release: Release) -> ReleaseDetail:
-    return ReleaseDetail(**_release_fields(session, release), manifest=json.loads(release.manifest))
+def release_detail(session: Session, release: Release, caller: Principal) -> ReleaseDetail:
+    return ReleaseDetail(
+        **_release_fields(session, release, caller), manifest=json.loads(release.manifest)
+    )
 
 
-def _release_fields(session: Session, release: Release) -> dict[str, object]:
+def _release_fields(session: Session, release: Release, caller: Principal) -> dict[str, object]:
+    """The release as ``caller`` may see it. One release can go to deployments of several
+    groups (an unscoped key may name them all), and a scoped key or a deployment token that
+    reads it must not learn of the other groups' deployments: ``deployments`` and a named
+    ``targets`` list keep only those the caller may see."""
+    assigned = assigned_deployments(session, release.id)
+    visible = [d for d in assigned if caller.sees_deployment(d)]
     return {
         "id": release.id,
         "stack_name": release.stack_name,
         "manifest_digest": release.manifest_digest,
         "package_digest": release.package_digest,
         "package_size": release.package_size,
-        "targets": release.targets,
-        "deployments": assigned_deployments(session, release.id),
+        "targets": _visible_targets(session, release.targets, visible, caller),
+        "deployments": visible,
         "description": release.description,
         "created_at": release.created_at,
         "created_by": release.created_by,
     }
+
+
+def _visible_targets(
+    session: Session, targets: dict[str, Any], visible: list[str], caller: Principal
+) -> dict[str, Any]:
+    """``targets`` as given, but a list of named deployments keeps only the references that
+    address one of ``visible`` (the release's deployments the caller may see). Matched against
+    those, never resolved among all deployments: a name elsewhere is another group's business.
+    A target a caller may see can thus drop out after its group was renamed; it is still in
+    ``deployments``."""
+    if targets.get("type") != "deployments" or caller.sees_every_deployment:
+        return targets
+    known = references(session, visible)
+    return {**targets, "deployments": [ref for ref in targets["deployments"] if ref in known]}

@@ -124,6 +124,32 @@ def resolve_deployment(
     return found[0]
 
 
+def own_deployment(
+    session: Session, caller: Principal, ref: str | None = None, *, field: str = "deployment"
+) -> Deployment:
+    """The deployment a token speaks for (a deployment token's), when ``ref`` is absent or
+    addresses it (its id, ``group/name`` or bare name); else the 404 of a deployment that does
+    not exist. Decided without looking ``ref`` up among all deployments: whether another
+    deployment of that name exists (or several do) is another customer's business."""
+    missing = NotFound(f"no deployment {ref or caller.deployment_id!r}", field=field)
+    own = session.get(Deployment, caller.deployment_id) if caller.deployment_id else None
+    if own is None or (ref and ref not in references(session, [own.id])):
+        raise missing
+    return own
+
+
+def visible_deployment(
+    session: Session, caller: Principal, ref: str, *, field: str = "deployment"
+) -> Deployment:
+    """``ref`` resolved among the deployments ``caller`` may see: an API key's groups' (every
+    one for an unscoped key), any other token's own (:func:`own_deployment`). Whatever lies
+    outside is "no deployment", the 404 of one that does not exist, never a 403 or a 409 that
+    would tell the caller it exists elsewhere."""
+    if caller.kind is TokenKind.API_KEY:
+        return resolve_deployment(session, ref, field=field, groups=caller.groups)
+    return own_deployment(session, caller, ref, field=field)
+
+
 def list_deployments(
     session: Session,
     *,
@@ -252,6 +278,19 @@ def assigned_deployments(session: Session, release_id: str) -> list[str]:
             .order_by(ReleaseTarget.deployment_id)
         )
     )
+
+
+def references(session: Session, deployment_ids: Collection[str]) -> set[str]:
+    """Every reference that addresses one of these deployments: its id, ``group/name`` and
+    bare name (the forms :func:`resolve_deployment` takes)."""
+    if not deployment_ids:
+        return set()
+    rows = session.execute(
+        select(Deployment.id, Deployment.name, Group.name)
+        .join(Group, Group.id == Deployment.group_id)
+        .where(Deployment.id.in_(deployment_ids))
+    )
+    return {ref for dep_id, name, group in rows for ref in (dep_id, name, f"{group}/{name}")}
 
 
 def is_assigned(session: Session, release_id: str, deployment_id: str) -> bool:
