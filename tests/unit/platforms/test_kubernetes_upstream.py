@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from alien.debug.tls import SessionCertificate
-from alien.errors import AlienError, ValidationError
+from alien.errors import AlienError, Forbidden, ValidationError
 from alien.platforms.bearer_tokens import NoToken, TokenFile
 from alien.platforms.kubernetes.error_shape import kubernetes_error_response
 from alien.platforms.kubernetes.upstream import (
@@ -213,3 +213,32 @@ async def test_an_api_server_that_never_answers_the_upgrade_is_a_clear_502(
             await upstream.send(EXEC, iterate_once(b""))
     assert failed.value.status == 502 and failed.value.code == "UPSTREAM_UNREACHABLE"
     assert "did not answer within 0.3 s" in failed.value.message
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Impersonate-User", "impersonate-group", "Impersonate-Uid", "Impersonate-Extra-scopes"],
+)
+@pytest.mark.parametrize("upgrade", [False, True], ids=["call", "exec"])
+async def test_impersonation_is_refused_before_the_api_server_is_reached(
+    header: str, upgrade: bool
+) -> None:
+    """``kubectl --as`` (``--as-group``, ``--as-uid``, ``--as-user-extra``) would run the call
+    as another user whenever the service account may impersonate: refused, loudly (403), and
+    no connection is made."""
+    connected: list[bool] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(True)
+        writer.close()
+
+    headers = [(header, "system:admin")]
+    if upgrade:
+        headers += [("connection", "Upgrade"), ("upgrade", "websocket")]
+    head = RequestHead.create("GET", "https://kubernetes.default.svc/api/v1/secrets", headers)
+    async with api_server(serve) as (upstream, _port):
+        with pytest.raises(Forbidden) as refused:
+            await upstream.send(head, iterate_once(b""))
+    assert (refused.value.status, refused.value.code) == (403, "IMPERSONATION_NOT_ALLOWED")
+    assert header.lower() in refused.value.message
+    assert connected == []

@@ -5,7 +5,9 @@ server checked against the cluster's CA.
 By default everything is the pod's own in-cluster configuration: the API server from
 ``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT``, the token and CA from the service account
 mount. The token file is read for every call (projected tokens rotate). Whatever ``Authorization``
-arrives is replaced. Requests that upgrade the connection (``kubectl exec``, ``attach``,
+arrives is replaced, and a request asking to act as someone else (``Impersonate-*``) is refused:
+a session acts as the agent's service account, never as whom that account may impersonate.
+Requests that upgrade the connection (``kubectl exec``, ``attach``,
 ``port-forward``) go through :mod:`.upgrade`: after ``101`` the stream carries raw bytes.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from alien.errors import ValidationError
+from alien.errors import Forbidden, ValidationError
 from alien.platforms.bearer_tokens import TokenSource, rebased
 from alien.platforms.kubernetes.upgrade import send_upgrade
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
@@ -37,6 +39,25 @@ def in_cluster_server(env: Mapping[str, str] | None = None) -> str | None:
     if not host:
         return None
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+IMPERSONATION_PREFIX = "impersonate-"
+"""``Impersonate-User``, ``-Group``, ``-Uid``, ``-Extra-<key>``: the API server runs a request
+as the user they name when the caller may ``impersonate`` (``kubectl --as``, ``--as-group``)."""
+
+
+def refuse_impersonation(head: RequestHead) -> None:
+    """``Forbidden`` for a request carrying ``Impersonate-*`` headers. Refused rather than
+    stripped: the call would otherwise run as the service account while ``kubectl --as`` believes
+    it ran as someone else, so it must fail where the engineer sees it."""
+    asked = sorted({n for n, _ in head.headers if n.lower().startswith(IMPERSONATION_PREFIX)})
+    if asked:
+        raise Forbidden(
+            f"a debug session acts as the deployment's service account only: impersonation "
+            f"({', '.join(asked)}) is refused",
+            field="headers",
+            code="IMPERSONATION_NOT_ALLOWED",
+        )
 
 
 def is_kubernetes_api(target: str) -> bool:
@@ -61,6 +82,7 @@ class KubernetesApiUpstream:
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         if not is_kubernetes_api(head.target):
             raise ValidationError("not a Kubernetes API call", field="target")
+        refuse_impersonation(head)
         onward = await rebased(head, self._base, self._tokens)
         if head.get("upgrade") is not None:  # exec, attach, port-forward
             url = httpx.URL(onward.target)
