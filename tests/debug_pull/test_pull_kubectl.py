@@ -101,6 +101,27 @@ def test_a_token_other_than_the_sessions_is_refused_at_the_endpoint(
     assert targets.https.server.seen[before:] == []  # never left the engineer's machine
 
 
+def test_kubectl_as_another_user_fails_loudly_and_is_audited_as_denied(
+    kworld: World, targets: Targets
+) -> None:
+    """``--as`` would have the API server run the call as that user if the service account may
+    impersonate: the agent refuses it, kubectl says so, and the API server never sees it."""
+    before = len(targets.https.server.seen)
+    result = kworld.debug(
+        "kubectl", "--as", "system:admin", "--as-group", "system:masters", "get", "--raw", "/hello"
+    )
+    assert result.returncode != 0
+    assert "Error from server (Forbidden)" in result.stderr
+    assert "impersonate-group, impersonate-user" in result.stderr
+    assert "IMPERSONATION_NOT_ALLOWED" in result.stderr
+    assert targets.https.server.seen[before:] == []
+    requests = kworld.requests(kworld.latest_session()["id"])
+    asked = {r["target"] for r in requests}  # kubectl may ask /version first
+    assert "kubernetes:GET /hello" in asked
+    assert asked <= {"kubernetes:GET /version", "kubernetes:GET /hello"}
+    assert all(r["outcome"] == "denied" and r["details"]["status"] == 403 for r in requests)
+
+
 @pytest.fixture(scope="module")
 def exec_cluster(
     pull_manager: ManagerProcess, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory

@@ -7,21 +7,27 @@ come from when no cloud SDK is involved.
 * :class:`NoToken` — nothing is sent (emulators, endpoints that authenticate otherwise).
 
 Platform-specific sources (the GCE metadata server) live with their platform. :func:`rebased` is
-how a request goes on with the token in place of the caller's. No secret is ever put in an
-error: errors name the source, never the token.
+how a request goes on with the token in place of the caller's; a credential of the caller's that
+an API reads from elsewhere (a query parameter, another header) is for its platform to find, and
+refuse with :func:`caller_credential_refused`. No secret is ever put in an error: errors name the
+source, never the token.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote_plus
 
 import httpx
 
-from alien.errors import PlatformError
+from alien.errors import Forbidden, PlatformError
 from alien.protocol.http_exchange import RequestHead
 
 _REPLACED = frozenset({"authorization", "host"})
+_QUERY_SEPARATORS = re.compile("[&;]")
 
 
 class TokenSource(Protocol):
@@ -78,3 +84,24 @@ async def rebased(head: RequestHead, base: str, tokens: TokenSource) -> RequestH
     if token is not None:
         headers.append(("authorization", f"Bearer {token}"))
     return RequestHead(head.method, base + path, tuple(headers))
+
+
+def query_names(target: str) -> set[str]:
+    """The names of ``target``'s query parameters as a server may read them — percent-decoded,
+    ``+`` a space, lower-case, split at ``&`` or ``;`` — so that a parameter is found however
+    the caller spelled it."""
+    query = target.partition("#")[0].partition("?")[2]
+    pairs = _QUERY_SEPARATORS.split(query)
+    return {unquote_plus(pair.partition("=")[0]).lower() for pair in pairs if pair}
+
+
+def caller_credential_refused(found: Iterable[str]) -> Forbidden:
+    """The refusal of a request carrying a credential of its own where :func:`rebased` does not
+    replace it (``found``: where). Refused, not stripped: the caller asked to act as someone,
+    and must learn that it does not."""
+    return Forbidden(
+        f"the request carries a credential of its own ({', '.join(found)}): a debug session "
+        "calls with the deployment's identity only",
+        field="authorization",
+        code="CALLER_CREDENTIAL_REFUSED",
+    )

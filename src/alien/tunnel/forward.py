@@ -57,6 +57,9 @@ METADATA_V6 = ipaddress.IPv6Address("fd00:ec2::254")
 """AWS's instance metadata service over IPv6 (in fc00::/7, so not caught as link-local)."""
 THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 """Connecting to 0.0.0.0 reaches the local host on Linux; the rest of 0/8 is never a host."""
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+"""The well-known NAT64 prefix (RFC 6052): DNS64 answers ``64:ff9b::a.b.c.d`` for a name with
+only an IPv4 address, and the translator connects to ``a.b.c.d``."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -75,13 +78,28 @@ def valid_authority(authority: str) -> bool:
     return _HOST_HEADER.fullmatch(authority) is not None
 
 
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a connection to ``address`` ends up at, if it is an IPv6 form of one:
+    IPv4-mapped (``::ffff:a.b.c.d``, the same socket), NAT64 (``64:ff9b::a.b.c.d``, the
+    translator's), 6to4 (``2002:aabb:ccdd::/48``, tunnelled to it) or Teredo (``2001:0::/32``,
+    its client's address). Otherwise ``None``."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return address.teredo[1] if address.teredo is not None else None
+
+
 def internal_only(address: IPAddress) -> bool:
     """Whether ``address`` is one no host name should lead to: this machine (loopback,
     unspecified, 0/8), link-local (the metadata service at 169.254.169.254 among them), AWS's
-    IPv6 metadata address, multicast, reserved or broadcast. An IPv4-mapped IPv6 address is
-    judged as the IPv4 address it reaches."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    IPv6 metadata address, multicast, reserved or broadcast. An IPv6 form of an IPv4 address
+    (:func:`embedded_ipv4`) is judged as that address: ``2002:a9fe:a9fe::`` is the metadata
+    service, and a NAT64 address of a public host is as reachable as the host."""
+    if isinstance(address, ipaddress.IPv6Address):
+        address = embedded_ipv4(address) or address
     if isinstance(address, ipaddress.IPv4Address) and address in THIS_NETWORK:
         return True
     return (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from alien.errors import AlienError
-from alien.platforms.bearer_tokens import NoToken, TokenFile
+from alien.platforms.bearer_tokens import NoToken, TokenFile, query_names
 from alien.platforms.gcp.tokens import TOKEN_PATH, MetadataToken
 
 
@@ -119,3 +119,20 @@ async def test_a_token_file_is_read_for_every_call(tmp_path: Path) -> None:
 
 async def test_no_token_sends_none() -> None:
     assert await NoToken().token() is None
+
+
+@pytest.mark.parametrize(
+    ("target", "names"),
+    [
+        ("https://h/p", set()),
+        ("https://h/p?a=1&B=2", {"a", "b"}),
+        ("https://h/p?access%5Ftoken=x&%24key=y", {"access_token", "$key"}),
+        ("https://h/p?x=1;key=y&&flag", {"x", "key", "flag"}),
+        ("https://h/p?a+b=1#key=frag", {"a b"}),
+        ("/origin?k=v", {"k"}),
+    ],
+)
+def test_query_names_are_read_as_a_server_reads_them(target: str, names: set[str]) -> None:
+    """Percent-decoded, ``+`` a space, lower-case, split at ``&`` and ``;``: a parameter is
+    found whatever its spelling."""
+    assert query_names(target) == names

@@ -12,8 +12,10 @@ from alien.protocol.http_exchange import RequestHead, iterate_once
 from alien.tunnel.forward import endpoint_base
 
 
-async def _send(upstream: GoogleApiUpstream, target: str) -> None:
-    await upstream.send(RequestHead.create("GET", target, []), iterate_once(b""))
+async def _send(
+    upstream: GoogleApiUpstream, target: str, headers: list[tuple[str, str]] | None = None
+) -> None:
+    await upstream.send(RequestHead.create("GET", target, headers or []), iterate_once(b""))
 
 
 async def test_only_allowed_google_apis_are_called() -> None:
@@ -29,6 +31,40 @@ async def test_only_allowed_google_apis_are_called() -> None:
         assert unreachable.value.code == "UPSTREAM_UNREACHABLE"
     finally:
         await upstream.aclose()
+
+
+TOPICS = "https://pubsub.googleapis.com/v1/projects/p/topics"
+
+
+@pytest.mark.parametrize(
+    ("query", "header", "refused"),
+    [
+        ("?access_token=ya29.engineer", None, True),
+        ("?oauth_token=ya29.engineer", None, True),
+        ("?key=AIza-engineer", None, True),
+        ("?alt=json&%24key=AIza-engineer", None, True),
+        ("?pageSize=1;access%5Ftoken=ya29.engineer", None, True),
+        ("", ("X-Goog-Api-Key", "AIza-engineer"), True),
+        ("?pageToken=key&keys=1", None, False),
+        ("", ("X-Goog-User-Project", "p"), False),
+    ],
+)
+async def test_a_credential_of_the_callers_is_refused_before_connecting(
+    query: str, header: tuple[str, str] | None, refused: bool
+) -> None:
+    """The agent's token is the only credential a call carries: an OAuth token or an API key
+    the caller put in the query or in ``X-Goog-Api-Key`` (Google's system parameters, read by
+    every API) would have the call made as the engineer's own identity from inside the
+    customer's network — the only one with ``credentials: none``."""
+    upstream = GoogleApiUpstream(["pubsub"], NoToken(), endpoints={"pubsub": "http://127.0.0.1:9"})
+    try:
+        with pytest.raises(AlienError) as failed:
+            await _send(upstream, TOPICS + query, [header] if header else None)
+    finally:
+        await upstream.aclose()
+    expected = "CALLER_CREDENTIAL_REFUSED" if refused else "UPSTREAM_UNREACHABLE"
+    assert failed.value.code == expected
+    assert not refused or failed.value.status == 403
 
 
 @pytest.mark.parametrize(

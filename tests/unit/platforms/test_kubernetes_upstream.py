@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from alien.debug.tls import SessionCertificate
-from alien.errors import AlienError, ValidationError
+from alien.errors import AlienError, Forbidden, ValidationError
 from alien.platforms.bearer_tokens import NoToken, TokenFile
 from alien.platforms.kubernetes.error_shape import kubernetes_error_response
 from alien.platforms.kubernetes.upstream import (
@@ -120,11 +120,9 @@ EXEC = RequestHead.create(
 )
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
-async def test_an_upgrade_is_written_as_sent_and_a_refusal_answered_whole(host: str) -> None:
-    """The request head goes out in origin form with the agent's token and the client's
-    upgrade headers (``Host`` bracketing an IPv6 address); an API server that does not switch
-    protocols is an ordinary answer."""
+async def _handshake(head: RequestHead, host: str = "127.0.0.1") -> tuple[list[str], int, bytes]:
+    """The lines of the request head the API server received for ``head`` (which it refuses:
+    ``403 not ok``), the server's port, and the answer's body the upstream passed back."""
     received: list[bytes] = []
 
     async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -133,17 +131,48 @@ async def test_an_upgrade_is_written_as_sent_and_a_refusal_answered_whole(host: 
         await writer.drain()
 
     async with api_server(refuse, host) as (upstream, port):
-        response = await upstream.send(EXEC, iterate_once(b""))
+        response = await upstream.send(head, iterate_once(b""))
         body = b"".join([chunk async for chunk in response.body])
         await response.aclose()
-    assert (response.head.status, body) == (403, b"not ok")
-    lines = received[0].decode().split("\r\n")
+    assert response.head.status == 403
+    return received[0].decode().split("\r\n"), port, body
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_an_upgrade_is_written_as_sent_and_a_refusal_answered_whole(host: str) -> None:
+    """The request head goes out in origin form with the agent's token and the client's
+    upgrade headers (``Host`` bracketing an IPv6 address); an API server that does not switch
+    protocols is an ordinary answer."""
+    lines, port, body = await _handshake(EXEC, host)
+    assert body == b"not ok"
     assert lines[0] == "GET /api/v1/namespaces/x/pods/web/exec?command=ls HTTP/1.1"
     headers = dict(line.split(": ", 1) for line in lines[1:] if line)
     assert headers["host"] == (f"[::1]:{port}" if host == "::1" else f"127.0.0.1:{port}")
     assert headers["authorization"] == "Bearer the-agents-token"
     assert headers["upgrade"] == "websocket" and headers["connection"] == "Upgrade"
     assert headers["sec-websocket-protocol"] == "v5.channel.k8s.io"
+
+
+async def test_an_upgrade_sends_no_hop_by_hop_header_but_the_upgrade_itself() -> None:
+    """Headers meant for the hop to the agent — a ``Proxy-Authorization`` of the caller's among
+    them, and any its ``Connection`` names — stop there, as on every other path; the API server
+    gets ``Connection: Upgrade`` and ``Upgrade``, and nothing else of the kind."""
+    hops = [
+        ("proxy-authorization", "Basic ZW5naW5lZXI6c2VjcmV0"),
+        ("keep-alive", "timeout=5"),
+        ("te", "trailers"),
+        ("x-hop", "named by Connection"),
+    ]
+    head = RequestHead.create(
+        EXEC.method,
+        EXEC.target,
+        [*EXEC.with_header("connection", "keep-alive, Upgrade, X-Hop").headers, *hops],
+    )
+    lines, _port, _body = await _handshake(head)
+    names = [line.split(": ", 1)[0] for line in lines[1:] if line]
+    assert not {"proxy-authorization", "keep-alive", "te", "x-hop"} & set(names)
+    assert names.count("connection") == names.count("upgrade") == 1
+    assert "connection: Upgrade" in lines and "upgrade: websocket" in lines
 
 
 @pytest.mark.parametrize("client_leaves", ["reset", "end"])
@@ -213,3 +242,49 @@ async def test_an_api_server_that_never_answers_the_upgrade_is_a_clear_502(
             await upstream.send(EXEC, iterate_once(b""))
     assert failed.value.status == 502 and failed.value.code == "UPSTREAM_UNREACHABLE"
     assert "did not answer within 0.3 s" in failed.value.message
+
+
+BEARER_PROTOCOL = "base64url.bearer.authorization.k8s.io.ZW5naW5lZXJzLXRva2Vu"
+
+
+@pytest.mark.parametrize(
+    ("target", "header", "code"),
+    [
+        ("/api/v1/secrets", ("Impersonate-User", "system:admin"), "IMPERSONATION_NOT_ALLOWED"),
+        ("/api/v1/secrets", ("impersonate-group", "system:masters"), "IMPERSONATION_NOT_ALLOWED"),
+        ("/api/v1/secrets", ("Impersonate-Uid", "0"), "IMPERSONATION_NOT_ALLOWED"),
+        ("/api/v1/secrets", ("Impersonate-Extra-scopes", "all"), "IMPERSONATION_NOT_ALLOWED"),
+        (
+            "/api/v1/secrets",
+            ("Sec-WebSocket-Protocol", f"v5.channel.k8s.io, {BEARER_PROTOCOL}"),
+            "CALLER_CREDENTIAL_REFUSED",
+        ),
+        ("/api/v1/secrets?access_token=t", ("x-any", "1"), "CALLER_CREDENTIAL_REFUSED"),
+        ("/api/v1/secrets?limit=1&access%5Ftoken=t", ("x-any", "1"), "CALLER_CREDENTIAL_REFUSED"),
+    ],
+)
+@pytest.mark.parametrize("upgrade", [False, True], ids=["call", "exec"])
+async def test_a_call_choosing_whom_it_runs_as_is_refused_before_the_api_server(
+    target: str, header: tuple[str, str], code: str, upgrade: bool
+) -> None:
+    """A call runs as the agent's service account, and is refused loudly (403) before any
+    connection when it asks otherwise: ``kubectl --as`` (``--as-group``, ``--as-uid``,
+    ``--as-user-extra``) would run it as another user whenever the account may impersonate; a
+    token of the caller's — as a WebSocket subprotocol (kube-apiserver reads it when the
+    agent's token fails) or an ``access_token`` parameter (OpenShift reads that) — would run it
+    as whoever that token names."""
+    connected: list[bool] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(True)
+        writer.close()
+
+    headers = [header]
+    if upgrade:
+        headers += [("connection", "Upgrade"), ("upgrade", "websocket")]
+    head = RequestHead.create("GET", f"https://kubernetes.default.svc{target}", headers)
+    async with api_server(serve) as (upstream, _port):
+        with pytest.raises(Forbidden) as refused:
+            await upstream.send(head, iterate_once(b""))
+    assert (refused.value.status, refused.value.code) == (403, code)
+    assert connected == []

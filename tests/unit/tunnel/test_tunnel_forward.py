@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alien.debug.proxy import _EmbeddedServer
 from alien.debug.tls import SessionCertificate
@@ -307,6 +309,14 @@ def resolver(table: dict[str, list[str]]) -> Callable[[str, int], Awaitable[list
         ("255.255.255.255", True),
         ("::ffff:127.0.0.1", True),
         ("::ffff:169.254.169.254", True),
+        ("64:ff9b::a9fe:a9fe", True),  # NAT64 of 169.254.169.254
+        ("64:ff9b::7f00:1", True),
+        ("2002:a9fe:a9fe::1", True),  # 6to4 of 169.254.169.254
+        ("2002:7f00:1:5::9", True),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", True),  # Teredo, client 127.0.0.1
+        ("64:ff9b::5db8:d822", False),  # NAT64 of 93.184.216.34 (DNS64 answers so)
+        ("2002:5db8:d822::1", False),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo, client 192.0.2.45
         ("10.0.0.5", False),
         ("172.16.0.1", False),
         ("192.168.1.1", False),
@@ -319,6 +329,28 @@ def resolver(table: dict[str, list[str]]) -> Callable[[str, int], Awaitable[list
 )
 def test_which_addresses_no_name_may_lead_to(address: str, internal: bool) -> None:
     assert internal_only(ipaddress.ip_address(address)) is internal
+
+
+@given(
+    st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
+    st.integers(0, 2**80 - 1),
+    st.integers(0, 2**64 - 1),
+)
+def test_an_ipv6_address_embedding_an_ipv4_one_is_judged_as_that_one(
+    ipv4: ipaddress.IPv4Address, site: int, teredo: int
+) -> None:
+    """Whatever the other bits (6to4's subnet and interface, Teredo's server, flags and
+    port), the IPv4-mapped, NAT64, 6to4 and Teredo forms of an address are refused exactly when
+    the address itself is."""
+    v4 = int(ipv4)
+    forms = [
+        0xFFFF << 32 | v4,  # ::ffff:a.b.c.d
+        0x64FF9B << 96 | v4,  # 64:ff9b::a.b.c.d
+        0x2002 << 112 | v4 << 80 | site,  # 2002:aabb:ccdd:<subnet>:<interface>
+        0x20010000 << 96 | teredo << 32 | v4 ^ 0xFFFFFFFF,  # 2001:0:<…>, the client inverted
+    ]
+    judged = {internal_only(ipaddress.IPv6Address(form)) for form in forms}
+    assert judged == {internal_only(ipv4)}
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ that API's endpoint with the agent's own access token, if the customer allows th
 The CLI sends each call of the debugged ``gcloud`` in absolute form to a Google API host (see
 :mod:`alien.debug.gcp_endpoint`); here the customer's configuration decides where it goes: the
 public endpoint, or the one configured for the API (a private endpoint, an emulator). Whatever
-``Authorization`` arrives is replaced by the agent's token (the CLI removed the session's already);
-an API not on the allowlist is refused before any connection is made.
+``Authorization`` arrives is replaced by the agent's token (the CLI removed the session's already),
+and a call carrying a credential of the caller's elsewhere (:data:`CALLER_CREDENTIAL_PARAMETERS`,
+``X-Goog-Api-Key``) is refused; so is an API not on the allowlist, before any connection is made.
 """
 
 from __future__ import annotations
@@ -15,10 +16,28 @@ from collections.abc import Iterable, Mapping
 import httpx
 
 from alien.errors import Forbidden, ValidationError
-from alien.platforms.bearer_tokens import TokenSource, rebased
+from alien.platforms.bearer_tokens import (
+    TokenSource,
+    caller_credential_refused,
+    query_names,
+    rebased,
+)
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_base
+
+CALLER_CREDENTIAL_PARAMETERS = frozenset({"access_token", "oauth_token", "key"})
+"""Google's system parameters that carry a credential (an OAuth token, an API key; ``$key`` is
+``key``), read by every API: beside the agent's token, or alone with ``credentials: none``, one of
+the engineer's would have calls made as the engineer from inside the customer's network (within
+its VPC Service Controls perimeter, say)."""
+
+
+def _caller_credentials(head: RequestHead) -> list[str]:
+    """Where ``head`` carries a credential of its own besides ``Authorization``."""
+    names = {name.removeprefix("$") for name in query_names(head.target)}
+    found = sorted(names & CALLER_CREDENTIAL_PARAMETERS)
+    return found + (["x-goog-api-key"] if head.get("x-goog-api-key") is not None else [])
 
 
 def google_api(target: str) -> str | None:
@@ -61,6 +80,8 @@ class GoogleApiUpstream:
                 field="api",
                 code="API_NOT_ALLOWED",
             )
+        if found := _caller_credentials(head):
+            raise caller_credential_refused(found)
         return await self._forward.send(await rebased(head, base, self._tokens), body)
 
     async def aclose(self) -> None:

@@ -3,8 +3,9 @@ the agent to the cluster's API server and carried on as raw bytes both ways.
 
 Why by hand: httpx (the agent's forwarding client) does not hand over a connection after
 ``101 Switching Protocols``. Here the agent opens a TLS connection of its own (the cluster's CA),
-writes the request head — the agent's token in place of the session's, everything else as the
-client sent it, ``Upgrade`` and the ``Sec-WebSocket-*`` headers included — and reads the answer's
+writes the request head — the agent's token in place of the session's, the end-to-end headers as
+the client sent them (the ``Sec-WebSocket-*`` ones included), ``Connection: Upgrade`` and the
+client's ``Upgrade``, no other hop-by-hop header — and reads the answer's
 head. On ``101`` the tunnel stream then carries the upgraded protocol as it is: the request body
 is what the client sends after the handshake, the response body what the API server sends.
 Whatever the protocol (WebSocket for kubectl 1.30+, SPDY for older clients), the agent does not
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 from alien.errors import AlienError
 from alien.platforms.aws.http1 import request_head
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
+from alien.tunnel.forward import end_to_end
 
 MAX_HEAD = 64 * 1024
 """The largest response head accepted from the API server."""
@@ -41,11 +43,11 @@ class UpgradeFailed(AlienError):
 async def send_upgrade(
     head: RequestHead, body: Body, *, host: str, port: int, tls: ssl.SSLContext
 ) -> UpstreamResponse:
-    """Send ``head`` (origin form, headers final) to ``host:port`` over TLS; see the module doc."""
+    """Send ``head`` (origin form, credentials final) to ``host:port`` over TLS; see the module
+    doc."""
     name = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed in Host
     authority = name if port == 443 else f"{name}:{port}"
-    headers = [("host", authority), *((k, v) for k, v in head.headers if k != "host")]
-    raw_head = request_head(head.method, head.target, headers)
+    raw_head = request_head(head.method, head.target, _handshake_headers(head, authority))
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             reader, writer = await asyncio.open_connection(
@@ -86,6 +88,16 @@ async def send_upgrade(
             await writer.wait_closed()
 
     return UpstreamResponse(head=response, body=_read_all(reader), close=close)
+
+
+def _handshake_headers(head: RequestHead, authority: str) -> list[tuple[str, str]]:
+    """``head``'s headers as the API server gets them: ``Host``, the end-to-end ones, then the
+    upgrade. Hop-by-hop headers — a ``Proxy-Authorization`` of the caller's, those its
+    ``Connection`` names — are for the hop to the agent, as on every other path; of them only
+    what makes the upgrade goes on."""
+    kept = [(k, v) for k, v in end_to_end(head.headers) if k != "host"]
+    upgrade = head.get("upgrade") or ""
+    return [("host", authority), *kept, ("connection", "Upgrade"), ("upgrade", upgrade)]
 
 
 async def _read_head(reader: asyncio.StreamReader) -> ResponseHead:
