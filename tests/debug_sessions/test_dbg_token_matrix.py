@@ -4,7 +4,8 @@ Callers: no token, API keys of each role, a group token, a deployment token, the
 of the session the route is about ("own_session"), another live session's token, the token of a
 session that has ended, and garbage. Each row lists who is allowed and the success status;
 everyone else is refused: 401 ``UNAUTHENTICATED`` without a valid token (an ended session's
-token is no longer valid), 403 ``FORBIDDEN`` for a valid token that may not do this. The tunnel's
+token is no longer valid), 403 ``FORBIDDEN`` for a valid token that may not do this, 404 where
+a token bound to another deployment or session is told nothing exists. The tunnel's
 WebSocket handshake is a row too.
 """
 
@@ -52,6 +53,7 @@ CALLERS = [
 ]
 UNAUTHENTICATED = {"none", "garbage", "ended_session"}
 READERS = frozenset({"admin", "operator", "debugger"})
+REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND"}
 
 
 @dataclass
@@ -93,6 +95,9 @@ class Row:
     ok: int
     call: Callable[[World], Call]
     websocket: bool = False
+    not_found: frozenset[str] = frozenset()
+    """Callers refused as if the resource did not exist (404): a token bound to another
+    deployment or session must not learn that this one exists."""
 
 
 def _own(w: World, path: str) -> Call:
@@ -129,6 +134,7 @@ ROWS = [
         READERS | {"viewer"},
         200,
         lambda w: Call("GET", f"/v1/aws-deployments/{w.ref}"),
+        not_found=frozenset({"deployment"}),
     ),
     Row(
         "get policy",
@@ -154,24 +160,28 @@ ROWS = [
         READERS | {"own_session"},
         200,
         lambda w: _own(w, "/v1/debug-sessions/{s}"),
+        not_found=frozenset({"other_session"}),
     ),
     Row(
         "wait session",
         READERS | {"own_session"},
         200,
         lambda w: _own(w, "/v1/debug-sessions/{s}/wait?known=pending_approval&timeout=0"),
+        not_found=frozenset({"other_session"}),
     ),
     Row(
         "session requests",
         READERS | {"own_session"},
         200,
         lambda w: _own(w, "/v1/debug-sessions/{s}/requests"),
+        not_found=frozenset({"other_session"}),
     ),
     Row(
         "close session",
         frozenset({"admin", "debugger", "own_session"}),
         200,
         _fresh("POST", "/close", {"exit_code": 0}),
+        not_found=frozenset({"other_session"}),
     ),
     Row("revoke session", frozenset({"admin"}), 200, _fresh("POST", "/revoke", {})),
     Row("audit", frozenset({"admin", "operator"}), 200, lambda w: Call("GET", "/v1/audit")),
@@ -263,11 +273,9 @@ def test_debug_token_matrix(world: World, row: Row, caller: str) -> None:
     if caller in row.allow:
         assert status == row.ok, (row.name, caller, status, body)
         return
-    expected = 401 if caller in UNAUTHENTICATED else 403
+    expected = 401 if caller in UNAUTHENTICATED else 404 if caller in row.not_found else 403
     assert status == expected, (row.name, caller, status, body)
-    assert body is not None and body["error"]["code"] == (
-        "UNAUTHENTICATED" if expected == 401 else "FORBIDDEN"
-    )
+    assert body is not None and body["error"]["code"] == REFUSAL_CODES[expected]
 
 
 def test_every_debugging_route_has_a_row(world: World) -> None:

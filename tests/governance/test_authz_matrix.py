@@ -123,7 +123,7 @@ class Row:
         """Whether ``caller`` must find the other group's resource as if it did not exist."""
         if self.hidden_from is not None:
             return caller in self.hidden_from
-        return (caller.endswith("@g") or caller == "dep") and caller in self.allow
+        return (caller.endswith("@g") or caller in ("dep", "dbg")) and caller in self.allow
 
 
 @dataclass
@@ -726,6 +726,7 @@ ROWS: list[Row] = [
         SESSION_READERS,
         200,
         _live_session("/v1/debug-sessions/{s}"),
+        refusals={"dbg_other": 404},  # another session: as if it did not exist
     ),
     Row(
         ("GET", "/v1/debug-sessions/{session_id}/wait"),
@@ -733,6 +734,7 @@ ROWS: list[Row] = [
         SESSION_READERS,
         200,
         _live_session("/v1/debug-sessions/{s}/wait?known=pending_approval&timeout=0"),
+        refusals={"dbg_other": 404},  # another session: as if it did not exist
     ),
     Row(
         ("GET", "/v1/debug-sessions/{session_id}/requests"),
@@ -740,6 +742,7 @@ ROWS: list[Row] = [
         SESSION_READERS,
         200,
         _live_session("/v1/debug-sessions/{s}/requests"),
+        refusals={"dbg_other": 404},  # another session: as if it did not exist
     ),
     Row(
         # Its opener (the sessions here are opened by the unscoped debugger), an admin, or the
@@ -749,7 +752,8 @@ ROWS: list[Row] = [
         keys("admin") | {"debugger", "dbg"},
         200,
         _session_call("POST", "/close", {"exit_code": 0}),
-        hidden_from=frozenset({"admin@g", "debugger@g"}),
+        hidden_from=frozenset({"admin@g", "debugger@g", "dbg"}),
+        refusals={"dbg_other": 404},
     ),
     Row(
         ("POST", "/v1/debug-sessions/{session_id}/revoke"),

@@ -27,8 +27,8 @@ Failures: no token, a token that is not ours, unknown, or revoked → 401 ``UNAU
 message never says which, so it is no oracle); a valid token without the permission → 403; a
 scoped key asking about something outside its groups → 404, and so does a deployment token
 asking about another deployment or its resources (its deployment references resolve to its own
-deployment only: :func:`alien.manager.services.deployments.visible_deployment`). A debug-session
-token asking about another session keeps getting 403.
+deployment only: :func:`alien.manager.services.deployments.visible_deployment`), and a
+debug-session token asking about another session.
 
 Two kinds of route carry no token: :data:`PUBLIC_ACTIONS` (health, the audit trail's public key)
 and :data:`SIGNED_URL_ACTIONS` (command payload URLs, where the URL's signature is the authority;
@@ -358,8 +358,9 @@ def authorize(
     to (a deployment token and a scoped key must be in scope of at least one), ``sessions`` the
     debug sessions (a debug-session token must be one of them). ``missing`` is the error the
     route raises when the resource does not exist: a scoped key gets exactly that for a resource
-    outside its groups, a deployment token for one that is not its deployment's, so the answer
-    cannot tell "elsewhere" from "nowhere".
+    outside its groups, a deployment token for one that is not its deployment's and a
+    debug-session token for another session, so the answer cannot tell "elsewhere" from
+    "nowhere".
 
     A scoped key asked about a resource with only a ``sessions`` scope is refused: whatever has
     no deployment or group to check is out of every group's scope (deny by default).
@@ -374,8 +375,11 @@ def authorize(
         if action in GROUP_TOKEN_ACTIONS:
             return principal
     elif principal.kind is TokenKind.DEBUG_SESSION:
-        if action in DEBUG_SESSION_TOKEN_ACTIONS and (sessions is None or principal.id in sessions):
-            return principal
+        if action in DEBUG_SESSION_TOKEN_ACTIONS:
+            if sessions is None or principal.id in sessions:
+                return principal
+            if missing is not None:
+                raise missing
     elif action in DEPLOYMENT_TOKEN_ACTIONS:
         if deployments is None or principal.deployment_id in deployments:
             return principal
