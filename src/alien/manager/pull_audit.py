@@ -202,7 +202,7 @@ def _classify(head: RequestHead) -> tuple[str, str]:
         path = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
         api = google_api(head.target)
         if api is not None:
-            return f"gcp/{api}", f"{head.method} {path}"
+            return f"gcp/{api}", f"{_google_method(head)} {path}"
         if is_kubernetes_api(head.target):
             return "kubernetes", f"{head.method} {path}"
         return "http", f"{head.method} {url}"
@@ -211,3 +211,11 @@ def _classify(head: RequestHead) -> tuple[str, str]:
     except AlienError:
         return "unknown", f"{head.method} /"
     return service, operation_from_head(service, head) or "unknown"
+
+
+def _google_method(head: RequestHead) -> str:
+    """The method a Google API will act on, as the trail should name it: Google honours
+    ``X-HTTP-Method-Override`` (``gcloud`` sends a long GET as a POST with it), so a DELETE sent
+    as a POST is recorded ``POST as DELETE``, not as the harmless-looking wire method."""
+    overrides = head.get_all("x-http-method-override")
+    return f"{head.method} as {'/'.join(overrides)}" if overrides else head.method

@@ -19,8 +19,8 @@ class Recorded(list[RequestRecord]):
         self.append(record)
 
 
-def opened(stream_id: int, method: str, target: str) -> Open:
-    meta = request_meta(RequestHead.create(method, target, [("host", "x")]))
+def opened(stream_id: int, method: str, target: str, *headers: tuple[str, str]) -> Open:
+    meta = request_meta(RequestHead.create(method, target, [("host", "x"), *headers]))
     return Open(stream_id, json.dumps(meta).encode())
 
 
@@ -132,3 +132,20 @@ def test_odd_hosts_are_audited_as_egress_without_raising() -> None:
         ("http", 422, "VALIDATION_ERROR")
     ] * len(targets)
     assert recorded[0].operation == "GET http://xn--api-.vendor.example/x"
+
+
+def test_a_google_call_is_recorded_with_the_method_it_overrides_to() -> None:
+    """Google acts on ``X-HTTP-Method-Override``: the trail names that method too."""
+    recorded = Recorded()
+    audit = SplicedAudit(recorded)  # type: ignore[arg-type]
+    target = "https://storage.googleapis.com/storage/v1/b/logs"
+    audit(opened(1, "POST", target, ("x-http-method-override", "DELETE")), True)
+    audit(opened(3, "GET", target), True)
+    for stream_id in (1, 3):
+        audit(End(stream_id), True)
+        audit(data(stream_id, response(204)), False)
+        audit(End(stream_id), False)
+    assert [(r.service, r.operation) for r in recorded] == [
+        ("gcp/storage", "POST as DELETE /storage/v1/b/logs"),
+        ("gcp/storage", "GET /storage/v1/b/logs"),
+    ]
