@@ -101,8 +101,9 @@ def test_a_group_token_can_only_onboard(manager: ManagerProcess, admin: ManagerC
     # The deployment token: its own deployment, nothing else, and no onboarding.
     with _client(manager, onboarded.token) as agent:
         assert agent.get_deployment(onboarded.deployment.id).id == onboarded.deployment.id
+        with pytest.raises(NotFound):  # as if it did not exist: no oracle of the others
+            agent.get_deployment(other.deployment.id)
         for attempt in (
-            lambda: agent.get_deployment(other.deployment.id),
             agent.list_deployments,
             lambda: agent.onboard(unique("dep"), "local"),
         ):
