@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from alien.errors import PayloadTooLarge, ValidationError
+from alien.errors import Conflict, PayloadTooLarge, ValidationError
 from alien.manager import migrate
 from alien.manager.blobs import BlobStore
 from alien.manager.db import Database
@@ -63,6 +63,22 @@ async def test_blob_store_streams_hashes_and_dedupes(tmp_path: Path) -> None:
     assert store.stat(info.digest) == info
     assert store.stat("sha256:" + "0" * 64) is None
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_a_staged_blob_is_in_the_store_only_once_placed(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    staged = await store.stage(_chunks(b"ab", b"cd"), max_bytes=10)
+    assert staged.info.size == 4 and store.stat(staged.info.digest) is None
+    store.place(staged)
+    store.place(staged)  # again, as a retried transaction does: harmless
+    store.discard(staged)
+    assert store.path_for(staged.info.digest).read_bytes() == b"abcd"
+    assert list((tmp_path / "tmp").iterdir()) == []
+    abandoned = await store.stage(_chunks(b"xyz"), max_bytes=10)
+    store.discard(abandoned)
+    with pytest.raises(Conflict):  # its upload gave up before it could be stored
+        store.place(abandoned)
+    assert store.stat(abandoned.info.digest) is None
 
 
 async def test_blob_store_refuses_without_leaving_files(tmp_path: Path) -> None:
