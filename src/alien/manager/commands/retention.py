@@ -16,7 +16,8 @@ by default) after:
 A blob file is deleted once its last row is gone. The collection runs as one operation of the
 command writer, which also records every new row: an upload that recreates a file the collector
 is deleting is recorded either before the collection (which then keeps the file) or after it —
-and recording checks that the file is still there, so nobody is handed a reference to nothing.
+and recording checks that the file is still there (params), or puts it there itself (results),
+so nobody is handed a reference to nothing.
 "Before" includes earlier operations of the collection's own batch: the writer sends a batch's
 rows only at its end, so a collection first sends what the batch added until then (a payload
 row, a command naming params), and counts those rows as it counts committed ones.
