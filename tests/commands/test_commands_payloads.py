@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -26,6 +25,7 @@ from agent_double import (
     CommandAgent,
     Deployment,
     create_command,
+    payload_path,
     running_deployment,
 )
 
@@ -197,9 +197,7 @@ def _result_document() -> bytes:
 
 
 def _stored(manager: ManagerProcess, document: bytes) -> bool:
-    sha256 = hashlib.sha256(document).hexdigest()
-    path: Path = manager.data_dir / "command-blobs" / "sha256" / sha256[:2] / sha256
-    return path.exists()
+    return payload_path(manager.data_dir, hashlib.sha256(document).hexdigest()).exists()
 
 
 def _assert_stale(refused: httpx.Response) -> None:

@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_double import CommandAgent, Deployment, create_command, running_deployment
+from agent_double import (
+    CommandAgent,
+    Deployment,
+    create_command,
+    payload_path,
+    running_deployment,
+)
 from in_process import InProcessManager
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -38,7 +44,7 @@ BLOB = 300 * 1024
 
 
 def _blob_path(manager: ManagerProcess | InProcessManager, sha256: str) -> Path:
-    return manager.data_dir / "command-blobs" / "sha256" / sha256[:2] / sha256
+    return payload_path(manager.data_dir, sha256)
 
 
 def _upload(admin: ApiClient, deployment: Deployment, fill: bytes) -> dict[str, object]:
