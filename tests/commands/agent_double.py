@@ -138,6 +138,11 @@ def report_commands(agent: ApiClient, commands: dict[str, list[str]]) -> None:
     assert response.status_code == 200, response.text
 
 
+def payload_path(data_dir: Path, sha256: str) -> Path:
+    """Where the manager of ``data_dir`` stores the large command payload ``sha256``."""
+    return data_dir / "command-blobs" / "sha256" / sha256[:2] / sha256
+
+
 class CommandAgent:
     """The agent end of ``/v1/agent/connect`` for one deployment (see the module docstring)."""
 

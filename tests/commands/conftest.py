@@ -2,7 +2,8 @@
 running a release with command-enabled functions, and a test agent on its WebSocket.
 
 Most tests share one manager process per database kind; tests that need other settings (a
-short lease) or restart the manager start their own.
+short lease) or restart the manager start their own, and tests that must reach the command
+center itself use one in this process (``in_process``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from agent_double import KNOWN_COMMANDS, CommandAgent, Deployment, running_deployment
+from in_process import InProcessManager
 
 from support.api import ApiClient
 from support.databases import DATABASES, database_for
@@ -78,6 +80,13 @@ def own_manager(database: str | None, tmp_path: Path) -> Iterator[Callable[..., 
             proc.stop()
     for proc in started:
         assert_clean_log(proc)
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessManager]:
+    """A manager in this process (SQLite), one per module: its command center is reachable."""
+    with InProcessManager(tmp_path_factory.mktemp("in-process")) as manager:
+        yield manager
 
 
 @pytest.fixture

@@ -12,14 +12,24 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import psutil
 import pytest
-from agent_double import CommandAgent, Deployment, create_command, running_deployment
+from agent_double import (
+    KNOWN_COMMANDS,
+    CommandAgent,
+    Deployment,
+    create_command,
+    payload_path,
+    running_deployment,
+)
 
+from alien.manager.commands.signing import Grant, UrlOp, UrlSigner
 from support.api import ApiClient
 from support.manager import ManagerProcess
 
@@ -176,3 +186,103 @@ def test_params_uploads_are_bound_to_their_deployment(
     wrong_size = create_command(admin, deployment, params_ref={**ref, "size": 1})
     assert wrong_size.status_code == 422
     assert wrong_size.json()["error"]["field"] == "params_ref.size"
+
+
+# --- result uploads belong to their delivery's lease ------------------------------------------
+
+
+def _result_document() -> bytes:
+    """A result no other upload has (so whether it was stored shows in the blob store)."""
+    return b'{"result":"' + uuid.uuid4().hex.encode() + b'"}'
+
+
+def _stored(manager: ManagerProcess, document: bytes) -> bool:
+    return payload_path(manager.data_dir, hashlib.sha256(document).hexdigest()).exists()
+
+
+def _assert_stale(refused: httpx.Response) -> None:
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "STALE_LEASE" and error["field"] == "lease"
+
+
+@pytest.fixture
+def lost_lease(
+    short_lease_manager: ManagerProcess,
+) -> Iterator[tuple[ManagerProcess, CommandAgent, dict[str, Any]]]:
+    """A command whose first delivery lost its lease (1 s here, never renewed): the manager,
+    the agent and that first delivery; the second is the agent's next ``command``."""
+    with short_lease_manager.client() as admin:
+        deployment = running_deployment(admin, commands=KNOWN_COMMANDS)
+        with CommandAgent(short_lease_manager.ws_url, deployment.token) as agent:
+            create_command(admin, deployment, max_attempts=3, timeout=30)
+            yield short_lease_manager, agent, agent.command()
+
+
+def test_a_result_upload_under_a_lost_lease_is_refused_and_stores_nothing(
+    lost_lease: tuple[ManagerProcess, CommandAgent, dict[str, Any]],
+) -> None:
+    manager, agent, first = lost_lease
+    agent.next("command_cancel", timeout=5)  # the first lease ran out
+    second = agent.command(timeout=5)
+    document = _result_document()
+    _assert_stale(httpx.put(first["result_upload_url"], content=document, timeout=10))
+    assert not _stored(manager, document)
+    # The same bytes through the current delivery's URL are its result.
+    assert agent.ack(second)["ok"]
+    uploaded = httpx.put(second["result_upload_url"], content=document, timeout=10)
+    assert uploaded.status_code == 200, uploaded.text
+    receipt = agent.respond(second, ok=True, result=None, result_ref=uploaded.json())
+    assert receipt["ok"] and receipt["state"] == "succeeded"
+
+
+def test_a_lease_lost_while_the_result_streams_in_stores_nothing(
+    lost_lease: tuple[ManagerProcess, CommandAgent, dict[str, Any]],
+) -> None:
+    manager, agent, first = lost_lease
+    document = _result_document()
+
+    def body() -> Iterator[bytes]:
+        yield document[:10]  # accepted: the lease was current when the upload began
+        agent.next("command_cancel", timeout=5)  # and then ran out
+        yield document[10:]
+
+    _assert_stale(httpx.put(first["result_upload_url"], content=body(), timeout=10))
+    assert not _stored(manager, document)
+
+
+def test_a_response_names_only_a_result_its_own_lease_uploaded(
+    lost_lease: tuple[ManagerProcess, CommandAgent, dict[str, Any]],
+) -> None:
+    _, agent, first = lost_lease
+    document = _result_document()
+    earlier = httpx.put(first["result_upload_url"], content=document, timeout=10)
+    assert earlier.status_code == 200, earlier.text  # while the first lease held
+    agent.next("command_cancel", timeout=5)
+    second = agent.command(timeout=5)
+    assert agent.ack(second)["ok"]
+    refused = agent.respond(second, ok=True, result=None, result_ref=earlier.json())
+    assert refused["ok"] is False and refused["code"] == "UNKNOWN_PAYLOAD"
+    own = httpx.put(second["result_upload_url"], content=document, timeout=10)
+    assert own.status_code == 200, own.text
+    receipt = agent.respond(second, ok=True, result=None, result_ref=own.json())
+    assert receipt["ok"] and receipt["state"] == "succeeded"
+
+
+def test_an_upload_url_signed_without_a_lease_stores_for_the_current_one(
+    commands_manager: ManagerProcess, admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    """A URL handed out by the previous version (no ``lease``) keeps working until its
+    command's deadline: its upload is the current lease's."""
+    create_command(admin, deployment)
+    offer = agent.command()
+    envelope = offer["envelope"]
+    query = parse_qs(urlsplit(offer["result_upload_url"]).query)
+    assert query["lease"] == [envelope["lease_id"]]  # what this version hands out
+    signer = UrlSigner.load_or_create(commands_manager.data_dir)
+    grant = Grant(UrlOp.RESULT_PUT, envelope["id"], deployment.id, int(query["exp"][0]))
+    legacy = offer["result_upload_url"].split("?")[0] + "?" + signer.query(grant)
+    uploaded = httpx.put(legacy, content=_result_document(), timeout=10)
+    assert uploaded.status_code == 200, uploaded.text
+    receipt = agent.respond(offer, ok=True, result=None, result_ref=uploaded.json())
+    assert receipt["ok"] and receipt["state"] == "succeeded"

@@ -8,23 +8,16 @@ cancellation go through the same operations as an agent's messages.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from agent_double import create_command, running_deployment
+from in_process import InProcessManager
 
-from alien.manager import tokens
-from alien.manager.app import create_app
-from alien.manager.commands.center import CommandCenter
 from alien.manager.commands.dispatch import DirectDispatcher
-from alien.manager.server import bind, url_of
-from alien.manager.settings import ManagerSettings
 from alien.protocol.agent_channel import CommandOffer
 from alien.protocol.command_messages import CommandResponse
 from alien.sdk.command_context import CommandContext
@@ -56,43 +49,6 @@ async def invoke_locally(offer: CommandOffer) -> CommandResponse:
     return await run_command(
         envelope.command, envelope.params, CommandContext.from_envelope(envelope)
     )
-
-
-class InProcessManager:
-    """The manager app served by uvicorn on a thread of this process."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.admin_key = tokens.issue(tokens.TokenKind.API_KEY).value
-        self.app = create_app(ManagerSettings(data_dir=data_dir, admin_key=self.admin_key))
-        self.center: CommandCenter = self.app.state.commands
-        sock = bind("127.0.0.1", 0)
-        self.url = url_of(sock)
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
-
-    def __enter__(self) -> InProcessManager:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the in-process manager did not start"
-            time.sleep(0.01)
-        return self
-
-    def register(self, deployment_id: str, dispatcher: DirectDispatcher) -> int:
-        """Register ``dispatcher`` on the manager's loop; the number of commands it was handed."""
-        call = self.center.register_dispatcher(deployment_id, dispatcher)
-        return asyncio.run_coroutine_threadsafe(call, self.center.loop).result(timeout=10)
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessManager]:
-    with InProcessManager(tmp_path_factory.mktemp("in-process")) as manager:
-        yield manager
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 
-from alien.errors import PayloadTooLarge, ValidationError
+from alien.errors import Conflict, PayloadTooLarge, ValidationError
 from alien.manager import migrate
 from alien.manager.blobs import BlobStore
-from alien.manager.db import Database
+from alien.manager.db import Database, utcnow
 from alien.manager.events import EventHub
-from alien.manager.models import Base
+from alien.manager.models import Base, Command, CommandPayload, Deployment, Group
 from alien.manager.settings import ManagerSettings
 from support.databases import DATABASES, database_for
 
@@ -63,6 +63,22 @@ async def test_blob_store_streams_hashes_and_dedupes(tmp_path: Path) -> None:
     assert store.stat(info.digest) == info
     assert store.stat("sha256:" + "0" * 64) is None
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_a_staged_blob_is_in_the_store_only_once_placed(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    staged = await store.stage(_chunks(b"ab", b"cd"), max_bytes=10)
+    assert staged.info.size == 4 and store.stat(staged.info.digest) is None
+    store.place(staged)
+    store.place(staged)  # again, as a retried transaction does: harmless
+    store.discard(staged)
+    assert store.path_for(staged.info.digest).read_bytes() == b"abcd"
+    assert list((tmp_path / "tmp").iterdir()) == []
+    abandoned = await store.stage(_chunks(b"xyz"), max_bytes=10)
+    store.discard(abandoned)
+    with pytest.raises(Conflict):  # its upload gave up before it could be stored
+        store.place(abandoned)
+    assert store.stat(abandoned.info.digest) is None
 
 
 async def test_blob_store_refuses_without_leaving_files(tmp_path: Path) -> None:
@@ -129,18 +145,31 @@ def test_migrations_reach_head_match_the_models_and_are_idempotent(
             db.dispose()
 
 
+def _migrate(db: Database, step: str, revision: str) -> None:
+    """``alembic upgrade|downgrade <revision>`` on ``db``."""
+    config = migrate.alembic_config()
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, step)(config, revision)
+
+
+def _assert_at_head(db: Database) -> None:
+    """Migrate to head: the schema matches the models."""
+    migrate.upgrade(db.engine)
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
 @pytest.mark.parametrize("kind", DATABASES)
 def test_migration_0007_blob_groups_goes_up_and_down(kind: str, tmp_path: Path) -> None:
     """Up: ``blob_groups`` exists, empty (blobs stored before it are unscoped-only). Down: the
     table goes, its rows with it. Up again: back at head, matching the models."""
     with database_for(kind) as url:
         db = Database(url or f"sqlite:///{tmp_path / 'm.db'}")
-        config = migrate.alembic_config()
 
         def run(step: str, revision: str) -> None:
-            with db.engine.begin() as conn:
-                config.attributes["connection"] = conn
-                getattr(command, step)(config, revision)
+            _migrate(db, step, revision)
 
         try:
             run("upgrade", "0006")
@@ -158,10 +187,89 @@ def test_migration_0007_blob_groups_goes_up_and_down(kind: str, tmp_path: Path) 
                 )
             run("downgrade", "0006")
             assert "blob_groups" not in inspect(db.engine).get_table_names()
-            migrate.upgrade(db.engine)
+            _assert_at_head(db)
             with db.engine.connect() as conn:
                 assert conn.execute(text("SELECT count(*) FROM blob_groups")).scalar() == 0
-                context = MigrationContext.configure(conn, opts={"compare_type": True})
-                assert compare_metadata(context, Base.metadata) == []
+        finally:
+            db.dispose()
+
+
+def _payload_leases(db: Database) -> dict[str, str | None]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT sha256, lease_id FROM command_payloads"))
+        return {row.sha256: row.lease_id for row in rows}
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_migration_0008_gives_results_uploaded_before_it_their_commands_lease(
+    kind: str, tmp_path: Path
+) -> None:
+    """Up: each result row gets its command's lease (the one that answered, or the one holding
+    it now), params rows none. Down: the column goes. Up again: head, matching the models."""
+    with database_for(kind) as url:
+        db = Database(url or f"sqlite:///{tmp_path / 'm.db'}")
+        now = utcnow()
+        try:
+            _migrate(db, "upgrade", "0007")
+            with db.engine.begin() as conn:
+                conn.execute(insert(Group.__table__).values(id="grp_1", name="g", created_at=now))
+                conn.execute(
+                    insert(Deployment.__table__).values(
+                        id="dep_1",
+                        group_id="grp_1",
+                        name="d",
+                        platform="local",
+                        state="running",
+                        provisioned=True,
+                        status_detail={},
+                        metadata={},
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                for cid, state, lease in (
+                    ("cmd_done", "succeeded", "lse_done"),
+                    ("cmd_live", "leased", "lse_live"),
+                ):
+                    conn.execute(
+                        insert(Command.__table__).values(
+                            id=cid,
+                            deployment_id="dep_1",
+                            command="c",
+                            target="api",
+                            state=state,
+                            attempt=1,
+                            max_attempts=1,
+                            created_at=now,
+                            deadline=now,
+                            lease_id=lease,
+                            updated_at=now,
+                        )
+                    )
+                for sha256, payload_kind, cid in (
+                    ("a" * 64, "result", "cmd_done"),
+                    ("b" * 64, "result", "cmd_live"),
+                    ("c" * 64, "params", None),
+                ):
+                    conn.execute(
+                        insert(CommandPayload.__table__).values(
+                            kind=payload_kind,
+                            sha256=sha256,
+                            size=1,
+                            deployment_id="dep_1",
+                            command_id=cid,
+                            created_at=now,
+                        )
+                    )
+            _migrate(db, "upgrade", "0008")
+            assert _payload_leases(db) == {
+                "a" * 64: "lse_done",
+                "b" * 64: "lse_live",
+                "c" * 64: None,
+            }
+            _migrate(db, "downgrade", "0007")
+            columns = {c["name"] for c in inspect(db.engine).get_columns("command_payloads")}
+            assert "lease_id" not in columns
+            _assert_at_head(db)
         finally:
             db.dispose()

@@ -261,9 +261,11 @@ class CommandPayload(Base):
     """A large params or result document in the command blob store, and whom it belongs to.
 
     Params are uploaded by a caller for one deployment before the command exists (``command_id``
-    NULL); results through a signed URL bound to one command. A command may only reference a
-    payload bound to it (or, for params, to its deployment), so nobody can have another
-    deployment's data shipped to an agent by guessing a digest.
+    NULL); results through a signed URL bound to one command and one of its leases
+    (``lease_id``, migration 0008). A command may only reference a payload bound to it (or, for
+    params, to its deployment), so nobody can have another deployment's data shipped to an agent
+    by guessing a digest; a response's ``result_ref`` only a result uploaded under its own
+    lease, so no attempt's answer names what another attempt uploaded.
     """
 
     __tablename__ = "command_payloads"
@@ -277,6 +279,7 @@ class CommandPayload(Base):
     command_id: Mapped[str | None] = mapped_column(
         ForeignKey("commands.id", ondelete="CASCADE"), index=True
     )
+    lease_id: Mapped[str | None] = mapped_column(String(72))
     created_at: Mapped[datetime]
     created_by: Mapped[str | None] = mapped_column(String(40))
 

@@ -7,9 +7,10 @@
 * ``POST /v1/command-responses/{id}`` — the envelope's ``response_url``: post the
   ``CommandResponse``; the answer is a ``command_receipt``.
 
-Each URL carries ``dep``, ``exp`` (unix seconds), for responses ``lease``, and ``sig`` (see
-:mod:`alien.manager.commands.signing`); a wrong or expired signature is 403
-``SIGNED_URL_INVALID`` / ``SIGNED_URL_EXPIRED``. Bodies stream from and to disk in chunks, so a
+Each URL carries ``dep``, ``exp`` (unix seconds), for result uploads and responses ``lease``,
+and ``sig`` (see :mod:`alien.manager.commands.signing`); a wrong or expired signature is 403
+``SIGNED_URL_INVALID`` / ``SIGNED_URL_EXPIRED``. A result upload under a lease that is no longer
+the command's current one is 409 ``STALE_LEASE``. Bodies stream from and to disk in chunks, so a
 100 MB payload never sits in the manager's memory.
 """
 
@@ -78,25 +79,32 @@ async def get_params(
 
 @router.put("/v1/command-blobs/{command_id}/result", response_model=BlobRef, responses=TOO_LARGE)
 async def put_result(
-    command_id: str, request: Request, dep: Dep, exp: Exp, _: ResultStore
+    command_id: str, request: Request, dep: Dep, exp: Exp, grant: ResultStore
 ) -> BlobRef:
-    """Store a large result; send the answer back as ``result_ref`` in the response."""
+    """Store a large result under the URL's lease; send the answer back as ``result_ref`` in
+    that lease's response. The bytes are staged and stored only once the lease is known to be
+    still current (409 ``STALE_LEASE`` otherwise, storing nothing)."""
     center = center_of(request)
-    await center.writer.run(center.ops.check_result_upload(command_id, dep))
+    lease = grant.extra
+    await center.writer.run(center.ops.check_result_upload(command_id, dep, lease))
     limit = center.settings.max_payload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the result exceeds the limit of {limit} bytes", field="body")
-    info = await center.payloads.put_stream(request.stream(), max_bytes=limit)
-    if info.size == 0:
-        raise ValidationError("the result document is empty", field="body")
-    sha256 = info.digest.removeprefix("sha256:")
-    await center.writer.run(center.ops.record_result_payload(command_id, dep, sha256, info.size))
+    staged = await center.payloads.stage(request.stream(), max_bytes=limit)
+    try:
+        if staged.info.size == 0:
+            raise ValidationError("the result document is empty", field="body")
+        record = center.ops.record_result_payload(command_id, dep, lease, staged)
+        await center.writer.run(record)
+    finally:
+        center.payloads.discard(staged)
     expires = max(exp, int(time.time() + center.settings.caller_url_seconds))
-    grant = Grant(UrlOp.RESULT_GET, command_id, dep, expires)
+    fetch = Grant(UrlOp.RESULT_GET, command_id, dep, expires)
     base = str(request.base_url).rstrip("/")
-    url = signed_url(center.signer, base, f"/v1/command-blobs/{command_id}/result", grant)
-    return BlobRef(url=url, size=info.size, sha256=sha256)
+    url = signed_url(center.signer, base, f"/v1/command-blobs/{command_id}/result", fetch)
+    sha256 = staged.info.digest.removeprefix("sha256:")
+    return BlobRef(url=url, size=staged.info.size, sha256=sha256)
 
 
 @router.get("/v1/command-blobs/{command_id}/result", responses=_JSON_FILE)

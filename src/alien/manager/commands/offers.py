@@ -2,8 +2,9 @@
 
 The URLs in a delivery let whoever runs the handler — the agent, or a function runtime it hands
 the envelope to, neither holding an API key — fetch large params, upload a large result and post
-the response. Each is signed for this command and deployment (the response URL also for this
-lease) and valid until the command's deadline, after which nothing it allows could matter.
+the response. Each is signed for this command and deployment (the result upload and response
+URLs also for this lease: an attempt whose lease is gone can neither store a result nor answer)
+and valid until the command's deadline, after which nothing it allows could matter.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def build_offer(
     """The ``command`` message delivering ``record``'s current lease (dispatched or leased)."""
     assert record.lease_id is not None
     expires = int(record.deadline.timestamp()) + 1
-    cid, dep = record.id, record.deployment_id
+    cid, dep, lease = record.id, record.deployment_id, record.lease_id
     params_ref = None
     if row.params_sha256 is not None:
         url = signed_url(
@@ -41,7 +42,7 @@ def build_offer(
             signer,
             base_url,
             f"/v1/command-responses/{cid}",
-            Grant(UrlOp.RESPOND, cid, dep, expires, extra=record.lease_id),
+            Grant(UrlOp.RESPOND, cid, dep, expires, extra=lease),
         ),
         params=None if params_ref is not None else (row.params or {}),
         params_ref=params_ref,
@@ -51,6 +52,6 @@ def build_offer(
         signer,
         base_url,
         f"/v1/command-blobs/{cid}/result",
-        Grant(UrlOp.RESULT_PUT, cid, dep, expires),
+        Grant(UrlOp.RESULT_PUT, cid, dep, expires, extra=lease),
     )
     return CommandOffer(envelope=envelope, target=row.target, result_upload_url=upload)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from alien.errors import AlienError, Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationError
 from alien.manager import audit_events
 from alien.manager.auth import Action, Principal, authorize, resolve
-from alien.manager.blobs import BlobStore
+from alien.manager.blobs import BlobStore, StagedBlob
 from alien.manager.commands.dispatch import DispatchChannel, Dispatcher, DispatcherRegistry
 from alien.manager.commands.links import AgentLink, LinkRegistry
 from alien.manager.commands.offers import build_offer
@@ -74,6 +74,7 @@ from alien.protocol.command_messages import (
     NO_COMMAND_TARGET,
     STALE_LEASE,
     TARGET_AMBIGUOUS,
+    CommandResponse,
     fits_inline,
 )
 from alien.protocol.commands import (
@@ -364,26 +365,9 @@ class CommandOps:
             return acknowledge(record, lease_id=message.lease_id, now=now, ttl=ttl)
         if isinstance(message, CommandRenew):
             return renew(record, lease_id=message.lease_id, now=now, ttl=ttl)
-        response = message.response
-        if response.result_ref is not None:
-            ref = response.result_ref
-            size = session.scalar(
-                select(CommandPayload.size)
-                .where(
-                    CommandPayload.kind == "result",
-                    CommandPayload.command_id == record.id,
-                    CommandPayload.sha256 == ref.sha256,
-                )
-                .limit(1)
-            )
-            if size is None or size != ref.size:
-                raise ValidationError(
-                    "result_ref names no result uploaded for this command (use the delivery's "
-                    "result_upload_url)",
-                    field="response.result_ref",
-                    code=UNKNOWN_PAYLOAD,
-                )
-        return respond(record, response, now=now)
+        answered = respond(record, message.response, now=now)
+        _check_result_ref(session, message.response)
+        return answered
 
     @staticmethod
     def _refusal(
@@ -585,30 +569,31 @@ class CommandOps:
         if not pending and named is None:
             self.blobs.path_for(f"sha256:{sha256}").unlink(missing_ok=True)
 
-    def check_result_upload(self, command_id: str, deployment_id: str) -> Op[None]:
-        """Refuse (before any byte is stored) a result upload for a command that ended."""
+    def check_result_upload(self, command_id: str, deployment_id: str, lease_id: str) -> Op[None]:
+        """Refuse (before any byte is stored) a result upload for a command that ended, or
+        under a lease that is not its current one (see :func:`_upload_lease`)."""
 
         def op(session: Session) -> tuple[None, Sequence[Effect]]:
-            snap = _own_command(session, command_id, deployment_id)
-            record = tick(record_of(snap), utcnow())
-            if record.terminal:
-                raise CommandRefused(
-                    f"command {command_id} is {record.state.value}; its result can no longer "
-                    "be stored",
-                    field="state",
-                    code=_ENDED_CODES[record.state],
-                )
+            _upload_lease(_own_command(session, command_id, deployment_id), lease_id)
             return None, ()
 
         return op
 
     def record_result_payload(
-        self, command_id: str, deployment_id: str, sha256: str, size: int
+        self, command_id: str, deployment_id: str, lease_id: str, staged: StagedBlob
     ) -> Op[None]:
+        """Store a staged result upload and record it under its lease — if that is still the
+        command's current lease: it may have run out while the bytes streamed in, and then the
+        upload leaves nothing behind. Stored here, in the writer, so that no payload collection
+        comes between the file and its row."""
+        assert self.blobs is not None, "results are stored in the payload store"
+        store = self.blobs
+
         def op(session: Session) -> tuple[None, Sequence[Effect]]:
-            _own_command(session, command_id, deployment_id)
-            self._check_stored(sha256)
-            _add_payload(session, "result", sha256, size, deployment_id, command_id, None)
+            lease = _upload_lease(_own_command(session, command_id, deployment_id), lease_id)
+            store.place(staged)
+            sha256, size = staged.info.digest.removeprefix("sha256:"), staged.info.size
+            _add_payload(session, "result", sha256, size, deployment_id, command_id, None, lease)
             return None, ()
 
         return op
@@ -961,6 +946,7 @@ def _add_payload(
     deployment_id: str,
     command_id: str | None,
     created_by: str | None,
+    lease_id: str | None = None,
 ) -> None:
     session.add(
         CommandPayload(
@@ -969,10 +955,62 @@ def _add_payload(
             size=size,
             deployment_id=deployment_id,
             command_id=command_id,
+            lease_id=lease_id,
             created_at=utcnow(),
             created_by=created_by,
         )
     )
+
+
+def _upload_lease(snap: CommandSnapshot, lease_id: str) -> str:
+    """The lease a result upload signed for ``lease_id`` is stored under: the command's current
+    lease, which ``lease_id`` must be. Empty, it is a URL signed before upload URLs named their
+    lease (one handed out by the previous version, until its command's deadline): it stores for
+    whichever lease is current, as such URLs always did. Refused once the command ended (the
+    code of how) or while no such lease holds it (``STALE_LEASE``: the lease ran out, and the
+    command is waiting for, or was handed to, another attempt)."""
+    record = tick(record_of(snap), utcnow())
+    if record.terminal:
+        raise CommandRefused(
+            f"command {record.id} is {record.state.value}; its result can no longer be stored",
+            field="state",
+            code=_ENDED_CODES[record.state],
+        )
+    if record.state not in _HELD or lease_id not in ("", record.lease_id):
+        raise CommandRefused(
+            f"this upload URL's lease is not the current lease of command {record.id}: "
+            "another attempt holds it, or none yet",
+            field="lease",
+            code=STALE_LEASE,
+            details={"state": record.state.value},
+        )
+    assert record.lease_id is not None  # held
+    return record.lease_id
+
+
+def _check_result_ref(session: Session, response: CommandResponse) -> None:
+    """A response's ``result_ref`` must name a result uploaded for its command under its own
+    lease (and be of that size): not another command's, nor another attempt's."""
+    ref = response.result_ref
+    if ref is None:
+        return
+    size = session.scalar(
+        select(CommandPayload.size)
+        .where(
+            CommandPayload.kind == "result",
+            CommandPayload.command_id == response.command_id,
+            CommandPayload.lease_id == response.lease_id,
+            CommandPayload.sha256 == ref.sha256,
+        )
+        .limit(1)
+    )
+    if size is None or size != ref.size:
+        raise ValidationError(
+            "result_ref names no result uploaded under this lease (use the delivery's "
+            "result_upload_url)",
+            field="response.result_ref",
+            code=UNKNOWN_PAYLOAD,
+        )
 
 
 def _cancel_for(record: CommandRecord, lease_id: str) -> CommandCancel:

@@ -16,7 +16,11 @@ by default) after:
 A blob file is deleted once its last row is gone. The collection runs as one operation of the
 command writer, which also records every new row: an upload that recreates a file the collector
 is deleting is recorded either before the collection (which then keeps the file) or after it —
-and recording checks that the file is still there, so nobody is handed a reference to nothing.
+and recording checks that the file is still there (params), or puts it there itself (results),
+so nobody is handed a reference to nothing.
+"Before" includes earlier operations of the collection's own batch: the writer sends a batch's
+rows only at its end, so a collection first sends what the batch added until then (a payload
+row, a command naming params), and counts those rows as it counts committed ones.
 Files are unlinked inside the transaction; if its commit failed, the expired rows stay and are
 collected again next time (their files were expired anyway).
 """
@@ -34,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from alien.errors import AlienError
 from alien.manager.blobs import BlobStore
+from alien.manager.commands.records import CommandStore
 from alien.manager.commands.writer import Effect, Op
 from alien.manager.db import utcnow
 from alien.manager.models import Command, CommandPayload
@@ -50,6 +55,7 @@ def collect(store: BlobStore, retention: float, limit: int = BATCH) -> Op[int]:
     number of rows deleted."""
 
     def op(session: Session) -> tuple[int, Sequence[Effect]]:
+        _send_the_batch(session)
         now = utcnow()
         cutoff = now - timedelta(seconds=retention)
         rows = _expired(session, cutoff, limit)
@@ -57,6 +63,14 @@ def collect(store: BlobStore, retention: float, limit: int = BATCH) -> Op[int]:
         return len(rows), ()
 
     return op
+
+
+def _send_the_batch(session: Session) -> None:
+    """Send the rows earlier operations of this writer batch added: the writer does not
+    autoflush and keeps command rows until the batch ends, so without this a payload recorded,
+    or a command naming params created, moments ago would not count, and its file would go."""
+    CommandStore.of(session).flush()
+    session.flush()
 
 
 def _remove_payloads(session: Session, store: BlobStore, rows: Sequence[Row[Any]]) -> None:
@@ -104,6 +118,7 @@ def collect_commands(store: BlobStore, retention: float, limit: int = BATCH) -> 
     results' payloads (the rows would go by cascade, leaving their files behind); how many."""
 
     def op(session: Session) -> tuple[int, Sequence[Effect]]:
+        _send_the_batch(session)
         cutoff = utcnow() - timedelta(seconds=retention)
         expired = select(Command.id).where(Command.ended_at < cutoff).limit(limit)
         ids = list(session.scalars(expired))
