@@ -55,6 +55,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "ALIEN_TRIGGERS": json.dumps([{"type": "queue", "queue": "tasks"}]),
         "ALIEN_PORT": "0",
         "ALIEN_BINDINGS": json.dumps(bindings),
+        # The alien under test, not the one installed in the environment:
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "PYTHONUNBUFFERED": "1",
     } | extra
 
