@@ -13,6 +13,7 @@ import pytest
 
 from alien.errors import PlatformError
 from alien.platforms.local.backoff import Backoff
+from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.process import FunctionProcess, ProcessSpec
 from alien.platforms.local.supervisor import FunctionState, Supervised, Timeouts
 
@@ -39,7 +40,7 @@ SCRIPT = textwrap.dedent(
         os._exit(0)
     if mode != "stubborn":
         signal.signal(signal.SIGTERM, bye)
-    print(f"alien-runtime: ready function=fn url=http://127.0.0.1:{run}", flush=True)
+    print(f"alien-runtime: ready function=fn http={os.environ['ALIEN_HTTP_ADDRESS']}", flush=True)
     if mode == "crash-once" and run == 1:
         sys.exit(1)
     while True:
@@ -56,16 +57,25 @@ def _spec(tmp_path: Path, mode: str) -> ProcessSpec:
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin"},
         log_file=tmp_path / "logs" / "fn.log",
+        run_dir=tmp_path,
     )
 
 
-async def test_ready_line_url_and_output_go_to_the_log_and_the_sink(tmp_path: Path) -> None:
+def _granted_socket(endpoint: Endpoint | None, run_dir: Path) -> Path:
+    """The app socket an endpoint names: a fresh one in ``run_dir`` for every process."""
+    assert endpoint is not None and endpoint.unix_path is not None
+    path = Path(endpoint.unix_path)
+    assert path.parent == run_dir and path.name.startswith("http-") and len(endpoint.token) >= 32
+    return path
+
+
+async def test_ready_line_endpoint_and_output_go_to_the_log_and_the_sink(tmp_path: Path) -> None:
     lines: list[tuple[str, str]] = []
     process = FunctionProcess(
         _spec(tmp_path, "serve"), sink=lambda fn, line: lines.append((fn, line))
     )
     await process.start()
-    assert await process.wait_ready(10) == "http://127.0.0.1:1"
+    _granted_socket(await process.wait_ready(10), tmp_path)
     assert await process.stop(grace=5) == 0
     log = (tmp_path / "logs" / "fn.log").read_text()
     assert "starting run 1" in log and "graceful bye" in log  # SIGTERM handled gracefully
@@ -119,13 +129,13 @@ def _gone(pid: int, timeout: float = 5.0) -> bool:
     return True
 
 
-async def test_a_crash_is_restarted_with_backoff_and_the_new_url_reported(
+async def test_a_crash_is_restarted_with_backoff_and_the_new_endpoint_reported(
     tmp_path: Path,
 ) -> None:
-    reported: asyncio.Queue[str | None] = asyncio.Queue()
+    reported: asyncio.Queue[Endpoint | None] = asyncio.Queue()
 
-    async def on_ready(sup: Supervised, url: str | None) -> None:
-        await reported.put(url)
+    async def on_ready(sup: Supervised, http: Endpoint | None) -> None:
+        await reported.put(http)
 
     sup = Supervised(
         _spec(tmp_path, "crash-once"),
@@ -134,10 +144,11 @@ async def test_a_crash_is_restarted_with_backoff_and_the_new_url_reported(
         backoff=Backoff(base=0.05, cap=0.1, rng=random.Random(0)),
         timeouts=Timeouts(ready=10, grace=5),
     )
-    assert await sup.start() == "http://127.0.0.1:1"  # then it crashes at once
-    assert await asyncio.wait_for(reported.get(), 10) == "http://127.0.0.1:2"
+    first = _granted_socket(await sup.start(), tmp_path)  # then it crashes at once
+    second = await asyncio.wait_for(reported.get(), 10)
+    assert _granted_socket(second, tmp_path) != first
     assert sup.restarts == 1 and sup.last_exit == 1 and sup.state == FunctionState.RUNNING
-    assert sup.url == "http://127.0.0.1:2"
+    assert sup.http == second
     pid = sup.pid
     await sup.stop()
     assert sup.state == FunctionState.STOPPED and pid is not None and not psutil.pid_exists(pid)
