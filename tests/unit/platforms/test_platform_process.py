@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import stat
 import sys
 import textwrap
 from pathlib import Path
@@ -14,7 +16,12 @@ import pytest
 from alien.errors import PlatformError
 from alien.platforms.local.backoff import Backoff
 from alien.platforms.local.endpoints import Endpoint
-from alien.platforms.local.process import FunctionProcess, ProcessSpec
+from alien.platforms.local.process import (
+    LOG_ROTATE_BYTES,
+    FunctionProcess,
+    ProcessSpec,
+    _LogWriter,
+)
 from alien.platforms.local.supervisor import FunctionState, Supervised, Timeouts
 
 # A stand-in for the runtime: the same ready-line protocol, none of the start-up cost.
@@ -80,6 +87,27 @@ async def test_ready_line_endpoint_and_output_go_to_the_log_and_the_sink(tmp_pat
     log = (tmp_path / "logs" / "fn.log").read_text()
     assert "starting run 1" in log and "graceful bye" in log  # SIGTERM handled gracefully
     assert ("fn", "graceful bye") in lines
+
+
+async def test_the_log_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Function output may hold secrets: the log is 0600 like every other file of the area,
+    also one left readable by an older version, and its rotated generation."""
+    log = tmp_path / "logs" / "fn.log"
+    log.parent.mkdir()
+    log.write_bytes(b"old\n")
+    log.chmod(0o644)
+    previous = os.umask(0)
+    try:
+        process = FunctionProcess(_spec(tmp_path, "serve"))
+        await process.start()
+        await process.wait_ready(10)
+        await process.stop(grace=5)
+        with _LogWriter(tmp_path / "logs" / "big.log") as big:
+            big.write(b"x" * LOG_ROTATE_BYTES)
+    finally:
+        os.umask(previous)
+    for path in (log, tmp_path / "logs" / "big.log", tmp_path / "logs" / "big.log.1"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 async def test_exiting_before_ready_fails_with_its_last_output(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from alien.errors import PlatformError
 from alien.platforms.local.endpoints import CONTROL, HTTP, Endpoint, EndpointKind, Grant
@@ -136,7 +137,7 @@ class FunctionProcess:
     async def start(self) -> None:
         if self._proc is not None:
             raise PlatformError(f"process for {self.spec.function} already started")
-        self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.spec.log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = dict(self.spec.env)
         for grant in self._grants:
             env |= grant.environment()
@@ -251,12 +252,22 @@ class FunctionProcess:
         return self._proc
 
 
+def _open_private(path: Path) -> BinaryIO:
+    """``path`` for appending, 0600 whatever the umask: function output may hold secrets.
+
+    A file left with a wider mode (by an older version) is narrowed as well.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    return open(fd, "ab", buffering=0)
+
+
 class _LogWriter:
     """Append-only log file with one generation of size-based rotation (``.log.1``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by __exit__
+        self._fh = _open_private(path)
 
     def __enter__(self) -> _LogWriter:
         return self
@@ -269,4 +280,4 @@ class _LogWriter:
         if self._fh.tell() >= LOG_ROTATE_BYTES:
             self._fh.close()
             os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115
+            self._fh = _open_private(self.path)
