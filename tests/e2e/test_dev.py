@@ -120,6 +120,7 @@ def set_secret(app_dir: Path, value: str) -> subprocess.CompletedProcess[str]:
 def test_alien_dev_runs_the_pages_example(app_dir: Path, dev: Dev) -> None:
     url = dev.wait_for(URL_LINE.pattern)[1]
     client = httpx.Client(base_url=url, timeout=10)
+    assert (app_dir / ".alien" / "dev" / ".gitignore").read_text().endswith("\n*\n")
 
     # storage round-trip
     put = client.put("/pages/home", content="hello big world")

@@ -17,9 +17,9 @@ import pytest
 import alien
 from alien.errors import PlatformError
 from alien.platforms.local.area import Area
-from alien.platforms.local.control import ControlEndpoint
 from alien.platforms.local.control_file import AreaControls
 from alien.platforms.local.dispatch import LocalDispatcher, direct_envelope
+from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.platform import LocalPlatform
 from alien.platforms.local.supervisor import Timeouts
 from alien.protocol.command_messages import MAX_INLINE_BYTES, BlobRef
@@ -243,13 +243,13 @@ class _StaleFirst:
     """A source that hands out a closed endpoint once, as a dispatcher racing a switch sees it
     (``again``: every time, as after a crash that nothing restarted)."""
 
-    def __init__(self, platform: LocalPlatform, stale: ControlEndpoint, again: bool = False):
+    def __init__(self, platform: LocalPlatform, stale: Endpoint, again: bool = False):
         self.platform = platform
         self.stale = stale
         self.again = again
         self.calls = 0
 
-    def control_endpoints(self) -> dict[str, ControlEndpoint]:
+    def control_endpoints(self) -> dict[str, Endpoint]:
         self.calls += 1
         if self.calls == 1 or self.again:
             return {"api": self.stale}
@@ -259,7 +259,7 @@ class _StaleFirst:
 async def test_an_endpoint_closed_by_a_switch_is_retried_on_the_current_one(
     platform: LocalPlatform, tmp_path: Path
 ) -> None:
-    gone = ControlEndpoint(f"unix:{tmp_path / 'gone.sock'}", "x" * 43)
+    gone = Endpoint(f"unix:{tmp_path / 'gone.sock'}", "x" * 43)
     response = await LocalDispatcher(_StaleFirst(platform, gone)).invoke("api", _envelope("whoami"))
     assert response.ok
     dead = LocalDispatcher(_StaleFirst(platform, gone, again=True))

@@ -77,3 +77,16 @@ def test_state_round_trips_atomically_and_privately(tmp_path: Path) -> None:
     path.write_text(json.dumps({"resources": "nope"}))
     with pytest.raises(PlatformError, match="corrupt"):
         load_state(path)
+
+
+def test_an_area_created_loosely_beforehand_is_made_private(tmp_path: Path) -> None:
+    """A root or ``logs/`` someone made 0755 (by hand, another tool) would leave function output
+    and staged code readable by every local user: ``ensure`` makes every directory 0700."""
+    root = tmp_path / "dep"
+    (root / "logs").mkdir(parents=True, mode=0o755)
+    (root / "releases").mkdir(mode=0o777)
+    root.chmod(0o755)
+    area = Area(root)
+    area.ensure()
+    for path in (root, *(p for p in root.iterdir() if p.is_dir())):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -58,3 +59,19 @@ def test_a_dev_secret_needs_a_vault_of_the_stack(app_dir: Path) -> None:
         set_secret(app_dir, "nope", "token", "x")
     with pytest.raises(ValidationError, match="is a kv, not a vault"):
         set_secret(app_dir, "cache", "token", "x")
+
+
+def test_the_dev_area_stays_out_of_the_app_s_repository(app_dir: Path) -> None:
+    """The dev area lives in the app directory and holds vault keys beside their vaults: a
+    ``git add .`` must not commit them."""
+    git = ["git", "-C", str(app_dir), "-c", "core.excludesFile=/dev/null"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    set_secret(app_dir, "creds", "token", "s3cret-value")
+    assert Area(default_area(app_dir)).key_file("creds").is_file()
+    untracked = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=all"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert ".alien" not in untracked and "api/app.py" in untracked

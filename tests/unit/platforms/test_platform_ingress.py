@@ -1,12 +1,16 @@
-"""The ingress: a stable port, per-request proxying, switching and draining backends."""
+"""The ingress: a stable port, per-request proxying, switching and draining backends.
+
+Backends are real runtime servers behind the runtime's token guard, on a Unix socket as the
+platform grants them (or on the loopback port a too-deep area falls back to)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import socket
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,11 +20,17 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
 
 from alien.errors import PlatformError
+from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.ingress import Ingress
 from alien.platforms.local.proxy import Backend
+from alien.sdk.runtime.address import ListenAddress
 from alien.sdk.runtime.http import HttpServer
+from alien.sdk.runtime.http_guard import platform_only
+
+TOKEN = "backend-" + "t" * 40
 
 
 def _backend_app(name: str, release: asyncio.Event | None = None) -> Starlette:
@@ -62,13 +72,18 @@ def _backend_app(name: str, release: asyncio.Event | None = None) -> Starlette:
 
 
 @contextlib.asynccontextmanager
-async def served(app: Starlette) -> AsyncIterator[str]:
-    server = HttpServer(app, "127.0.0.1", 0)
-    url = await server.start()
-    try:
-        yield url
-    finally:
-        await server.stop()
+async def served(app: Starlette, transport: str = "unix") -> AsyncIterator[Backend]:
+    """``app`` served as the runtime serves a function's app, and a backend for it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        unix = ListenAddress(path=Path(tmp) / "app.http.sock")
+        address = unix if transport == "unix" else ListenAddress(host="127.0.0.1")
+        server = HttpServer(platform_only(app, TOKEN), address, variable="ALIEN_HTTP_ADDRESS")
+        backend = Backend(Endpoint(str(await server.start()), TOKEN))
+        try:
+            yield backend
+        finally:
+            await backend.aclose()
+            await server.stop()
 
 
 @contextlib.asynccontextmanager
@@ -81,9 +96,10 @@ async def ingress_for(function: str = "api", port: int = 0) -> AsyncIterator[Ing
         await ingress.close()
 
 
-async def test_requests_are_forwarded_faithfully() -> None:
-    async with served(_backend_app("a")) as url, ingress_for() as ingress:
-        ingress.switch(Backend(url))
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+async def test_requests_are_forwarded_faithfully(transport: str) -> None:
+    async with served(_backend_app("a"), transport) as backend, ingress_for() as ingress:
+        ingress.switch(backend)
         async with httpx.AsyncClient() as client:
             response = await client.put(
                 f"{ingress.url}/pages/a%2Fb?x=1&y=%20",
@@ -98,15 +114,21 @@ async def test_requests_are_forwarded_faithfully() -> None:
     headers = body["headers"]
     assert headers["x-custom"] == "kept" and "x-hop" not in headers  # hop-by-hop, by name
     assert headers["x-forwarded-proto"] == "http" and headers["x-forwarded-for"] == "127.0.0.1"
+    assert body["client"] == "127.0.0.1"  # the ingress's X-Forwarded-For is trusted
     assert headers["host"] == headers["x-forwarded-host"] == ingress.url.removeprefix("http://")
+    assert "alien-http-token" not in headers  # the runtime took it off before the app
     assert streamed.text == "chunk0;chunk1;chunk2;"
 
 
 async def test_a_caller_cannot_choose_the_address_or_scheme_the_app_is_told() -> None:
-    async with served(_backend_app("a")) as url, ingress_for() as ingress:
-        ingress.switch(Backend(url))
+    async with served(_backend_app("a")) as backend, ingress_for() as ingress:
+        ingress.switch(backend)
         async with httpx.AsyncClient() as client:
-            spoofed = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"}
+            spoofed = {
+                "X-Forwarded-For": "6.6.6.6",
+                "X-Forwarded-Proto": "https",
+                "Alien-Http-Token": "guessed",  # dropped: only the proxy speaks for the platform
+            }
             response = await client.get(f"{ingress.url}/x", headers=spoofed)
     headers = response.json()["headers"]
     assert headers["x-forwarded-for"] == "127.0.0.1" and headers["x-forwarded-proto"] == "http"
@@ -123,22 +145,20 @@ async def test_without_a_backend_the_answer_is_a_clear_503() -> None:
 
 async def test_a_request_waits_for_a_backend_that_is_starting() -> None:
     async with (
-        served(_backend_app("late")) as url,
+        served(_backend_app("late")) as backend,
         ingress_for() as ingress,
         httpx.AsyncClient() as client,
     ):
         pending = asyncio.create_task(client.get(f"{ingress.url}/x"))
         while ingress.proxy.waiting == 0:  # the request is held in the ingress
             await asyncio.sleep(0.005)
-        ingress.switch(Backend(url))
+        ingress.switch(backend)
         response = await asyncio.wait_for(pending, 10)
     assert response.json()["backend"] == "late"
 
 
-async def test_a_dead_backend_gives_502_naming_the_function() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+async def test_a_dead_backend_gives_502_naming_the_function(tmp_path: Path) -> None:
+    dead = Endpoint(f"unix:{tmp_path / 'gone.http.sock'}", TOKEN)  # nobody listens there
     async with ingress_for("worker") as ingress:
         ingress.proxy.unavailable_wait = 0.2
         ingress.switch(Backend(dead))
@@ -150,18 +170,17 @@ async def test_a_dead_backend_gives_502_naming_the_function() -> None:
 async def test_switching_sends_new_requests_to_the_new_backend_while_the_old_drains() -> None:
     release = asyncio.Event()
     async with (
-        served(_backend_app("old", release)) as old_url,
-        served(_backend_app("new")) as new_url,
+        served(_backend_app("old", release)) as old,
+        served(_backend_app("new")) as new,
         ingress_for() as ingress,
     ):
-        old = Backend(old_url)
         ingress.switch(old)
         async with httpx.AsyncClient() as client:
             slow = asyncio.create_task(client.get(f"{ingress.url}/slow"))
             while old.inflight == 0:  # the slow request has reached the old backend
                 await asyncio.sleep(0.005)
             port = ingress.port
-            assert ingress.switch(Backend(new_url)) is old
+            assert ingress.switch(new) is old
             assert (await client.get(f"{ingress.url}/fast")).json()["backend"] == "new"
             assert not await old.drain(0.05)  # still busy with the slow request
             release.set()
@@ -170,14 +189,27 @@ async def test_switching_sends_new_requests_to_the_new_backend_while_the_old_dra
             assert ingress.port == port  # the port clients use never changed
 
 
-async def test_websockets_are_proxied() -> None:
-    async with served(_backend_app("a")) as url, ingress_for() as ingress:
-        ingress.switch(Backend(url))
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+async def test_websockets_are_proxied(transport: str) -> None:
+    async with served(_backend_app("a"), transport) as backend, ingress_for() as ingress:
+        ingress.switch(backend)
         ws_url = ingress.url.replace("http", "ws") + "/ws"
         async with ws_connect(ws_url, subprotocols=["echo"], proxy=None) as ws:  # type: ignore[list-item]
             assert ws.subprotocol == "echo"
             await ws.send("ping")
             assert await asyncio.wait_for(ws.recv(), 5) == "a:ping"
+
+
+async def test_a_backend_answers_no_caller_without_its_token() -> None:
+    """On the loopback port a too-deep area falls back to, any local process can connect."""
+    async with served(_backend_app("a"), "tcp") as backend:
+        async with httpx.AsyncClient(base_url=backend.url) as client:
+            assert (await client.get("/x")).status_code == 401
+            wrong = {"alien-http-token": "w" * 45}
+            assert (await client.get("/x", headers=wrong)).status_code == 401
+        ws_url = backend.url.replace("http", "ws") + "/ws"
+        with pytest.raises(InvalidStatus, match="403"):
+            await ws_connect(ws_url, proxy=None)
 
 
 async def test_a_busy_port_is_a_clear_error_and_closing_frees_the_port() -> None:

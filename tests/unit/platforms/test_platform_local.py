@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
+import tempfile
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -213,3 +215,57 @@ async def test_an_update_is_all_or_nothing_across_functions(tmp_path: Path, app_
     finally:
         await platform.stop()
     assert _runtime_children(tmp_path / "area") == []
+
+
+def _tcp_listeners(pid: int) -> list[str]:
+    return [
+        f"{c.laddr.ip}:{c.laddr.port}"
+        for c in psutil.Process(pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
+
+
+def _public_and_private(app_dir: Path) -> Manifest:
+    (app_dir / "internal").mkdir()
+    (app_dir / "internal" / "app.py").write_text(APP.format(version="private"))
+    api = alien.Function("api").code(src="api", entrypoint="app:app").ingress("public")
+    internal = alien.Function("internal").code(src="internal", entrypoint="app:app")
+    return alien.Stack("demo").add(api, "live").add(internal, "live").validate()
+
+
+async def test_function_apps_listen_on_private_sockets_not_on_tcp(app_dir: Path) -> None:
+    """Any local user can connect to a loopback port; a 0600 socket in the 0700 run/ directory
+    only this user can. A private function's app is reachable by the platform alone, and a
+    public one only through its ingress (the one TCP listener, in the platform's process)."""
+    with tempfile.TemporaryDirectory(prefix="alien-") as root:  # a short path, whatever tmp_path
+        platform = LocalPlatform(Area(Path(root) / "area"))
+        try:
+            status = await platform.apply(_public_and_private(app_dir), app_dir, "r1")
+            assert set(status.urls) == {"api"}  # the private function has no URL at all
+            assert (await _get(status.urls["api"]))["version"] == "v1"
+            for fn in status.functions:
+                assert fn.pid is not None and _tcp_listeners(fn.pid) == [], fn.id
+            run = platform.area.run_dir
+            sockets = [p for p in run.iterdir() if p.name.startswith("http-")]
+            assert len(sockets) == 2
+            assert {stat.S_IMODE(p.stat().st_mode) for p in sockets} == {0o600}
+        finally:
+            await platform.stop()
+
+
+async def test_an_area_too_deep_for_sockets_guards_the_loopback_port_with_the_token(
+    tmp_path: Path, app_dir: Path
+) -> None:
+    deep = Area(tmp_path / ("d" * 100) / "area")  # no socket path fits: loopback TCP instead
+    platform = LocalPlatform(deep)
+    try:
+        status = await platform.apply(_public_and_private(app_dir), app_dir, "r1")
+        assert (await _get(status.urls["api"]))["version"] == "v1"  # with the ingress's token
+        private = next(fn for fn in status.functions if fn.id == "internal")
+        assert private.pid is not None
+        (listener,) = _tcp_listeners(private.pid)
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"http://{listener}/")
+        assert response.status_code == 401  # any local process could connect: none gets in
+    finally:
+        await platform.stop()

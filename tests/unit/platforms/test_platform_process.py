@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import stat
 import sys
 import textwrap
 from pathlib import Path
@@ -13,7 +15,13 @@ import pytest
 
 from alien.errors import PlatformError
 from alien.platforms.local.backoff import Backoff
-from alien.platforms.local.process import FunctionProcess, ProcessSpec
+from alien.platforms.local.endpoints import Endpoint
+from alien.platforms.local.process import (
+    LOG_ROTATE_BYTES,
+    FunctionProcess,
+    ProcessSpec,
+    _LogWriter,
+)
 from alien.platforms.local.supervisor import FunctionState, Supervised, Timeouts
 
 # A stand-in for the runtime: the same ready-line protocol, none of the start-up cost.
@@ -39,7 +47,7 @@ SCRIPT = textwrap.dedent(
         os._exit(0)
     if mode != "stubborn":
         signal.signal(signal.SIGTERM, bye)
-    print(f"alien-runtime: ready function=fn url=http://127.0.0.1:{run}", flush=True)
+    print(f"alien-runtime: ready function=fn http={os.environ['ALIEN_HTTP_ADDRESS']}", flush=True)
     if mode == "crash-once" and run == 1:
         sys.exit(1)
     while True:
@@ -56,20 +64,50 @@ def _spec(tmp_path: Path, mode: str) -> ProcessSpec:
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin"},
         log_file=tmp_path / "logs" / "fn.log",
+        run_dir=tmp_path,
     )
 
 
-async def test_ready_line_url_and_output_go_to_the_log_and_the_sink(tmp_path: Path) -> None:
+def _granted_socket(endpoint: Endpoint | None, run_dir: Path) -> Path:
+    """The app socket an endpoint names: a fresh one in ``run_dir`` for every process."""
+    assert endpoint is not None and endpoint.unix_path is not None
+    path = Path(endpoint.unix_path)
+    assert path.parent == run_dir and path.name.startswith("http-") and len(endpoint.token) >= 32
+    return path
+
+
+async def test_ready_line_endpoint_and_output_go_to_the_log_and_the_sink(tmp_path: Path) -> None:
     lines: list[tuple[str, str]] = []
     process = FunctionProcess(
         _spec(tmp_path, "serve"), sink=lambda fn, line: lines.append((fn, line))
     )
     await process.start()
-    assert await process.wait_ready(10) == "http://127.0.0.1:1"
+    _granted_socket(await process.wait_ready(10), tmp_path)
     assert await process.stop(grace=5) == 0
     log = (tmp_path / "logs" / "fn.log").read_text()
     assert "starting run 1" in log and "graceful bye" in log  # SIGTERM handled gracefully
     assert ("fn", "graceful bye") in lines
+
+
+async def test_the_log_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Function output may hold secrets: the log is 0600 like every other file of the area,
+    also one left readable by an older version, and its rotated generation."""
+    log = tmp_path / "logs" / "fn.log"
+    log.parent.mkdir()
+    log.write_bytes(b"old\n")
+    log.chmod(0o644)
+    previous = os.umask(0)
+    try:
+        process = FunctionProcess(_spec(tmp_path, "serve"))
+        await process.start()
+        await process.wait_ready(10)
+        await process.stop(grace=5)
+        with _LogWriter(tmp_path / "logs" / "big.log") as big:
+            big.write(b"x" * LOG_ROTATE_BYTES)
+    finally:
+        os.umask(previous)
+    for path in (log, tmp_path / "logs" / "big.log", tmp_path / "logs" / "big.log.1"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 async def test_exiting_before_ready_fails_with_its_last_output(tmp_path: Path) -> None:
@@ -119,13 +157,13 @@ def _gone(pid: int, timeout: float = 5.0) -> bool:
     return True
 
 
-async def test_a_crash_is_restarted_with_backoff_and_the_new_url_reported(
+async def test_a_crash_is_restarted_with_backoff_and_the_new_endpoint_reported(
     tmp_path: Path,
 ) -> None:
-    reported: asyncio.Queue[str | None] = asyncio.Queue()
+    reported: asyncio.Queue[Endpoint | None] = asyncio.Queue()
 
-    async def on_ready(sup: Supervised, url: str | None) -> None:
-        await reported.put(url)
+    async def on_ready(sup: Supervised, http: Endpoint | None) -> None:
+        await reported.put(http)
 
     sup = Supervised(
         _spec(tmp_path, "crash-once"),
@@ -134,10 +172,11 @@ async def test_a_crash_is_restarted_with_backoff_and_the_new_url_reported(
         backoff=Backoff(base=0.05, cap=0.1, rng=random.Random(0)),
         timeouts=Timeouts(ready=10, grace=5),
     )
-    assert await sup.start() == "http://127.0.0.1:1"  # then it crashes at once
-    assert await asyncio.wait_for(reported.get(), 10) == "http://127.0.0.1:2"
+    first = _granted_socket(await sup.start(), tmp_path)  # then it crashes at once
+    second = await asyncio.wait_for(reported.get(), 10)
+    assert _granted_socket(second, tmp_path) != first
     assert sup.restarts == 1 and sup.last_exit == 1 and sup.state == FunctionState.RUNNING
-    assert sup.url == "http://127.0.0.1:2"
+    assert sup.http == second
     pid = sup.pid
     await sup.stop()
     assert sup.state == FunctionState.STOPPED and pid is not None and not psutil.pid_exists(pid)

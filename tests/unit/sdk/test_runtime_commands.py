@@ -17,9 +17,9 @@ import pytest
 import alien
 from alien.errors import ValidationError
 from alien.protocol.command_messages import MAX_INLINE_BYTES, CommandResponse
-from alien.sdk.runtime.config import ControlConfig, RuntimeConfig
+from alien.sdk.runtime.address import parse_listen_address
+from alien.sdk.runtime.config import EndpointConfig, RuntimeConfig
 from alien.sdk.runtime.control import ControlServer
-from alien.sdk.runtime.control_address import parse_control_address
 from alien.sdk.runtime.control_app import MAX_BODY_BYTES, RESULT_HEADER
 
 TOKEN = "t0ken-" + "x" * 40
@@ -71,10 +71,13 @@ def handlers() -> None:
         raise RuntimeError("it broke")
 
 
+def control_at(address: str) -> EndpointConfig:
+    return EndpointConfig(parse_listen_address(address, "ALIEN_CONTROL_ADDRESS"), TOKEN)
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ControlServer]:
-    address = parse_control_address(f"unix:{tmp_path / 'control.sock'}")
-    control = ControlServer("api", ControlConfig(address, TOKEN))
+    control = ControlServer("api", control_at(f"unix:{tmp_path / 'control.sock'}"))
     await control.start()
     yield control
     await control.stop()
@@ -104,7 +107,7 @@ async def response_of(server: ControlServer, body: dict[str, Any]) -> CommandRes
 
 async def test_the_socket_is_private_and_removed_on_stop(tmp_path: Path) -> None:
     path = tmp_path / "c.sock"
-    control = ControlServer("api", ControlConfig(parse_control_address(f"unix:{path}"), TOKEN))
+    control = ControlServer("api", control_at(f"unix:{path}"))
     assert await control.start() == f"unix:{path}"
     mode = path.lstat().st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
@@ -286,18 +289,18 @@ def test_the_config_reads_the_control_address_and_keeps_the_token_out_of_repr() 
 )
 def test_bad_control_addresses_are_refused(value: str) -> None:
     with pytest.raises(ValidationError) as info:
-        parse_control_address(value)
+        parse_listen_address(value, "ALIEN_CONTROL_ADDRESS")
     assert info.value.field == "ALIEN_CONTROL_ADDRESS"
 
 
 def test_a_socket_path_over_the_os_limit_is_refused() -> None:
     with pytest.raises(ValidationError, match="103 bytes"):
-        parse_control_address("unix:/" + "d" * 120 + "/c.sock")
-    assert parse_control_address("tcp:[::1]:0").host == "::1"
+        parse_listen_address("unix:/" + "d" * 120 + "/c.sock", "ALIEN_CONTROL_ADDRESS")
+    assert parse_listen_address("tcp:[::1]:0", "ALIEN_CONTROL_ADDRESS").host == "::1"
 
 
 async def test_a_loopback_tcp_endpoint_reports_its_port() -> None:
-    control = ControlServer("api", ControlConfig(parse_control_address("tcp:127.0.0.1:0"), TOKEN))
+    control = ControlServer("api", control_at("tcp:127.0.0.1:0"))
     address = await control.start()
     try:
         host, port = address.removeprefix("tcp:").rsplit(":", 1)

@@ -47,6 +47,8 @@ class Runtime:
     def __init__(self, code_dir: Path, socket_path: Path) -> None:
         env = {
             "PATH": os.environ["PATH"],
+            # The alien under test, not the one installed in the environment:
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             "ALIEN_FUNCTION": "api",
             "ALIEN_ENTRYPOINT": "app:app",
             "ALIEN_COMMANDS_ENABLED": "1",

@@ -63,3 +63,21 @@ def test_bad_values_name_the_variable(change: dict[str, str], field: str) -> Non
         RuntimeConfig.from_environ(BASE | change)
     assert info.value.field == field
     assert field in info.value.message
+
+
+def test_the_platform_s_http_endpoint_comes_with_its_token_kept_out_of_repr() -> None:
+    token = "h" * 40
+    config = RuntimeConfig.from_environ(
+        BASE | {"ALIEN_HTTP_ADDRESS": "unix:/run/a/http-1.sock", "ALIEN_HTTP_TOKEN": token}
+    )
+    assert config.http is not None and str(config.http.address) == "unix:/run/a/http-1.sock"
+    assert config.http.token == token and token not in repr(config)
+    assert RuntimeConfig.from_environ(BASE).http is None  # ALIEN_HOST/ALIEN_PORT then
+    for change, field in [
+        ({"ALIEN_HTTP_ADDRESS": "unix:/a.sock"}, "ALIEN_HTTP_TOKEN"),  # never without its token
+        ({"ALIEN_HTTP_ADDRESS": "unix:/a.sock", "ALIEN_HTTP_TOKEN": "short"}, "ALIEN_HTTP_TOKEN"),
+        ({"ALIEN_HTTP_ADDRESS": "tcp:0.0.0.0:80", "ALIEN_HTTP_TOKEN": token}, "ALIEN_HTTP_ADDRESS"),
+    ]:
+        with pytest.raises(ValidationError) as info:
+            RuntimeConfig.from_environ(BASE | change)
+        assert info.value.field == field and "short" not in info.value.message

@@ -22,17 +22,22 @@ from alien.bindings.local.queue import LocalQueue
 
 APP = textwrap.dedent(
     """
-    import asyncio
+    import asyncio, json, os
     import alien
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
+        body = scope["path"].encode()
         if scope["path"] == "/slow":
             print("slow request started", flush=True)
             await asyncio.sleep(0.5)
+        if scope["path"] == "/seen":  # what the app can know of the platform's token
+            headers = [name.decode() for name, _ in scope["headers"]]
+            body = json.dumps({"env": os.environ.get("ALIEN_HTTP_TOKEN"), "headers": headers})
+            body = body.encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": scope["path"].encode()})
+        await send({"type": "http.response.body", "body": body})
 
     @alien.on_queue_message("tasks")
     def handle(message):
@@ -50,6 +55,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
     return {
         "PATH": os.environ["PATH"],
+        # The alien under test, not the one installed in the environment:
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "ALIEN_FUNCTION": "api",
         "ALIEN_ENTRYPOINT": "app:app",
         "ALIEN_TRIGGERS": json.dumps([{"type": "queue", "queue": "tasks"}]),
@@ -81,7 +88,8 @@ class Runtime:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
             if line.startswith("alien-runtime: ready function=api"):
-                self.url = line.split("url=")[1].strip() if "url=" in line else None
+                http = line.split("http=")[1].split()[0] if "http=" in line else None
+                self.url = http and "http://" + http.removeprefix("tcp:")
                 self._ready.set()
         self._ready.set()  # EOF: exited
 
@@ -131,6 +139,30 @@ def test_serves_http_and_runs_triggers_and_survives_a_failing_handler(
     assert _poll(lambda: kv.get("seen")) == b"payload"
     assert "handler bug" in runtime.output  # the traceback is in the log
     assert httpx.get(f"{url}/still-up", timeout=5).status_code == 200
+
+
+def test_on_the_platform_s_endpoint_only_callers_with_its_token_are_answered(
+    code_dir: Path, tmp_path: Path
+) -> None:
+    """On the loopback port a too-deep area falls back to, any local process can connect: the
+    token is what keeps it away from the app, and the app itself never gets to hold it."""
+    token = "http-" + "k" * 40
+    env = _env(tmp_path, ALIEN_HTTP_ADDRESS="tcp:127.0.0.1:0", ALIEN_HTTP_TOKEN=token)
+    rt = Runtime(code_dir, env)
+    try:
+        url = rt.wait_ready()
+        refused = [
+            httpx.get(f"{url}/hello", timeout=5),
+            httpx.get(f"{url}/hello", headers={"alien-http-token": "x" * 45}, timeout=5),
+        ]
+        assert {r.status_code for r in refused} == {401}
+        assert refused[0].json()["error"]["code"] == "UNAUTHENTICATED"
+        seen = httpx.get(f"{url}/seen", headers={"alien-http-token": token}, timeout=5).json()
+        assert seen["env"] is None and "alien-http-token" not in seen["headers"]
+        assert all(token not in line for line in rt.lines)
+    finally:
+        rt.proc.kill()
+        rt.proc.wait()
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_zero(runtime: Runtime) -> None:

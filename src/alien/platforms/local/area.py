@@ -99,14 +99,20 @@ class Area:
         return path
 
     def ensure(self) -> None:
-        """Create the area's skeleton; private to the user running it (0700)."""
+        """Create the area's skeleton; private to the user running it (0700).
+
+        Directories that exist already are made private too, not only new ones: a root or
+        ``logs/`` created loosely beforehand (by hand, by another tool) would leave function
+        output and staged code readable by every local user. ``chmod`` also refuses a directory
+        this user does not own.
+        """
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.root.chmod(0o700)
             for sub in ("keys", "logs", "releases", "resources", "run"):
-                self.inside(sub).mkdir(exist_ok=True, mode=0o700)
-            # keys/ holds secrets and run/ the control sockets: private even if created loosely.
-            self.inside("keys").chmod(0o700)
-            self.inside("run").chmod(0o700)
+                path = self.inside(sub)
+                path.mkdir(exist_ok=True, mode=0o700)
+                path.chmod(0o700)
         except OSError as exc:
             raise PlatformError(f"cannot create the area {self.root}: {exc}", field="area") from exc
 

@@ -29,7 +29,7 @@ import aiohttp
 
 from alien.errors import PlatformError
 from alien.platforms.dispatch import Invocation, ParamsSource, ResultDocument
-from alien.platforms.local.control import ControlEndpoint
+from alien.platforms.local.endpoints import Endpoint
 from alien.protocol.command_messages import CommandEnvelope, CommandResponse
 from alien.protocol.wire import parse
 
@@ -59,7 +59,7 @@ class ControlLost(Exception):
 class ControlClient:
     """One endpoint's API: ``invoke``, ``cancel``, ``commands``."""
 
-    def __init__(self, endpoint: ControlEndpoint) -> None:
+    def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._http: aiohttp.ClientSession | None = None
 

@@ -7,7 +7,7 @@ address and its token are always read together; not in ``state.json``, which rec
 provisioned (durable, and read by tools that have no business holding tokens) while this holds
 facts that die with the processes::
 
-    {"version": 1, "functions": {"api": {"address": "unix:/…/run/api-1f2e3d4c.sock",
+    {"version": 1, "functions": {"api": {"address": "unix:/…/run/control-1f2e3d4c.sock",
                                          "token": "…", "release": "r2", "pid": 4242}}}
 
 The platform rewrites it whenever a function's current version changes (an update's switch, a
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from alien.errors import PlatformError
 from alien.platforms.local.area import Area
-from alien.platforms.local.control import ControlEndpoint
+from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.files import write_private
 
 FORMAT_VERSION = 1
@@ -32,7 +32,7 @@ FORMAT_VERSION = 1
 class Published:
     """One function's entry: its current endpoint and which process serves it."""
 
-    endpoint: ControlEndpoint
+    endpoint: Endpoint
     release: str
     pid: int | None
 
@@ -65,7 +65,7 @@ class AreaControls:
     def __init__(self, area: Area) -> None:
         self.area = area
 
-    def control_endpoints(self) -> dict[str, ControlEndpoint]:
+    def control_endpoints(self) -> dict[str, Endpoint]:
         path = self.area.control_file
         try:
             raw = json.loads(path.read_bytes())
@@ -73,7 +73,7 @@ class AreaControls:
             if not isinstance(functions, dict):
                 raise ValueError("no 'functions' object of a known version")
             return {
-                str(fid): ControlEndpoint(str(entry["address"]), str(entry["token"]))
+                str(fid): Endpoint(str(entry["address"]), str(entry["token"]))
                 for fid, entry in functions.items()
             }
         except FileNotFoundError:

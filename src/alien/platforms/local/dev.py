@@ -40,10 +40,24 @@ from alien.stack.spec import Manifest, VaultSpec
 log = logging.getLogger(__name__)
 
 DEV_AREA = Path(".alien") / "dev"
+GITIGNORE = "# alien dev's local area: vault keys, data, logs. Never commit it.\n*\n"
 
 
 def default_area(app_dir: Path) -> Path:
     return app_dir / DEV_AREA
+
+
+def prepare_area(area: Area) -> None:
+    """Create the dev area, kept out of version control.
+
+    It lives inside the app directory, usually a repository, and holds vault keys beside the
+    vaults they open, data and logs: a ``.gitignore`` of ``*`` in it keeps a ``git add .`` from
+    committing any of that (as a virtualenv does).
+    """
+    area.ensure()
+    ignore = area.inside(".gitignore")
+    if not ignore.exists():
+        ignore.write_text(GITIGNORE)
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,7 @@ class DevSession:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then stop every function (no process is left behind)."""
+        await asyncio.to_thread(prepare_area, self.area)
         await asyncio.to_thread(self.platform.open)  # another `alien dev` here fails right away
         try:
             await self._apply_unless_stopped("ready", stop)
@@ -190,7 +205,7 @@ def set_secret(app_dir: Path, vault: str, name: str, value: str, area: Path | No
     if not isinstance(spec, VaultSpec):
         raise ValidationError(f"{vault!r} is a {spec.kind}, not a vault", field="vault")
     dev_area = Area(area if area is not None else default_area(app))
-    dev_area.ensure()
+    prepare_area(dev_area)
     with binding(dev_area, spec).open() as backend:
         assert isinstance(backend, Vault)
         backend.set_secret(name, value)

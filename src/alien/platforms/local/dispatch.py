@@ -28,8 +28,8 @@ from alien.platforms.dispatch import (
     ResultOffload,
     function_unavailable,
 )
-from alien.platforms.local.control import ControlEndpoint
 from alien.platforms.local.control_client import ControlClient, ControlLost, ControlUnreachable
+from alien.platforms.local.endpoints import Endpoint
 from alien.protocol.command_messages import CommandEnvelope, CommandResponse
 from alien.protocol.wire import parse
 
@@ -75,7 +75,7 @@ def direct_envelope(
 class ControlSource(Protocol):
     """Where the current control endpoints are: ``LocalPlatform`` or ``AreaControls``."""
 
-    def control_endpoints(self) -> dict[str, ControlEndpoint]: ...
+    def control_endpoints(self) -> dict[str, Endpoint]: ...
 
 
 class LocalDispatcher:
@@ -98,14 +98,14 @@ class LocalDispatcher:
         self.source = source
         self.offload = offload
         self.spool_dir = spool_dir
-        self._running: dict[str, ControlEndpoint] = {}
+        self._running: dict[str, Endpoint] = {}
         """Command id → the endpoint running it: a cancel must reach the version that runs it,
         which is not the current one any more once an update switched."""
-        self._clients: dict[ControlEndpoint, ControlClient] = {}
+        self._clients: dict[Endpoint, ControlClient] = {}
         """One client (with its open connections) per endpoint in use; see ``_client``."""
         self._closing: set[asyncio.Task[None]] = set()
 
-    def _client(self, endpoint: ControlEndpoint) -> ControlClient:
+    def _client(self, endpoint: Endpoint) -> ControlClient:
         """The endpoint's client; clients of endpoints neither current nor running a command
         any more (a replaced version, a crashed process) are closed on the way."""
         client = self._clients.get(endpoint)
@@ -133,10 +133,10 @@ class LocalDispatcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _current(self, function: str) -> ControlEndpoint | None:
+    def _current(self, function: str) -> Endpoint | None:
         return self.source.control_endpoints().get(function)
 
-    def _require(self, function: str) -> ControlEndpoint:
+    def _require(self, function: str) -> Endpoint:
         endpoint = self._current(function)
         if endpoint is None:
             running = ", ".join(sorted(self.source.control_endpoints())) or "none"
@@ -173,7 +173,7 @@ class LocalDispatcher:
     async def _call(
         self,
         function: str,
-        endpoint: ControlEndpoint,
+        endpoint: Endpoint,
         envelope: CommandEnvelope,
         params: ParamsSource | None,
         include_traceback: bool,
@@ -219,7 +219,7 @@ class LocalDispatcher:
     async def known_commands(self) -> dict[str, list[str]]:
         endpoints = sorted(self.source.control_endpoints().items())
 
-        async def names(endpoint: ControlEndpoint) -> list[str] | None:
+        async def names(endpoint: Endpoint) -> list[str] | None:
             try:
                 return await self._client(endpoint).commands()
             except (ControlUnreachable, ControlLost):

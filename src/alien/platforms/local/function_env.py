@@ -45,16 +45,13 @@ def base_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 def function_environment(
-    fn: FunctionSpec,
-    bindings: Mapping[str, Binding],
-    *,
-    host: str = "127.0.0.1",
-    environ: Mapping[str, str] | None = None,
+    fn: FunctionSpec, bindings: Mapping[str, Binding], *, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Every variable function ``fn`` starts with.
+    """Every variable function ``fn`` starts with, but its endpoints' addresses and tokens.
 
-    ``ALIEN_PORT=0``: the runtime binds a free port itself and reports it in its ready line, so
-    there is no race between the platform picking a port and the function binding it.
+    Those (``ALIEN_HTTP_*``, ``ALIEN_CONTROL_*``) are fresh for every process and added only when
+    it is spawned (``process.FunctionProcess``). No ``ALIEN_HOST``/``ALIEN_PORT``: a function's
+    app never listens on a port of its own, which every local user could reach.
     """
     env = base_environment(environ)
     env.update(fn.config.env)
@@ -65,8 +62,6 @@ def function_environment(
             "ALIEN_TRIGGERS": json.dumps(
                 [t.model_dump(mode="json") for t in fn.config.triggers], sort_keys=True
             ),
-            "ALIEN_HOST": host,
-            "ALIEN_PORT": "0",
             "ALIEN_COMMANDS_ENABLED": "1" if fn.config.commands_enabled else "0",
             "ALIEN_BINDINGS": Bindings(bindings).dumps(),
             "PYTHONUNBUFFERED": "1",  # log lines reach the log file as they are written
@@ -82,20 +77,20 @@ def process_spec(
     *,
     code_dir: Path,
     log_file: Path,
-    run_dir: Path | None = None,
-    host: str = "127.0.0.1",
+    run_dir: Path,
     python: str = sys.executable,
 ) -> ProcessSpec:
     """How to start function ``fn``: the runtime module, run from the function's code dir.
 
-    With commands enabled, each process gets a control socket in ``run_dir`` and its token
-    (added at spawn time by ``FunctionProcess``, see ``control``); without ``run_dir`` none.
+    Each process gets sockets in ``run_dir`` and their tokens (added at spawn time by
+    ``FunctionProcess``, see ``endpoints``): its app's, and with commands enabled its control's.
     """
     return ProcessSpec(
         function=fn.id,
         argv=[python, "-m", RUNTIME_MODULE],
         cwd=code_dir,
-        env=function_environment(fn, bindings, host=host),
+        env=function_environment(fn, bindings),
         log_file=log_file,
-        control_dir=run_dir if fn.config.commands_enabled else None,
+        run_dir=run_dir,
+        commands=fn.config.commands_enabled,
     )

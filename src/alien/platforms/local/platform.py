@@ -38,8 +38,8 @@ from alien.errors import AlienError, PlatformError
 from alien.platforms.local import provision, releases
 from alien.platforms.local.area import Area, AreaLock, check_name
 from alien.platforms.local.backoff import Backoff
-from alien.platforms.local.control import ControlEndpoint
 from alien.platforms.local.control_file import Published, publish
+from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.function_env import process_spec
 from alien.platforms.local.ingress import Ingress
 from alien.platforms.local.process import OutputSink, ProcessSpec
@@ -62,6 +62,8 @@ def _public(fn: FunctionSpec) -> bool:
 class LocalPlatform:
     """Resources, function processes and ingresses of one deployment on this machine.
 
+    ``host`` is where ingresses listen: the only TCP ports there are (function processes serve on
+    Unix sockets in ``run/``, see ``endpoints``).
     ``ports`` pins a public function's ingress port (``alien dev --port``); otherwise the port
     used last time (``state.json``) is reused when free, else a free one is picked. ``sink``
     receives every line functions print (their log files get them regardless).
@@ -176,7 +178,6 @@ class LocalPlatform:
             code_dir=releases.code_dir(self.area, release, fn),
             log_file=self.area.log_file(fn.id),
             run_dir=self.area.run_dir,
-            host=self.host,
             python=self.python,
         )
 
@@ -186,7 +187,7 @@ class LocalPlatform:
 
     async def _start_versions(
         self, changed: list[tuple[FunctionSpec, ProcessSpec]], release: str
-    ) -> list[tuple[FunctionSpec, Supervised, str | None]]:
+    ) -> list[tuple[FunctionSpec, Supervised, Endpoint | None]]:
         """Start all new versions; if any fails to get ready, stop the others and raise.
 
         Cancellation (Ctrl-C during an ``alien dev`` reload) also stops every new process: none
@@ -196,7 +197,7 @@ class LocalPlatform:
 
         async def start(
             fn: FunctionSpec, spec: ProcessSpec
-        ) -> tuple[FunctionSpec, Supervised, str | None]:
+        ) -> tuple[FunctionSpec, Supervised, Endpoint | None]:
             sup = Supervised(
                 spec,
                 release=release,
@@ -206,14 +207,14 @@ class LocalPlatform:
                 timeouts=self.timeouts,
             )
             created.append(sup)
-            url = await sup.start()
-            if _public(fn) and url is None:
+            http = await sup.start()
+            if _public(fn) and http is None:
                 raise PlatformError(
                     f"function {fn.id} is public but serves no HTTP app: make "
                     f"{fn.config.code.entrypoint} an ASGI app or call alien.serve(app)",
                     field=fn.id,
                 )
-            return fn, sup, url
+            return fn, sup, http
 
         try:
             results = await asyncio.gather(
@@ -238,15 +239,15 @@ class LocalPlatform:
         ) from first
 
     def _switch(
-        self, started: list[tuple[FunctionSpec, Supervised, str | None]]
+        self, started: list[tuple[FunctionSpec, Supervised, Endpoint | None]]
     ) -> list[tuple[Supervised | None, Backend | None]]:
         """Make the new versions current (no await inside: all switch at the same instant)."""
         retiring: list[tuple[Supervised | None, Backend | None]] = []
-        for fn, sup, url in started:
+        for fn, sup, http in started:
             previous = self._functions.get(fn.id)
             self._functions[fn.id] = sup
             ingress = self._ingresses.get(fn.id)
-            old_backend = ingress.switch(Backend(url)) if ingress and url else None
+            old_backend = ingress.switch(Backend(http)) if ingress and http else None
             retiring.append((previous, old_backend))
         return retiring
 
@@ -255,28 +256,28 @@ class LocalPlatform:
         if backend is not None:
             if not await backend.drain(self.timeouts.grace):
                 log.warning(
-                    "%s still had requests in flight after %ss", backend.url, self.timeouts.grace
+                    "%s still had requests in flight after %ss", backend, self.timeouts.grace
                 )
             await backend.aclose()
         if sup is not None:
             await sup.stop()
 
-    async def _on_restart(self, sup: Supervised, url: str | None) -> None:
-        """A crashed process came back on a new port (and control socket): follow it."""
+    async def _on_restart(self, sup: Supervised, http: Endpoint | None) -> None:
+        """A crashed process came back on new sockets: follow it."""
         if self._functions.get(sup.function) is not sup:
             return
         await self._publish_controls()
-        if url is None:
+        if http is None:
             return
         ingress = self._ingresses.get(sup.function)
         if ingress is not None:
-            dead = ingress.switch(Backend(url))
+            dead = ingress.switch(Backend(http))
             if dead is not None:
                 await dead.aclose()
 
     # --- commands -------------------------------------------------------------------------------
 
-    def control_endpoints(self) -> dict[str, ControlEndpoint]:
+    def control_endpoints(self) -> dict[str, Endpoint]:
         """Function id → the control endpoint of its current version (running, commands on)."""
         return {fid: sup.control for fid, sup in self._functions.items() if sup.control}
 

@@ -4,13 +4,12 @@ The child is the function runtime (``python -m alien.sdk.runtime``). Its stdout 
 through a pipe to this process, which appends them to ``logs/<function>.log``, optionally echoes
 them, and watches for the runtime's ready line::
 
-    alien-runtime: ready function=<id> url=http://127.0.0.1:<port> control=unix:<socket>
+    alien-runtime: ready function=<id> http=unix:<socket> control=unix:<socket>
 
-(``url=`` is absent for a function without HTTP, ``control=`` for one without commands). The
-runtime binds its own port and reports it here, so there is no window in which a port picked by
-the platform could be taken by someone else. A spec with a ``control_dir`` gets a fresh
-:class:`~alien.platforms.local.control.ControlGrant` per process (token and socket), added to
-its environment at spawn time only.
+(``http=`` is absent for a function without an HTTP app, ``control=`` for one without commands).
+Every process is granted a fresh endpoint (:class:`~alien.platforms.local.endpoints.Grant`: a
+token and a socket in ``run_dir``) for its app and, with commands, one for its control API, added
+to its environment at spawn time only; the runtime binds them itself and reports them here.
 
 The child leads its own process group: a terminal's Ctrl-C reaches only the platform, which stops
 children in order, and a stop can sweep up anything the function itself spawned.
@@ -28,12 +27,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from alien.errors import PlatformError
-from alien.platforms.local.control import ControlEndpoint, ControlGrant
+from alien.platforms.local.endpoints import CONTROL, HTTP, Endpoint, EndpointKind, Grant
 
 READY_LINE = re.compile(
-    r"^alien-runtime: ready function=(?P<function>\S+)(?: url=(?P<url>\S+))?"
+    r"^alien-runtime: ready function=(?P<function>\S+)(?: http=(?P<http>\S+))?"
     r"(?: control=(?P<control>\S+))?"
 )
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
@@ -52,8 +52,10 @@ class ProcessSpec:
     cwd: Path
     env: dict[str, str]
     log_file: Path
-    control_dir: Path | None = None
-    """Where the process's command control socket goes; ``None``: commands are not enabled."""
+    run_dir: Path
+    """Where the process's sockets go (the area's ``run/``)."""
+    commands: bool = False
+    """Whether it gets a command control endpoint besides its app's."""
 
 
 @dataclass
@@ -63,8 +65,8 @@ class _Output:
     function: str
     sink: OutputSink | None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    url: str | None = None
-    control: str | None = None
+    reported: dict[str, str | None] = field(default_factory=dict)
+    """Kind name (``http``, ``control``) → the address the ready line gave for it."""
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
     _partial: bytes = b""
 
@@ -84,8 +86,7 @@ class _Output:
         if not self.ready.is_set():
             match = READY_LINE.match(line)
             if match and match["function"] == self.function:
-                self.url = match["url"]
-                self.control = match["control"]
+                self.reported = {kind.name: match[kind.name] for kind in (HTTP, CONTROL)}
                 self.ready.set()
         if self.sink is not None:
             self.sink(self.function, line)
@@ -99,10 +100,9 @@ class FunctionProcess:
         self._output = _Output(spec.function, sink)
         self._proc: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._grant = (
-            ControlGrant.issue(spec.control_dir, spec.function) if spec.control_dir else None
-        )
-        self._control: ControlEndpoint | None = None
+        kinds = (HTTP, CONTROL) if spec.commands else (HTTP,)
+        self._grants = [Grant.issue(kind, spec.run_dir, spec.function) for kind in kinds]
+        self._endpoints: dict[EndpointKind, Endpoint] = {}
         self.started_at: float | None = None
         self.exited_at: float | None = None
 
@@ -115,13 +115,14 @@ class FunctionProcess:
         return self._proc.returncode if self._proc else None
 
     @property
-    def url(self) -> str | None:
-        return self._output.url
+    def http(self) -> Endpoint | None:
+        """The app's endpoint it reported ready with (``None``: no HTTP app)."""
+        return self._endpoints.get(HTTP)
 
     @property
-    def control(self) -> ControlEndpoint | None:
+    def control(self) -> Endpoint | None:
         """The command control endpoint it reported ready with (``None``: no commands)."""
-        return self._control
+        return self._endpoints.get(CONTROL)
 
     @property
     def uptime(self) -> float:
@@ -136,8 +137,10 @@ class FunctionProcess:
     async def start(self) -> None:
         if self._proc is not None:
             raise PlatformError(f"process for {self.spec.function} already started")
-        self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-        env = self.spec.env | (self._grant.environment() if self._grant else {})
+        self.spec.log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        env = dict(self.spec.env)
+        for grant in self._grants:
+            env |= grant.environment()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.spec.argv,
@@ -164,8 +167,8 @@ class FunctionProcess:
                 self._output.feed(chunk)
             self._output.flush()
 
-    async def wait_ready(self, timeout: float) -> str | None:
-        """Wait for the ready line; return the URL it announced (``None``: no HTTP).
+    async def wait_ready(self, timeout: float) -> Endpoint | None:
+        """Wait for the ready line; return the app's endpoint it announced (``None``: no app).
 
         Raises ``PlatformError`` with the process's last output if it exits or stays silent.
         """
@@ -180,13 +183,19 @@ class FunctionProcess:
             for task in (ready, exited):
                 task.cancel()
         if ready in done or self._output.ready.is_set():
-            if self._grant is not None:
-                self._control = self._grant.accept(self._output.control)
-            return self._output.url
+            self._accept(self._output.reported)
+            return self.http
         if exited in done:
             await self._finish_output()
             raise self._failure(f"exited with code {proc.returncode} before it was ready")
         raise self._failure(f"was not ready after {timeout:g}s")
+
+    def _accept(self, reported: dict[str, str | None]) -> None:
+        """Keep the endpoints the process reported, each only if it is the one granted."""
+        for grant in self._grants:
+            endpoint = grant.accept(reported.get(grant.kind.name))
+            if endpoint is not None:
+                self._endpoints[grant.kind] = endpoint
 
     def _failure(self, what: str) -> PlatformError:
         tail = self.tail()
@@ -201,9 +210,9 @@ class FunctionProcess:
         """Wait for the process to exit (for any reason); return its exit code."""
         code = await self._require().wait()
         self.exited_at = self.exited_at or time.monotonic()
-        self._control = None
-        if self._grant is not None:
-            self._grant.release()
+        self._endpoints.clear()
+        for grant in self._grants:
+            grant.release()
         await self._finish_output()
         return code
 
@@ -243,12 +252,22 @@ class FunctionProcess:
         return self._proc
 
 
+def _open_private(path: Path) -> BinaryIO:
+    """``path`` for appending, 0600 whatever the umask: function output may hold secrets.
+
+    A file left with a wider mode (by an older version) is narrowed as well.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    return open(fd, "ab", buffering=0)
+
+
 class _LogWriter:
     """Append-only log file with one generation of size-based rotation (``.log.1``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by __exit__
+        self._fh = _open_private(path)
 
     def __enter__(self) -> _LogWriter:
         return self
@@ -261,4 +280,4 @@ class _LogWriter:
         if self._fh.tell() >= LOG_ROTATE_BYTES:
             self._fh.close()
             os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115
+            self._fh = _open_private(self.path)

@@ -6,6 +6,11 @@ under requests that are already on the wire. Proxying per request keeps the clie
 on the ingress and picks the backend for each request, so switching backends between two
 requests is invisible to the client.
 
+A backend is a function process's app endpoint (``endpoints.Endpoint``): normally a Unix socket
+in the area's ``run/``, which only this user can connect to. Every request and WebSocket handshake
+carries the endpoint's token (``alien-http-token``), without which the runtime answers nothing,
+and a client's own header of that name is dropped like ``X-Forwarded-*``.
+
 The switch protocol that makes updates lose nothing: ``switch(new)`` sends every request from now
 on to ``new``; the old backend counts its in-flight requests and ``drain()`` waits for that count
 to reach zero, after which nothing can be sent to it any more and it is safe to stop.
@@ -24,9 +29,12 @@ from urllib.parse import quote
 import httpx
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.client import unix_connect as ws_unix_connect
 from websockets.exceptions import ConnectionClosed
 
 from alien.errors import PlatformError
+from alien.platforms.local.endpoints import Endpoint
+from alien.protocol.function_http import HTTP_TOKEN_HEADER
 from alien.protocol.http_exchange import HOP_BY_HOP as HTTP_HOP_BY_HOP
 
 log = logging.getLogger(__name__)
@@ -38,21 +46,28 @@ Send = Callable[[Message], Awaitable[None]]
 
 # ASGI carries header names as bytes.
 HOP_BY_HOP = frozenset(name.encode() for name in HTTP_HOP_BY_HOP)
+TOKEN_HEADER = HTTP_TOKEN_HEADER.encode()
 
 
 class Backend:
-    """One running process's HTTP endpoint, with a count of requests in flight to it."""
+    """One running process's app endpoint, with a count of requests in flight to it."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        # trust_env=False: never route function traffic through a proxy from the environment.
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=5.0, read=None, write=None, pool=None),
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.url = endpoint.base_url
+        self.token = (TOKEN_HEADER, endpoint.token.encode())
+        transport = httpx.AsyncHTTPTransport(
+            uds=endpoint.unix_path,
             # Idle connections are dropped well before uvicorn's 5 s keep-alive timeout, so the
             # proxy never sends a request on a connection the backend is closing.
             limits=httpx.Limits(
                 max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
             ),
+        )
+        # trust_env=False: never route function traffic through a proxy from the environment.
+        self.client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(connect=5.0, read=None, write=None, pool=None),
             follow_redirects=False,
             trust_env=False,
         )
@@ -61,7 +76,7 @@ class Backend:
         self._idle.set()
 
     def __repr__(self) -> str:
-        return f"Backend({self.url!r}, inflight={self._inflight})"
+        return f"Backend({self.endpoint.address!r}, inflight={self._inflight})"
 
     @property
     def inflight(self) -> int:
@@ -114,6 +129,7 @@ def _forward_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     for key, value in headers:  # "Connection: foo" names more headers to drop
         if key == b"connection":
             drop.update(token.strip().lower() for token in value.split(b","))
+    drop.add(TOKEN_HEADER)  # only the proxy speaks for the platform
     kept = [(k, v) for k, v in headers if k not in drop and not k.startswith(b"x-forwarded-")]
     client = scope.get("client")
     if client:
@@ -198,7 +214,7 @@ class ProxyApp:
                     request = backend.client.build_request(
                         scope["method"],
                         httpx.URL(backend.url).copy_with(raw_path=_target(scope)),
-                        headers=headers,
+                        headers=[*headers, backend.token],
                         content=body,
                     )
                     response = await backend.client.send(request, stream=True)
@@ -273,21 +289,12 @@ async def _websocket_proxy(proxy: ProxyApp, scope: Scope, receive: Receive, send
     skip |= {b"sec-websocket-extensions", b"sec-websocket-protocol"}
     headers = [
         (k.decode("latin-1"), v.decode("latin-1"))
-        for k, v in _forward_headers(scope)
+        for k, v in [*_forward_headers(scope), backend.token]
         if k not in skip
     ]
     with backend.lease():
         try:
-            upstream = await ws_connect(
-                url,
-                additional_headers=headers,
-                subprotocols=scope.get("subprotocols") or None,
-                proxy=None,
-                open_timeout=5,
-                max_size=None,
-                compression=None,
-                user_agent_header=None,
-            )
+            upstream = await _ws_open(backend.endpoint, url, headers, scope)
         except (OSError, TimeoutError, ValueError) as exc:
             log.warning("ingress %s: websocket upstream failed: %s", proxy.name, exc)
             await send({"type": "websocket.close", "code": 1011})
@@ -295,6 +302,23 @@ async def _websocket_proxy(proxy: ProxyApp, scope: Scope, receive: Receive, send
         async with upstream:
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
             await _pump_websocket(upstream, receive, send)
+
+
+async def _ws_open(
+    endpoint: Endpoint, url: str, headers: list[tuple[str, str]], scope: Scope
+) -> ClientConnection:
+    """The WebSocket to the backend, over its Unix socket when it has one."""
+    options: dict[str, Any] = {
+        "additional_headers": headers,
+        "subprotocols": scope.get("subprotocols") or None,
+        "open_timeout": 5,
+        "max_size": None,
+        "compression": None,
+        "user_agent_header": None,
+    }
+    if endpoint.unix_path is not None:
+        return await ws_unix_connect(endpoint.unix_path, url, **options)
+    return await ws_connect(url, proxy=None, **options)
 
 
 async def _pump_websocket(upstream: ClientConnection, receive: Receive, send: Send) -> None:

@@ -2,9 +2,10 @@
 
 A ``Supervised`` is one *version* of a function (one release, one configuration). It starts a
 process, and whenever that process exits without being asked to, starts a fresh one after the
-backoff delay. Every time a process becomes ready, ``on_ready`` is told its URL, so the ingress can
-follow restarts (each process has its own port). Replacing a version by another (an update) is
-not done here: the platform starts the new ``Supervised`` next to the old one and switches.
+backoff delay. Every time a process becomes ready, ``on_ready`` is told its app's endpoint, so the
+ingress can follow restarts (each process has its own socket). Replacing a version by another (an
+update) is not done here: the platform starts the new ``Supervised`` next to the old one and
+switches.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from enum import StrEnum
 
 from alien.errors import PlatformError
 from alien.platforms.local.backoff import Backoff
-from alien.platforms.local.control import ControlEndpoint
+from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.process import FunctionProcess, OutputSink, ProcessSpec
 
 log = logging.getLogger(__name__)
 
-ReadyCallback = Callable[["Supervised", str | None], Awaitable[None]]
+ReadyCallback = Callable[["Supervised", Endpoint | None], Awaitable[None]]
 
 
 class FunctionState(StrEnum):
@@ -76,18 +77,19 @@ class Supervised:
         return self._process.pid if self._process else None
 
     @property
-    def url(self) -> str | None:
-        return self._process.url if self._process else None
+    def http(self) -> Endpoint | None:
+        """The running process's app endpoint (``None``: no app, or between processes)."""
+        return self._process.http if self._process else None
 
     @property
-    def control(self) -> ControlEndpoint | None:
+    def control(self) -> Endpoint | None:
         """The running process's command control endpoint (``None`` while it restarts)."""
         if self._process is None or self.state != FunctionState.RUNNING:
             return None
         return self._process.control
 
-    async def start(self) -> str | None:
-        """Start the first process and wait until it is ready; return its URL.
+    async def start(self) -> Endpoint | None:
+        """Start the first process and wait until it is ready; return its app's endpoint.
 
         A first start that fails is *not* retried: the caller (an update, ``alien dev``) wants
         to know now that this version does not work, so it can keep the old one.
@@ -96,7 +98,7 @@ class Supervised:
         process = FunctionProcess(self.spec, sink=self.sink)
         try:
             await process.start()
-            url = await process.wait_ready(self.timeouts.ready)
+            http = await process.wait_ready(self.timeouts.ready)
         except BaseException:
             if process.pid is not None:
                 await process.stop(self.timeouts.grace)
@@ -105,7 +107,7 @@ class Supervised:
         self._process = process
         self.state = FunctionState.RUNNING
         self._watch = asyncio.create_task(self._keep_running(), name=f"supervise:{self.function}")
-        return url
+        return http
 
     async def _keep_running(self) -> None:
         while True:
@@ -126,7 +128,7 @@ class Supervised:
         self.restarts += 1
         try:
             await process.start()
-            url = await process.wait_ready(self.timeouts.ready)
+            http = await process.wait_ready(self.timeouts.ready)
         except PlatformError as exc:
             self.last_error = exc.message
             log.warning("function %s failed to restart: %s", self.function, exc.message)
@@ -136,7 +138,7 @@ class Supervised:
         self.last_error = None
         self.state = FunctionState.RUNNING
         if self.on_ready is not None:
-            await self.on_ready(self, url)
+            await self.on_ready(self, http)
 
     async def stop(self) -> None:
         """Stop supervising and stop the process gracefully (SIGKILL after the grace period).

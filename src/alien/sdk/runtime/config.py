@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from alien.errors import ValidationError
-from alien.sdk.runtime.control_address import ControlAddress, parse_control_address
+from alien.sdk.runtime.address import ListenAddress, parse_listen_address
 
 MIN_TOKEN_CHARS = 32
-"""A control token shorter than this is refused: it is the only thing guarding the endpoint."""
+"""A token shorter than this is refused: on a loopback port it is the only thing guarding the
+endpoint."""
 
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 """Visible ASCII only: the token travels in an HTTP header."""
@@ -68,13 +69,13 @@ _TRIGGERS = TypeAdapter(tuple[Trigger, ...])
 
 
 @dataclass(frozen=True)
-class ControlConfig:
-    """Where the command control endpoint listens and the secret its callers must present.
+class EndpointConfig:
+    """Where one of the platform's endpoints listens and the secret its callers must present.
 
     ``token`` is kept out of ``repr`` so no log line or traceback that shows the config shows it.
     """
 
-    address: ControlAddress
+    address: ListenAddress
     token: str = field(repr=False)
 
 
@@ -89,7 +90,10 @@ class RuntimeConfig:
     port: int
     commands_enabled: bool
     code_dir: Path
-    control: ControlConfig | None = None
+    http: EndpointConfig | None = None
+    """Where the app is served for the platform alone (``ALIEN_HTTP_ADDRESS``, its callers
+    presenting ``ALIEN_HTTP_TOKEN``); ``host``/``port`` are not used then."""
+    control: EndpointConfig | None = None
     """The command control endpoint, when commands are enabled and the platform delivers them
     through it (``ALIEN_CONTROL_ADDRESS`` set); other platforms may invoke handlers otherwise."""
 
@@ -105,7 +109,12 @@ class RuntimeConfig:
             port=_port(env.get("ALIEN_PORT") or "0"),
             commands_enabled=commands_enabled,
             code_dir=Path.cwd(),
-            control=_control(env) if commands_enabled and "ALIEN_CONTROL_ADDRESS" in env else None,
+            http=_endpoint(env, "ALIEN_HTTP") if "ALIEN_HTTP_ADDRESS" in env else None,
+            control=(
+                _endpoint(env, "ALIEN_CONTROL")
+                if commands_enabled and "ALIEN_CONTROL_ADDRESS" in env
+                else None
+            ),
         )
 
 
@@ -116,16 +125,17 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _control(env: Mapping[str, str]) -> ControlConfig:
-    address = parse_control_address(_required(env, "ALIEN_CONTROL_ADDRESS"))
-    token = _required(env, "ALIEN_CONTROL_TOKEN")
+def _endpoint(env: Mapping[str, str], prefix: str) -> EndpointConfig:
+    """``<prefix>_ADDRESS`` and ``<prefix>_TOKEN``: an endpoint the platform granted."""
+    address = parse_listen_address(_required(env, f"{prefix}_ADDRESS"), f"{prefix}_ADDRESS")
+    name = f"{prefix}_TOKEN"
+    token = _required(env, name)
     if len(token) < MIN_TOKEN_CHARS or not _TOKEN_CHARS.fullmatch(token):
         # Never echo the value: even a malformed token is a secret someone meant to keep.
         raise ValidationError(
-            f"ALIEN_CONTROL_TOKEN must be at least {MIN_TOKEN_CHARS} printable ASCII characters",
-            field="ALIEN_CONTROL_TOKEN",
+            f"{name} must be at least {MIN_TOKEN_CHARS} printable ASCII characters", field=name
         )
-    return ControlConfig(address=address, token=token)
+    return EndpointConfig(address=address, token=token)
 
 
 def _entrypoint(value: str) -> str:

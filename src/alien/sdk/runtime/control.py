@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from alien.sdk.runtime.config import ControlConfig
-from alien.sdk.runtime.control_address import ControlAddress
+from alien.sdk.runtime.config import EndpointConfig
 from alien.sdk.runtime.control_app import Offload, RunningCommands, control_app
 from alien.sdk.runtime.http import HttpServer
 
@@ -22,22 +21,20 @@ log = logging.getLogger("alien.runtime.control")
 class ControlServer:
     """The control endpoint of one function process."""
 
-    def __init__(self, function: str, config: ControlConfig, *, offload: Offload | None = None):
+    def __init__(
+        self, function: str, config: EndpointConfig, *, offload: Offload | None = None
+    ) -> None:
         self.function = function
         self.running = RunningCommands()
-        address = config.address
         app = control_app(function, config.token, offload=offload, running=self.running)
         self._server = HttpServer(
-            app, address.host or "127.0.0.1", address.port, uds=address.path, internal=True
+            app, config.address, variable="ALIEN_CONTROL_ADDRESS", internal=True
         )
-        self._address = address
 
     @property
     def address(self) -> str:
         """Where it listens, as the ready line reports it (``unix:<path>``/``tcp:<ip>:<port>``)."""
-        if self._address.path is not None:
-            return str(self._address)
-        return str(ControlAddress(host=self._address.host, port=self._server.port))
+        return str(self._server.address)
 
     async def start(self) -> str:
         await self._server.start()

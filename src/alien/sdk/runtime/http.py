@@ -2,9 +2,10 @@
 
 The runtime, not uvicorn, owns the process's signals (it must also stop the trigger loops), so
 uvicorn's own signal handlers are switched off and the runtime sets ``should_exit`` itself. The
-socket is bound here first: with ``ALIEN_PORT=0`` the kernel picks a free port and the runtime
-reports it in its ready line. A Unix socket (the command control endpoint) is bound here too,
-rather than by uvicorn, because uvicorn would leave it 0666: here it is 0600 before it listens.
+socket is bound here first: with port 0 the kernel picks a free port and the runtime reports it
+in its ready line. A Unix socket (the app's and the command control endpoint's, as the platform
+grants them) is bound here too, rather than by uvicorn, because uvicorn would leave it 0666: here
+it is 0600 before it listens.
 (The local platform's ingress has its own small variant of this server class: the layers may
 not share code across sdk/platforms.)
 """
@@ -23,10 +24,11 @@ from typing import Any
 import uvicorn
 
 from alien.errors import PlatformError
+from alien.sdk.runtime.address import ListenAddress
 from alien.serving import CoalescingHttp
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, variable: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then, and
     # without it small request/response pairs stall ~40 ms on Nagle + delayed ACK.
@@ -37,14 +39,14 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise PlatformError(
-            f"cannot listen on {host}:{port}: {exc.strerror}", field="ALIEN_PORT"
+            f"cannot listen on {host}:{port}: {exc.strerror}", field=variable
         ) from exc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
 
 
-def _bind_unix(path: Path) -> socket.socket:
+def _bind_unix(path: Path, variable: str) -> socket.socket:
     """A listening Unix socket at ``path``, 0600 before it accepts anyone.
 
     A stale socket left by a killed process is replaced; any other file there is refused rather
@@ -61,9 +63,7 @@ def _bind_unix(path: Path) -> socket.socket:
         os.chmod(path, 0o600)
     except OSError as exc:
         sock.close()
-        raise PlatformError(
-            f"cannot listen on {path}: {exc.strerror}", field="ALIEN_CONTROL_ADDRESS"
-        ) from exc
+        raise PlatformError(f"cannot listen on {path}: {exc.strerror}", field=variable) from exc
     sock.listen(128)
     sock.setblocking(False)
     return sock
@@ -88,50 +88,48 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """One uvicorn server on its own socket; ``start`` returns once it accepts connections.
 
-    ``uds`` serves on a Unix socket at that path instead of ``host``:``port``. ``internal``
-    marks a server of the runtime's own (no access log, no lifespan: it is not the app).
+    ``variable`` names the setting ``address`` came from (in errors). ``internal`` marks a
+    server of the runtime's own (no access log, no lifespan: it is not the app).
     """
 
     def __init__(
-        self,
-        app: Any,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        uds: Path | None = None,
-        internal: bool = False,
+        self, app: Any, address: ListenAddress, *, variable: str, internal: bool = False
     ) -> None:
         self.app = app
-        self.host = host
-        self.port = port
-        self.uds = uds
+        self.requested = address
+        self.variable = variable
         self.internal = internal
-        self._sock: socket.socket | None = None
+        self._port = address.port
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def url(self) -> str:
-        """``http://host:port``, or ``unix:<path>`` for a Unix socket."""
-        if self.uds is not None:
-            return f"unix:{self.uds}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+    def address(self) -> ListenAddress:
+        """Where it listens: the socket, or the host with the port actually bound."""
+        if self.requested.is_unix:
+            return self.requested
+        return ListenAddress(host=self.requested.host, port=self._port)
 
-    async def start(self) -> str:
-        if self.uds is not None:
-            sock = _bind_unix(self.uds)
-        else:
-            sock = _bind(self.host, self.port)
-            self.port = int(sock.getsockname()[1])
+    def _listen(self) -> socket.socket:
+        if self.requested.path is not None:
+            return _bind_unix(self.requested.path, self.variable)
+        sock = _bind(self.requested.host or "127.0.0.1", self.requested.port, self.variable)
+        self._port = int(sock.getsockname()[1])
+        return sock
+
+    async def start(self) -> ListenAddress:
+        sock = self._listen()
+        path = self.requested.path
         config = uvicorn.Config(
             self.app,
-            uds=str(self.uds) if self.uds is not None else None,  # only names it in uvicorn's log
+            uds=str(path) if path is not None else None,  # only names it in uvicorn's log
             log_config=None,  # the runtime configured logging already
             lifespan="off" if self.internal else "auto",
             access_log=not self.internal,
             proxy_headers=not self.internal,
-            forwarded_allow_ips="127.0.0.1",
+            # Only the platform can connect to a 0600 socket, and a Unix peer has no address
+            # to check: its X-Forwarded-* (the ingress's) are trusted; on TCP, loopback's.
+            forwarded_allow_ips="*" if path is not None else "127.0.0.1",
             http=CoalescingHttp,  # a response's head and body in one send
         )
         server = _Server(config)
@@ -144,7 +142,7 @@ class HttpServer:
             # uvicorn reports a failed lifespan startup with sys.exit(); the app logged why.
             raise PlatformError("the app failed to start (lifespan startup); see the log above")
         self._server, self._task = server, task
-        return self.url
+        return self.address
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, run the app's lifespan shutdown."""
@@ -154,5 +152,5 @@ class HttpServer:
         self._server = self._task = None
         server.should_exit = True
         await task
-        if self.uds is not None:
-            self.uds.unlink(missing_ok=True)
+        if self.requested.path is not None:
+            self.requested.path.unlink(missing_ok=True)

@@ -3,16 +3,16 @@
     python -m alien.sdk.runtime
 
 Reads its configuration from the environment (``ALIEN_FUNCTION``, ``ALIEN_ENTRYPOINT``,
-``ALIEN_TRIGGERS``, ``ALIEN_HOST``/``ALIEN_PORT``, ``ALIEN_BINDINGS``, and with commands enabled
-``ALIEN_CONTROL_ADDRESS``/``ALIEN_CONTROL_TOKEN``), imports the entrypoint, serves the ASGI app
-with uvicorn, runs one loop per trigger and serves the command control endpoint
-(``alien.sdk.runtime.control``). When everything is up it prints one line on stdout that the
-platform waits for::
+``ALIEN_TRIGGERS``, ``ALIEN_HTTP_ADDRESS``/``ALIEN_HTTP_TOKEN`` or else ``ALIEN_HOST``/
+``ALIEN_PORT``, ``ALIEN_BINDINGS``, and with commands enabled ``ALIEN_CONTROL_ADDRESS``/
+``ALIEN_CONTROL_TOKEN``), imports the entrypoint, serves the ASGI app with uvicorn, runs one loop
+per trigger and serves the command control endpoint (``alien.sdk.runtime.control``). When
+everything is up it prints one line on stdout that the platform waits for::
 
-    alien-runtime: ready function=api url=http://127.0.0.1:41237 control=unix:/…/run/api-1f2e.sock
+    alien-runtime: ready function=api http=unix:/…/http-9c1d.sock control=unix:/…/control-1f2e.sock
 
-The control token is removed from ``os.environ`` before app code is imported: the app, and any
-process it spawns, has no business holding the key to its own control endpoint.
+The tokens are removed from ``os.environ`` before app code is imported: the app, and any process
+it spawns, has no business holding the keys to its own endpoints.
 
 SIGTERM (or SIGINT) starts a graceful stop: no new requests, messages or commands are taken,
 in-flight requests, handlers and commands finish, the app's lifespan shutdown runs, and the
@@ -32,6 +32,7 @@ import traceback
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -41,9 +42,11 @@ from alien.gc_tuning import collect_less, freeze_start_up
 from alien.malloc_tuning import keep_freed_memory
 from alien.redaction import add_secret, install_logging_redaction, is_sensitive_key
 from alien.sdk.registry import registry
+from alien.sdk.runtime.address import ListenAddress
 from alien.sdk.runtime.config import RuntimeConfig
 from alien.sdk.runtime.control import ControlServer
 from alien.sdk.runtime.http import HttpServer
+from alien.sdk.runtime.http_guard import platform_only
 from alien.sdk.runtime.loader import import_entrypoint
 from alien.sdk.runtime.loops import pause
 from alien.sdk.runtime.wiring import build_loops
@@ -53,16 +56,27 @@ log = logging.getLogger("alien.runtime")
 READY_PREFIX = "alien-runtime: ready"
 PARENT_CHECK_INTERVAL = 1.0
 _NOT_SECRETS = frozenset({"PWD", "OLDPWD"})
+_TOKENS = ("ALIEN_HTTP_TOKEN", "ALIEN_CONTROL_TOKEN")
 
 
-def ready_line(function: str, url: str | None, control: str | None = None) -> str:
+def ready_line(function: str, http: str | None, control: str | None = None) -> str:
     """The line the platform waits for (``platforms.local.process.READY_LINE`` parses it)."""
     line = f"{READY_PREFIX} function={function}"
-    if url:
-        line += f" url={url}"
+    if http:
+        line += f" http={http}"
     if control:
         line += f" control={control}"
     return line
+
+
+def app_server(app: Any, config: RuntimeConfig) -> HttpServer:
+    """The app's server: on the endpoint the platform granted, for callers holding its token;
+    without one (no platform, or one that has no private endpoint), on ``ALIEN_HOST``/``PORT``."""
+    if config.http is None:
+        address = ListenAddress(host=config.host, port=config.port)
+        return HttpServer(app, address, variable="ALIEN_PORT")
+    guarded = platform_only(app, config.http.token)
+    return HttpServer(guarded, config.http.address, variable="ALIEN_HTTP_ADDRESS")
 
 
 async def _watch_parent(stopping: asyncio.Event, parent: int) -> None:
@@ -91,7 +105,8 @@ async def run(config: RuntimeConfig) -> None:
     stopping = asyncio.Event()
     _install_signals(stopping)
     parent = os.getppid()
-    os.environ.pop("ALIEN_CONTROL_TOKEN", None)
+    for name in _TOKENS:
+        os.environ.pop(name, None)
     app = import_entrypoint(config.entrypoint, config.code_dir)
     loops = build_loops(config.function, config.triggers, registry, from_environ())
     control = ControlServer(config.function, config.control) if config.control else None
@@ -109,8 +124,8 @@ async def run(config: RuntimeConfig) -> None:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=8 + 2 * len(loops), thread_name_prefix="alien")
     )
-    server = HttpServer(app, config.host, config.port) if app is not None else None
-    url = await server.start() if server is not None else None
+    server = app_server(app, config) if app is not None else None
+    http = str(await server.start()) if server is not None else None
     control_address = await control.start() if control is not None else None
     freeze_start_up()  # the function's code is imported and its app built
     tasks = [asyncio.create_task(loop.run(stopping)) for loop in loops]
@@ -119,11 +134,11 @@ async def run(config: RuntimeConfig) -> None:
     log.info(
         "function %s ready: http %s, triggers %s, commands %s",
         config.function,
-        url or "off",
+        http or "off",
         triggers,
         control_address or "off",
     )
-    print(ready_line(config.function, url, control_address), flush=True)
+    print(ready_line(config.function, http, control_address), flush=True)
 
     await stopping.wait()
     # Stop taking new work everywhere at once; each part finishes what it has in flight.

@@ -1,4 +1,5 @@
-"""Where the command control endpoint listens: ``ALIEN_CONTROL_ADDRESS`` (ARCHITECTURE.md).
+"""Where the runtime listens for its platform: ``ALIEN_HTTP_ADDRESS`` (the app) and
+``ALIEN_CONTROL_ADDRESS`` (the command control endpoint); see ARCHITECTURE.md.
 
 Two forms, chosen by the platform:
 
@@ -8,8 +9,8 @@ Two forms, chosen by the platform:
   way), no port is consumed, and nothing is exposed on any network interface.
 * ``tcp:<loopback ip>:<port>`` — a loopback TCP port (``0``: any free one, reported in the ready
   line). For platforms without a private directory, or a socket path over the OS limit (Unix
-  socket paths are at most 103 bytes portably). Only loopback addresses are accepted: the control
-  endpoint is never reachable from another machine.
+  socket paths are at most 103 bytes portably). Only loopback addresses are accepted: these
+  endpoints are never reachable from another machine.
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ from alien.errors import ValidationError
 MAX_UNIX_PATH_BYTES = 103
 """``sun_path`` holds 108 bytes on Linux and 104 on macOS, NUL included: stay under both."""
 
-_FIELD = "ALIEN_CONTROL_ADDRESS"
-
 
 @dataclass(frozen=True)
-class ControlAddress:
-    """A parsed control address: a socket ``path``, or a loopback ``host`` and ``port``."""
+class ListenAddress:
+    """A parsed address: a socket ``path``, or a ``host`` and ``port``."""
 
     path: Path | None = None
     host: str | None = None
@@ -46,33 +45,35 @@ class ControlAddress:
         return f"tcp:{host}:{self.port}"
 
 
-def parse_control_address(value: str) -> ControlAddress:
-    """Parse ``unix:<path>`` or ``tcp:<ip>:<port>``; ``ValidationError`` naming the variable."""
+def parse_listen_address(value: str, variable: str) -> ListenAddress:
+    """Parse ``unix:<path>`` or ``tcp:<ip>:<port>``; ``ValidationError`` naming ``variable``."""
     scheme, sep, rest = value.partition(":")
     if sep and scheme == "unix":
-        return _unix(rest)
+        return _unix(rest, variable)
     if sep and scheme == "tcp":
-        return _tcp(rest)
+        return _tcp(rest, variable)
     raise ValidationError(
-        f"{_FIELD} {value!r} must be 'unix:<absolute path>' or 'tcp:<loopback ip>:<port>'",
-        field=_FIELD,
+        f"{variable} {value!r} must be 'unix:<absolute path>' or 'tcp:<loopback ip>:<port>'",
+        field=variable,
     )
 
 
-def _unix(raw: str) -> ControlAddress:
+def _unix(raw: str, variable: str) -> ListenAddress:
     path = Path(raw)
     if not path.is_absolute():
-        raise ValidationError(f"{_FIELD}: the socket path {raw!r} is not absolute", field=_FIELD)
+        raise ValidationError(
+            f"{variable}: the socket path {raw!r} is not absolute", field=variable
+        )
     if len(os.fsencode(raw)) > MAX_UNIX_PATH_BYTES:
         raise ValidationError(
-            f"{_FIELD}: the socket path is over {MAX_UNIX_PATH_BYTES} bytes; use a shorter path "
-            "or a tcp: address",
-            field=_FIELD,
+            f"{variable}: the socket path is over {MAX_UNIX_PATH_BYTES} bytes; use a shorter "
+            "path or a tcp: address",
+            field=variable,
         )
-    return ControlAddress(path=path)
+    return ListenAddress(path=path)
 
 
-def _tcp(raw: str) -> ControlAddress:
+def _tcp(raw: str, variable: str) -> ListenAddress:
     host, sep, port_text = raw.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
@@ -82,8 +83,8 @@ def _tcp(raw: str) -> ControlAddress:
         loopback, port = False, -1
     if not sep or not loopback:
         raise ValidationError(
-            f"{_FIELD}: {raw!r} is not a loopback IP address and port", field=_FIELD
+            f"{variable}: {raw!r} is not a loopback IP address and port", field=variable
         )
     if not 0 <= port <= 65535:
-        raise ValidationError(f"{_FIELD}: {port_text!r} is not a port number", field=_FIELD)
-    return ControlAddress(host=host, port=port)
+        raise ValidationError(f"{variable}: {port_text!r} is not a port number", field=variable)
+    return ListenAddress(host=host, port=port)
