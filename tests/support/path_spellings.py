@@ -23,7 +23,8 @@ _DETOURS = ["", "./", "%2e/", "junk/%2E%2e/"]
 
 @st.composite
 def spellings(draw: st.DrawFn, path: str) -> str:
-    """A spelling of ``path`` (``/a/b:verb``, no query)."""
+    """A spelling of ``path`` (``/a/b:verb``; a query is kept as it is)."""
+    path, mark, query = path.partition("?")
     out = []
     for index, segment in enumerate(path.split("/")[1:]):
         separators = ["/", "//"] if index == 0 else ["/", "//", "%2F", "%2f"]
@@ -31,4 +32,4 @@ def spellings(draw: st.DrawFn, path: str) -> str:
         detours = [*_DETOURS, "junk/../"] if separator.startswith("/") else _DETOURS
         spelt = "".join([draw(_character(char)) for char in segment])
         out.append(separator + draw(st.sampled_from(detours)) + spelt)
-    return "".join(out) + draw(st.sampled_from(["", "/", "//"]))
+    return "".join(out) + draw(st.sampled_from(["", "/", "//"])) + mark + query
