@@ -1,6 +1,7 @@
 """The real ``gcloud`` through a pull-model session: Google API calls leave from the agent, with
 the agent's own access token, to the APIs the customer allows — here Google's Pub/Sub emulator
-(and, for the token check, a loopback service standing where the logging API would be)."""
+(and, for the token check and the IAM calls, a loopback service standing where the logging and
+IAM APIs would be)."""
 
 from __future__ import annotations
 
@@ -47,8 +48,12 @@ def gcp_deployment(
     config = {
         "gcp": {
             "project": PROJECT,
-            "allowed_apis": ["pubsub", "logging"],
-            "endpoints": {"pubsub": pubsub.url, "logging": f"http://{targets.http.authority}"},
+            "allowed_apis": ["pubsub", "logging", "iam"],
+            "endpoints": {
+                "pubsub": pubsub.url,
+                "logging": f"http://{targets.http.authority}",
+                "iam": f"http://{targets.http.authority}",
+            },
             "credentials": "token_file",
             "token_file": str(token_file),
         }
@@ -92,7 +97,7 @@ def test_gcloud_publishes_and_pulls_through_the_agent(gworld: World) -> None:
     assert f"projects/{PROJECT}/topics/{topic}" in lines
     assert lines[-1] == PROJECT
     session = gworld.latest_session()
-    assert "GCP project acme-prod (pubsub, logging)" in result.stderr
+    assert "GCP project acme-prod (pubsub, logging, iam)" in result.stderr
     requests = gworld.requests(session["id"])
     created_topic = f"gcp/pubsub:PUT /v1/projects/{PROJECT}/topics/{topic}"
     created = [r for r in requests if r["target"] == created_topic]
@@ -127,3 +132,33 @@ def test_calls_carry_the_agents_token_never_the_sessions(gworld: World, targets:
     assert targets.http.server.seen[before:] == [("GET", "/hello", f"Bearer {AGENT_TOKEN}")]
     [request] = gworld.requests(gworld.latest_session()["id"])
     assert request["target"] == "gcp/logging:GET /hello"
+
+
+SERVICE_ACCOUNT = f"app@{PROJECT}.iam.gserviceaccount.com"
+
+
+def test_a_service_account_key_is_refused_audited_and_never_reaches_the_api(
+    gworld: World, targets: Targets, tmp_path: Path
+) -> None:
+    """A key would outlive the session: the agent refuses ``keys create``, gcloud prints why,
+    the audit says denied and the API never sees it; listing the keys goes through."""
+    before = len(targets.http.server.seen)
+    key_file = tmp_path / "key.json"
+    result = gworld.debug(
+        *_gcloud_script(
+            f"gcloud iam service-accounts keys create {key_file} --iam-account {SERVICE_ACCOUNT}"
+            " || true",
+            f"gcloud iam service-accounts keys list --iam-account {SERVICE_ACCOUNT} || true",
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert "creating or uploading a service account key mints a credential" in result.stderr
+    assert "CREDENTIAL_MINTING_REFUSED" in result.stderr
+    assert not key_file.exists() or key_file.read_bytes() == b""  # gcloud may open it first
+    seen = [(m, path.partition("?")[0]) for m, path, _ in targets.http.server.seen[before:]]
+    assert seen == [("GET", f"/v1/projects/-/serviceAccounts/{SERVICE_ACCOUNT}/keys")]
+    requests = gworld.requests(gworld.latest_session()["id"])
+    assert sorted((r["target"], r["outcome"], r["details"]["status"]) for r in requests) == [
+        (f"gcp/iam:GET /v1/projects/-/serviceAccounts/{SERVICE_ACCOUNT}/keys", "failed", 404),
+        (f"gcp/iam:POST /v1/projects/-/serviceAccounts/{SERVICE_ACCOUNT}/keys", "denied", 403),
+    ]

@@ -122,6 +122,56 @@ def test_kubectl_as_another_user_fails_loudly_and_is_audited_as_denied(
     assert all(r["outcome"] == "denied" and r["details"]["status"] == 403 for r in requests)
 
 
+def test_kubectl_create_token_is_refused_audited_and_never_reaches_the_api_server(
+    kworld: World, targets: Targets
+) -> None:
+    """A service account token would outlive the session: the agent refuses the TokenRequest,
+    kubectl prints why, the audit says denied, and the API server never sees it."""
+    before = len(targets.https.server.seen)
+    result = kworld.debug("kubectl", "create", "token", "default")
+    assert result.returncode != 0
+    assert "error: failed to create token: TokenRequest mints a service account token" in (
+        result.stderr
+    )
+    assert "(CREDENTIAL_MINTING_REFUSED)" in result.stderr
+    assert [s for s in targets.https.server.seen[before:] if s[0] != "GET"] == []  # /version
+    requests = kworld.requests(kworld.latest_session()["id"])
+    [request] = [r for r in requests if r["target"] != "kubernetes:GET /version"]
+    assert request["target"] == (
+        "kubernetes:POST /api/v1/namespaces/shop/serviceaccounts/default/token"
+    )
+    assert request["outcome"] == "denied" and request["details"]["status"] == 403
+
+
+def test_bindings_and_token_secrets_are_refused_other_secrets_go_through(
+    kworld: World, targets: Targets
+) -> None:
+    """kubectl sends Secrets as protobuf: the agent reads the type there, refuses a token
+    Secret and lets an ordinary one through (the stand-in server answers it as it can)."""
+    before = len(targets.https.server.seen)
+    result = kworld.debug(
+        "sh",
+        "-c",
+        "kubectl create clusterrolebinding mine --clusterrole=cluster-admin --user=me;"
+        " kubectl create secret generic tok --type=kubernetes.io/service-account-token;"
+        " kubectl create secret generic db --from-literal=password=s3cret; true",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("(CREDENTIAL_MINTING_REFUSED)") == 2
+    assert "writing clusterrolebindings grants permissions" in result.stderr
+    assert "a Secret of type kubernetes.io/service-account-token is given" in result.stderr
+    seen = targets.https.server.seen[before:]
+    posted = [(m, path.partition("?")[0], auth) for m, path, auth in seen if m != "GET"]
+    assert posted == [("POST", "/api/v1/namespaces/shop/secrets", f"Bearer {SA_TOKEN}")]
+    requests = kworld.requests(kworld.latest_session()["id"])
+    calls = [r for r in requests if r["target"] != "kubernetes:GET /version"]
+    assert sorted((r["target"], r["outcome"]) for r in calls) == [
+        ("kubernetes:POST /api/v1/namespaces/shop/secrets", "denied"),
+        ("kubernetes:POST /api/v1/namespaces/shop/secrets", "succeeded"),
+        ("kubernetes:POST /apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "denied"),
+    ]
+
+
 @pytest.fixture(scope="module")
 def exec_cluster(
     pull_manager: ManagerProcess, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory

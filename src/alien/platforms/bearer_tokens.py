@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote_plus
 
-import httpx
-
 from alien.errors import Forbidden, PlatformError
+from alien.platforms.path_readings import sent_target
 from alien.protocol.http_exchange import RequestHead
 
 _REPLACED = frozenset({"authorization", "host"})
@@ -78,7 +77,7 @@ async def rebased(head: RequestHead, base: str, tokens: TokenSource) -> RequestH
     """``head`` (an absolute-form request) sent on to ``base`` (``scheme://host[:port]``) with the
     same path and query, its ``Authorization`` replaced by ``tokens``' (none if it has none) and
     its ``Host`` left to the client."""
-    path = httpx.URL(head.target).raw_path.decode("ascii")
+    path = sent_target(head.target)
     headers = [(k, v) for k, v in head.headers if k not in _REPLACED]
     token = await tokens.token()
     if token is not None:

@@ -93,3 +93,39 @@ def test_an_endpoint_is_scheme_host_and_port_only(url: str) -> None:
 def test_an_endpoint_keeps_its_port() -> None:
     assert endpoint_base("http://127.0.0.1:8085/", "f") == "http://127.0.0.1:8085"
     assert endpoint_base("https://pubsub.googleapis.com", "f") == "https://pubsub.googleapis.com"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/projects/p/topics/t:setIamPolicy"),
+        ("POST", "/v1/projects/p/serviceAccounts/a@p.iam.gserviceaccount.com/keys"),
+        ("POST", "/v1/token"),
+    ],
+)
+async def test_a_call_minting_a_credential_is_refused_before_connecting(
+    method: str, path: str
+) -> None:
+    """Whatever API it is sent to: an IAM policy, a key, a token would outlive the session
+    (:mod:`alien.platforms.gcp.credential_operations` says what)."""
+    upstream = GoogleApiUpstream(["pubsub"], NoToken(), endpoints={"pubsub": "http://127.0.0.1:9"})
+    head = RequestHead.create(method, f"https://pubsub.googleapis.com{path}", [])
+    try:
+        with pytest.raises(Forbidden) as refused:
+            await upstream.send(head, iterate_once(b"{}"))
+    finally:
+        await upstream.aclose()
+    assert (refused.value.status, refused.value.code) == (403, "CREDENTIAL_MINTING_REFUSED")
+
+
+async def test_an_api_pointed_at_another_apis_host_is_judged_as_that_api() -> None:
+    """The request really goes to the endpoint's API: ``logging`` served by the IAM credentials
+    host is refused like IAM credentials, before any connection."""
+    endpoints = {"logging": "https://iamcredentials.googleapis.com"}
+    upstream = GoogleApiUpstream(["logging"], NoToken(), endpoints=endpoints)
+    try:
+        with pytest.raises(Forbidden) as refused:
+            await _send(upstream, "https://logging.googleapis.com/v1/projects/-/x")
+    finally:
+        await upstream.aclose()
+    assert refused.value.code == "CREDENTIAL_MINTING_REFUSED"

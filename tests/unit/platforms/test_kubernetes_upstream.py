@@ -288,3 +288,36 @@ async def test_a_call_choosing_whom_it_runs_as_is_refused_before_the_api_server(
             await upstream.send(head, iterate_once(b""))
     assert (refused.value.status, refused.value.code) == (403, code)
     assert connected == []
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body"),
+    [
+        ("POST", "/api/v1/namespaces/shop/serviceaccounts/default/token", b"{}"),
+        ("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", b"{}"),
+        (
+            "POST",
+            "/api/v1/namespaces/shop/secrets",
+            b'{"kind": "Secret", "type": "kubernetes.io/service-account-token"}',
+        ),
+    ],
+)
+async def test_a_call_minting_a_credential_is_refused_before_the_api_server(
+    method: str, target: str, body: bytes
+) -> None:
+    """A token, a binding, a token Secret would outlive the session: refused with a 403 before
+    any connection (:mod:`alien.platforms.kubernetes.credential_operations` says what)."""
+    connected: list[bool] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(True)
+        writer.close()
+
+    head = RequestHead.create(
+        method, f"https://kubernetes.default.svc{target}", [("content-type", "application/json")]
+    )
+    async with api_server(serve) as (upstream, _port):
+        with pytest.raises(Forbidden) as refused:
+            await upstream.send(head, iterate_once(body))
+    assert (refused.value.status, refused.value.code) == (403, "CREDENTIAL_MINTING_REFUSED")
+    assert connected == []

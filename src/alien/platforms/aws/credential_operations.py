@@ -26,12 +26,12 @@ role's to deny): docs/ARCHITECTURE.md says which.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from alien.errors import Forbidden, PayloadTooLarge
-from alien.protocol.http_exchange import Body, RequestHead
+from alien.errors import Forbidden
+from alien.platforms.credential_screen import read_whole
+from alien.protocol.http_exchange import Body, RequestHead, iterate_once
 
 MAX_SCREENED_BODY = 64 * 1024
 """Largest form body read to find a screened service's operation (an IAM policy is ≤ 10 KiB)."""
@@ -206,18 +206,6 @@ async def screen_operations(service: str, head: RequestHead, body: Body) -> Body
     if operation is not None:
         judge(service, operation)
         return body
-    whole = b""
-    async for chunk in body:
-        whole += chunk
-        if len(whole) > MAX_SCREENED_BODY:
-            raise PayloadTooLarge(
-                f"a {service} form over {MAX_SCREENED_BODY} bytes is refused in a debug session",
-                field="body",
-            )
+    whole = await read_whole(body, MAX_SCREENED_BODY, f"a {service} form")
     judge(service, form_operation(service, head, whole))
-    return _once(whole)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    if data:
-        yield data
+    return iterate_once(whole)

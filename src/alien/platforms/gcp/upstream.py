@@ -6,7 +6,9 @@ The CLI sends each call of the debugged ``gcloud`` in absolute form to a Google 
 public endpoint, or the one configured for the API (a private endpoint, an emulator). Whatever
 ``Authorization`` arrives is replaced by the agent's token (the CLI removed the session's already),
 and a call carrying a credential of the caller's elsewhere (:data:`CALLER_CREDENTIAL_PARAMETERS`,
-``X-Goog-Api-Key``) is refused; so is an API not on the allowlist, before any connection is made.
+``X-Goog-Api-Key``) is refused; so is an API not on the allowlist, and a call minting a
+credential or a standing way in that would outlive the session (:mod:`.credential_operations`),
+before any connection is made.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from alien.platforms.bearer_tokens import (
     query_names,
     rebased,
 )
+from alien.platforms.gcp.credential_operations import api_at, screen_credential_operations
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_base
@@ -38,6 +41,13 @@ def _caller_credentials(head: RequestHead) -> list[str]:
     names = {name.removeprefix("$") for name in query_names(head.target)}
     found = sorted(names & CALLER_CREDENTIAL_PARAMETERS)
     return found + (["x-goog-api-key"] if head.get("x-goog-api-key") is not None else [])
+
+
+def _reached(api: str, base: str) -> frozenset[str]:
+    """The APIs a call to ``api`` sent to ``base`` reaches: ``api``, and the one served at
+    ``base`` when the customer points ``api`` at another Google API's host."""
+    served = api_at(httpx.URL(base))
+    return frozenset({api} if served is None else {api, served})
 
 
 def google_api(target: str) -> str | None:
@@ -64,6 +74,7 @@ class GoogleApiUpstream:
             api: endpoint_base(overrides.get(api, f"https://{api}.googleapis.com"), f"gcp.{api}")
             for api in apis
         }
+        self._reaches = {api: _reached(api, base) for api, base in self._bases.items()}
         allow = {httpx.URL(base).netloc.decode() for base in self._bases.values()}
         self._forward = ForwardingUpstream(allow, resolve=None)  # the customer's endpoints
         self._tokens = tokens
@@ -82,6 +93,7 @@ class GoogleApiUpstream:
             )
         if found := _caller_credentials(head):
             raise caller_credential_refused(found)
+        body = await screen_credential_operations(self._reaches[api], head, body)
         return await self._forward.send(await rebased(head, base, self._tokens), body)
 
     async def aclose(self) -> None:

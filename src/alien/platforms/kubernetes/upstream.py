@@ -8,7 +8,9 @@ mount. The token file is read for every call (projected tokens rotate). Whatever
 arrives is replaced, and a request asking to act as someone else is refused: impersonation
 (``Impersonate-*``), a token of the caller's where the API server may read one besides
 ``Authorization``. A session acts as the agent's service account, never as whom that account may
-impersonate nor as a token the engineer holds. Requests that upgrade the connection (``kubectl
+impersonate nor as a token the engineer holds. A call minting a credential or a standing way in
+that would outlive the session (a service account token, a client certificate, RBAC) is refused
+too (:mod:`.credential_operations`). Requests that upgrade the connection (``kubectl
 exec``, ``attach``, ``port-forward``) go through :mod:`.upgrade`: after ``101`` the stream carries
 raw bytes.
 """
@@ -29,6 +31,7 @@ from alien.platforms.bearer_tokens import (
     query_names,
     rebased,
 )
+from alien.platforms.kubernetes.credential_operations import screen_credential_operations
 from alien.platforms.kubernetes.upgrade import send_upgrade
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
@@ -111,6 +114,7 @@ class KubernetesApiUpstream:
         _refuse_impersonation(head)
         if found := _caller_credentials(head):
             raise caller_credential_refused(found)
+        body = await screen_credential_operations(head, body)
         onward = await rebased(head, self._base, self._tokens)
         if head.get("upgrade") is not None:  # exec, attach, port-forward
             url = httpx.URL(onward.target)
