@@ -80,6 +80,13 @@ class Conflict(AlienError):
     status = 409
 
 
+class Gone(AlienError):
+    """Something that existed and has ended for good (asking again will not help)."""
+
+    code = "GONE"
+    status = 410
+
+
 class PayloadTooLarge(AlienError):
     """An upload over the configured size limit; ``field`` names the part that was too big."""
 

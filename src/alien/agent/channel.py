@@ -147,9 +147,18 @@ class WebSocketChannel:
 class PollChannel:
     name = "poll"
 
-    def __init__(self, client: AsyncManagerClient, *, wait: float = POLL_WAIT) -> None:
+    def __init__(
+        self,
+        client: AsyncManagerClient,
+        *,
+        wait: float = POLL_WAIT,
+        capabilities: tuple[str, ...] = (),
+    ) -> None:
+        """``capabilities``: what the agent's ``hello`` lists; each poll names them, so the
+        manager can hand it a message for one (``tunnel_open``) in the poll's answer."""
         self._client = client
         self._wait = wait
+        self._capabilities = capabilities
         self._queue: asyncio.Queue[ManagerMessage | BaseException] = asyncio.Queue()
         self._known: str | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -181,7 +190,7 @@ class PollChannel:
     async def _poll(self) -> None:
         try:
             while True:
-                poll = await self._client.agent_next(self._wait, self._known)
+                poll = await self._client.agent_next(self._wait, self._known, self._capabilities)
                 for message in poll.messages:
                     if isinstance(message, DesiredRelease):
                         self._known = message.release_id

@@ -3,7 +3,9 @@
 The manager cannot reach into the environment, so when a debug session of this deployment
 connects it sends ``tunnel_open`` on the agent's channel; the agent then dials the session's
 tunnel itself — a second outbound WebSocket, authenticated with its deployment token and the
-one-time credential — and answers every stream the manager relays from the engineer's CLI:
+one-time credential, or, for an agent that long-polls (``leg="http"``), a leg of plain requests
+(:mod:`alien.tunnel.http_leg`) — and answers every stream the manager relays from the
+engineer's CLI:
 
 * ``debug_info``: what this agent offers (:class:`~alien.protocol.agent_channel.DebugOffer`), so
   the CLI can set up the debugged command's environment;
@@ -37,6 +39,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
+import httpx
 from botocore.credentials import Credentials, RefreshableCredentials
 
 from alien.agent.debug_config import (
@@ -90,6 +93,8 @@ from alien.tunnel.forward import (
     valid_authority,
 )
 from alien.tunnel.http import serve_http_stream
+from alien.tunnel.http_leg import HttpLegClient, LegRefused
+from alien.tunnel.transport import MessageTransport
 from alien.tunnel.websocket_client import HandshakeFailed, HandshakeRefused, dial, websocket_url
 
 log = logging.getLogger("alien.agent.debug")
@@ -441,15 +446,21 @@ class DebugTunnels:
     async def _dial(
         self, message: TunnelOpen, upstream: asyncio.Task[SessionUpstream]
     ) -> TunnelConnection:
-        url = websocket_url(self._base_url, message.tunnel_path)
         headers = {"Authorization": f"Bearer {self._token}", CREDENTIAL_HEADER: message.credential}
+        leg: MessageTransport
         try:
-            ws = await dial(url, headers, timeout=DIAL_TIMEOUT)
-        except HandshakeRefused as exc:
+            if message.leg == "http":  # this agent long-polls: its leg is made of requests too
+                leg = await HttpLegClient.open(
+                    self._base_url, message.tunnel_path, headers, timeout=DIAL_TIMEOUT
+                )
+            else:
+                url = websocket_url(self._base_url, message.tunnel_path)
+                leg = await dial(url, headers, timeout=DIAL_TIMEOUT)
+        except (HandshakeRefused, LegRefused) as exc:
             raise PlatformError(
                 f"the manager refused the debug tunnel (HTTP {exc.status})", field="manager"
             ) from None
-        except (OSError, TimeoutError, HandshakeFailed) as exc:
+        except (OSError, TimeoutError, HandshakeFailed, httpx.HTTPError) as exc:
             raise PlatformError(
                 f"could not dial the debug tunnel: {exc or type(exc).__name__}", field="manager"
             ) from None
@@ -460,7 +471,7 @@ class DebugTunnels:
         # Spliced, the manager passes the CLI's frames through: the CLI (the tunnel's client)
         # opens the streams, so this end is the server. Otherwise the manager opens them.
         role = "server" if message.splice else "client"
-        connection = TunnelConnection(ws, role, handler=handle, settings=WIDE_WINDOWS)
+        connection = TunnelConnection(leg, role, handler=handle, settings=WIDE_WINDOWS)
         return await connection.start()
 
     @staticmethod

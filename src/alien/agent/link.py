@@ -188,7 +188,7 @@ class ManagerLink:
             return self._poll(), retry
 
     def _poll(self) -> PollChannel:
-        return PollChannel(self.client, wait=self.config.poll_wait)
+        return PollChannel(self.client, wait=self.config.poll_wait, capabilities=self.capabilities)
 
     async def _session(self, channel: Channel, limit: float | None) -> bool:
         """Run one connection until it fails (raises) or ``limit`` runs out (returns True)."""

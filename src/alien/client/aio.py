@@ -78,8 +78,10 @@ class AsyncManagerClient:
     async def agent_message(self, message: Mapping[str, Any]) -> AgentPoll:
         return await self.call(calls.agent_message(message))
 
-    async def agent_next(self, wait: float, known: str | None) -> AgentPoll:
-        return await self.call(calls.agent_next(wait, known))
+    async def agent_next(
+        self, wait: float, known: str | None, capabilities: tuple[str, ...] = ()
+    ) -> AgentPoll:
+        return await self.call(calls.agent_next(wait, known, capabilities))
 
     async def get_release(self, release_id: str) -> Release:
         return await self.call(calls.get_release(release_id))

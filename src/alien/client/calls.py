@@ -140,10 +140,14 @@ def agent_message(message: Mapping[str, Any]) -> Call[AgentPoll]:
     return Call("POST", "/v1/agent/status", decode_model(AgentPoll), json=dict(message))
 
 
-def agent_next(wait: float, known: str | None) -> Call[AgentPoll]:
+def agent_next(
+    wait: float, known: str | None, capabilities: tuple[str, ...] = ()
+) -> Call[AgentPoll]:
     params: dict[str, Any] = {"wait": wait}
     if known is not None:
         params["known"] = known
+    if capabilities:
+        params["capabilities"] = ",".join(capabilities)
     return Call(
         "GET",
         "/v1/agent/next",

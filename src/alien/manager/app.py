@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from alien import __version__
-from alien.manager import debug_tunnel
+from alien.manager import debug_http_leg, debug_tunnel
 from alien.manager.api import (
     agent,
     command_agent,
@@ -91,6 +91,7 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
     app.include_router(aws_deployments_api.router, responses=_ERROR_RESPONSES)
     app.include_router(debug_api.router, responses=_ERROR_RESPONSES)
     app.include_router(debug_tunnel.router)
+    app.include_router(debug_http_leg.router, responses=_ERROR_RESPONSES)
     app.include_router(audit_api.router, responses=_ERROR_RESPONSES)
     app.include_router(policy_api.router, responses=_ERROR_RESPONSES)
     app.include_router(approvals_api.router, responses=_ERROR_RESPONSES)

@@ -37,9 +37,10 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Protocol, cast
 
-from fastapi import APIRouter, Depends, WebSocket
+from fastapi import APIRouter, Depends, Request, WebSocket
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from alien.errors import AlienError, Conflict, Unauthenticated
 from alien.manager.api.agent import _deny, pushers_of
@@ -49,6 +50,7 @@ from alien.manager.core import ManagerCore
 from alien.manager.db import utcnow
 from alien.manager.debug_audit import AuditingUpstream, RequestRecorder
 from alien.manager.debug_credentials import RoleTarget, warm_credentials
+from alien.manager.debug_http_leg import HttpLeg, legs_of
 from alien.manager.events import Subscription
 from alien.manager.models import Deployment
 from alien.manager.pull_audit import TUNNEL_ENDED, RelayedExchange, SplicedAudit
@@ -354,8 +356,8 @@ class AgentDials:
         return dial
 
 
-def dials_of(websocket: WebSocket) -> AgentDials:
-    state = websocket.app.state
+def dials_of(conn: HTTPConnection) -> AgentDials:
+    state = conn.app.state
     dials = getattr(state, "debug_agent_dials", None)
     if dials is None:
         dials = state.debug_agent_dials = AgentDials()
@@ -410,10 +412,13 @@ def _discard(dial: _Dial) -> None:
     """Close an agent leg that arrived for a handshake no longer waiting for it."""
     dial.released.set()  # a spliced leg's handler returns, and its WebSocket closes
     leg = dial.arrived.result()
-    if isinstance(leg, TunnelConnection):
-        closing = asyncio.get_running_loop().create_task(
+    if isinstance(leg, TunnelConnection | HttpLeg):
+        aborting = (
             leg.abort("the debug session's tunnel is gone", code=SESSION_ENDED)
+            if isinstance(leg, TunnelConnection)
+            else leg.abort()
         )
+        closing = asyncio.get_running_loop().create_task(aborting)
         _DISCARDING.add(closing)
         closing.add_done_callback(_DISCARDING.discard)
 
@@ -457,6 +462,28 @@ async def agent_debug_tunnel(websocket: WebSocket, session_id: str, agent: Agent
     dial.arrived.set_result(connection)
     log.info("agent leg of debug tunnel %s opened", session_id)
     await connection.wait_closed()
+
+
+@router.post("/v1/agent/debug-tunnels/{session_id}/http", status_code=201)
+async def agent_debug_http_leg(request: Request, session_id: str, agent: Agent) -> dict[str, str]:
+    """The agent's leg of a spliced pull-model session over plain HTTP requests, for an agent
+    that long-polls (:mod:`alien.manager.debug_http_leg`): authenticated as the WebSocket leg
+    is; answers the leg's id, which its requests name from then on."""
+    dial = dials_of(request).claim(
+        session_id, agent.deployment_id, request.headers.get(CREDENTIAL_HEADER)
+    )
+    if not dial.splice or dial.arrived.done():
+        raise Conflict(
+            f"debug session {session_id} no longer waits for its agent",
+            field="session_id",
+            code="DEBUG_AGENT_UNAVAILABLE",
+        )
+    assert agent.deployment_id is not None
+    leg = HttpLeg(session_id, agent.deployment_id)
+    legs_of(request).add(leg)
+    dial.arrived.set_result(leg)
+    log.info("agent leg of debug tunnel %s opened (HTTP, spliced)", session_id)
+    return {"leg_id": leg.id}
 
 
 # --- pull model: relaying the CLI's streams to the agent --------------------------------------

@@ -31,6 +31,10 @@ class Subscription:
     def _notify(self) -> None:
         self._event.set()
 
+    def wake(self) -> None:
+        """Wake the waiter as a publish would (from this subscription's loop)."""
+        self._event.set()
+
     async def wait(self, timeout: float) -> bool:
         """Wait until notified or ``timeout`` seconds pass; ``True`` when notified."""
         if self._event.is_set():

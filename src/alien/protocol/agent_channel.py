@@ -64,7 +64,15 @@ import json
 import secrets
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 
 from alien.errors import ValidationError
 from alien.protocol.command_messages import (
@@ -369,7 +377,10 @@ class TunnelOpen(_Message):
     unchanged, so the agent is the *server* of the tunnel and answers the streams the CLI opens;
     without it the manager is the server and opens a stream per CLI stream itself. ``limits``
     (sent only to an agent listing :data:`CAPABILITY_DEBUG_LIMITS`): the session may reach no
-    more than these.
+    more than these. ``leg``: ``"http"`` for an agent that long-polls (sent in a poll's
+    answer): it opens the leg with ``POST <tunnel_path>/http`` and moves the tunnel's messages
+    in requests (:mod:`alien.manager.debug_http_leg`); left out when ``"websocket"``, so an
+    agent that predates it reads the message as before.
     """
 
     type: Literal["tunnel_open"] = "tunnel_open"
@@ -379,6 +390,14 @@ class TunnelOpen(_Message):
     expires_at: Timestamp
     splice: bool = False
     limits: DebugLimits | None = None
+    leg: Literal["websocket", "http"] = "websocket"
+
+    @model_serializer(mode="wrap")
+    def _leave_out_the_usual_leg(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("leg") == "websocket":
+            del data["leg"]
+        return data
 
     @field_validator("tunnel_path")
     @classmethod

@@ -9,6 +9,7 @@ messages to ``POST /v1/agent/status``. Message shapes: :mod:`alien.protocol.agen
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -45,6 +46,7 @@ from alien.protocol.agent_channel import (
     ChannelError,
     Hello,
     ManagerMessage,
+    TunnelOpen,
     encode,
     parse_agent_message,
 )
@@ -55,6 +57,9 @@ router = APIRouter(tags=["agent"])
 Agent = Annotated[Principal, Depends(require(Action.AGENT))]
 
 CLOSE_DEPLOYMENT_GONE = 4404
+POLL_GAP = 5.0
+"""Seconds after its last poll ended that a long-polling agent is still taken to be there."""
+POLL_RETRY = 0.02
 _IDLE_WAKE = 300.0  # seconds; a pusher with nothing to do re-reads the record this often anyway
 
 
@@ -134,21 +139,32 @@ def _audit_conflict(core: ManagerCore, caller: Principal, conflict: AgentConflic
 
 
 class AgentPushers:
-    """The agent WebSockets open in this process, by deployment, with their capabilities.
+    """The agents of this process that can be handed a message at once, by deployment, with
+    their capabilities: each open ``/v1/agent/connect`` WebSocket (from its ``hello`` to its
+    end), and each open long poll ``GET /v1/agent/next`` (answered with the message).
 
-    Lets another route hand a connected agent a message at once (``tunnel_open`` when a debug
-    session's CLI connects) without a database round trip and without the agent polling. Each
-    ``/v1/agent/connect`` joins after its ``hello`` and leaves when it ends. In memory, like the
-    sockets themselves: an agent connected to another manager process is not found here.
+    Lets another route reach a deployment's agent (``tunnel_open`` when a debug session's CLI
+    connects) without a database round trip and without waiting for the agent to ask. A long-
+    polling agent is between two polls now and then: one seen within :data:`POLL_GAP` seconds
+    still counts as there, and :meth:`send` waits that long for its next poll. In memory, like
+    the sockets themselves: an agent connected to another manager process is not found here.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._live: dict[str, list[tuple[frozenset[str], Send]]] = {}
+        self._polled: dict[str, tuple[frozenset[str], float]] = {}
+        self._monotonic = monotonic
 
     def join(
-        self, deployment_id: str, capabilities: Collection[str], send: Send
+        self,
+        deployment_id: str,
+        capabilities: Collection[str],
+        send: Send,
+        *,
+        poll: bool = False,
     ) -> Callable[[], None]:
-        """Register ``send``; returns the function that unregisters it (idempotent)."""
+        """Register ``send``; returns the function that unregisters it (idempotent). A
+        ``poll`` leaves a trace when it goes: its agent is expected back at once."""
         entry = (frozenset(capabilities), send)
         self._live.setdefault(deployment_id, []).append(entry)
 
@@ -156,28 +172,44 @@ class AgentPushers:
             entries = self._live.get(deployment_id, [])
             if entry in entries:
                 entries.remove(entry)
+                if poll:
+                    self._polled[deployment_id] = (entry[0], self._monotonic())
             if not entries:
                 self._live.pop(deployment_id, None)
 
         return leave
 
     def serves(self, deployment_id: str, capability: str) -> bool:
-        """Whether a connection of the deployment lists ``capability`` (safe from a thread)."""
+        """Whether an agent of the deployment listing ``capability`` is connected, or was
+        polling a moment ago (safe from a thread)."""
         live = tuple(self._live.get(deployment_id, ()))
-        return any(capability in capabilities for capabilities, _ in live)
+        return any(capability in capabilities for capabilities, _ in live) or (
+            self._between_polls(deployment_id, capability)
+        )
+
+    def _between_polls(self, deployment_id: str, capability: str) -> bool:
+        polled = self._polled.get(deployment_id)
+        return (
+            polled is not None
+            and capability in polled[0]
+            and self._monotonic() - polled[1] <= POLL_GAP
+        )
 
     async def send(self, deployment_id: str, capability: str, message: ManagerMessage) -> bool:
-        """Send to the newest connection of the deployment that lists ``capability``;
-        ``False`` when none is connected or none could take it."""
-        for capabilities, send in reversed(list(self._live.get(deployment_id, ()))):
-            if capability not in capabilities:
-                continue
-            try:
-                await send(message)
-            except (WebSocketDisconnect, WebSocketDisconnected, RuntimeError, OSError):
-                continue  # that socket is going away; an older one may still be up
-            return True
-        return False
+        """Send to the newest connection of the deployment that lists ``capability`` (waiting
+        for a polling agent's next poll); ``False`` when none is there or none could take it."""
+        while True:
+            for capabilities, send in reversed(list(self._live.get(deployment_id, ()))):
+                if capability not in capabilities:
+                    continue
+                try:
+                    await send(message)
+                except (WebSocketDisconnect, WebSocketDisconnected, RuntimeError, OSError):
+                    continue  # that socket is going away; an older one may still be up
+                return True
+            if not self._between_polls(deployment_id, capability):
+                return False
+            await asyncio.sleep(POLL_RETRY)
 
 
 def pushers_of(conn: HTTPConnection) -> AgentPushers:
@@ -330,10 +362,19 @@ async def agent_next(
     known: Annotated[
         str | None, Query(description="the desired release the agent already has")
     ] = None,
+    capabilities: Annotated[
+        str,
+        Query(
+            max_length=1024,
+            description="comma-separated capabilities of the agent (as in its hello): while "
+            "the poll is open it can be handed messages for them, e.g. tunnel_open",
+        ),
+    ] = "",
 ) -> AgentPoll:
     """Long-poll for work: answers at once with ``desired_release`` if the deployment's desired
-    release differs from ``known``, else as soon as that changes, else after ``wait`` seconds
-    with no messages. Each poll counts as a heartbeat."""
+    release differs from ``known``, else as soon as that changes or a message for one of the
+    agent's ``capabilities`` comes, else after ``wait`` seconds with no messages. Each poll
+    counts as a heartbeat."""
     if wait > core.settings.max_wait:
         raise ValidationError(
             f"wait may be at most {core.settings.max_wait:g} seconds", field="wait"
@@ -343,19 +384,38 @@ async def agent_next(
     deadline = time.monotonic() + wait
     async with agent_channel(request, caller, POLL):
         await run_in_threadpool(_heartbeat, core, dep_id)
-        return await _next_messages(core, dep_id, known, deadline)
+        with core.hub.subscribe(deployment_key(dep_id)) as sub:
+            mailbox: list[ManagerMessage] = []
+
+            async def post(message: ManagerMessage) -> None:
+                if isinstance(message, TunnelOpen):  # no WebSocket: the leg is HTTP as well
+                    message = message.model_copy(update={"leg": "http"})
+                mailbox.append(message)
+                sub.wake()
+
+            listed = {name for name in capabilities.split(",") if name}
+            leave = pushers_of(request).join(dep_id, listed, post, poll=True)
+            try:
+                return await _next_messages(core, dep_id, known, deadline, sub, mailbox)
+            finally:
+                leave()  # no await since the mailbox was last read: nothing posted is lost
 
 
 async def _next_messages(
-    core: ManagerCore, dep_id: str, known: str | None, deadline: float
+    core: ManagerCore,
+    dep_id: str,
+    known: str | None,
+    deadline: float,
+    sub: Subscription,
+    mailbox: list[ManagerMessage],
 ) -> AgentPoll:
-    with core.hub.subscribe(deployment_key(dep_id)) as sub:
-        while True:
-            messages = await run_in_threadpool(_pending, core, dep_id, known)
-            remaining = deadline - time.monotonic()
-            if messages or remaining <= 0:
-                return AgentPoll(messages=tuple(messages))
-            await sub.wait(remaining)
+    while True:
+        messages = await run_in_threadpool(_pending, core, dep_id, known)
+        messages = [*messages, *mailbox]
+        remaining = deadline - time.monotonic()
+        if messages or remaining <= 0:
+            return AgentPoll(messages=tuple(messages))
+        await sub.wait(remaining)
 
 
 def _heartbeat(core: ManagerCore, deployment_id: str) -> None:

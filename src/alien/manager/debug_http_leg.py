@@ -1,0 +1,279 @@
+"""The agent's leg of a debug tunnel over plain HTTPS requests, for an agent that reaches the
+manager by long-polling only (a proxy on its way refuses WebSockets, see ``agent/link.py``).
+
+Such an agent is told ``tunnel_open`` with ``leg="http"`` in the answer to its long poll. It
+opens the leg with ``POST /v1/agent/debug-tunnels/{session}/http`` (its deployment token and
+the one-time credential, as the WebSocket leg would), and gets a leg id. From then on it moves
+the tunnel's messages with ``POST …/http/{leg}/up`` and ``GET …/http/{leg}/down`` (numbered
+batches, :mod:`alien.protocol.tunnel_leg`) until the manager answers 410 ``LEG_CLOSED``, and
+says it leaves with ``DELETE …/http/{leg}``. The leg is a
+:class:`~alien.tunnel.transport.MessageTransport`, so the CLI's tunnel is spliced to it exactly
+as to a WebSocket (:mod:`alien.tunnel.splice`: frames scanned, audited, passed through).
+
+The leg id is a random secret, and good only with the deployment token it was opened with: a
+request naming another deployment's leg, or none, is answered 404. A leg no request came for
+in :data:`IDLE_TIMEOUT` seconds is taken for lost and ended (the splice then ends the session's
+tunnel, and the CLI dials again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from alien.errors import Gone, NotFound
+from alien.manager.api.deps import require
+from alien.manager.auth import Action, Principal
+from alien.protocol.tunnel_leg import (
+    MAX_BATCH_BYTES,
+    Inbox,
+    Outbox,
+    decode_batch,
+    encode_batch,
+)
+from alien.tunnel.errors import TunnelClosed
+
+log = logging.getLogger(__name__)
+
+Agent = Annotated[Principal, Depends(require(Action.AGENT))]
+
+IDLE_TIMEOUT = 30.0
+"""Seconds without any request of the agent after which its leg is taken for lost."""
+MAX_DOWN_WAIT = 20.0
+"""The longest a ``down`` request is held open waiting for messages."""
+SEND_LIMIT = 16 * 1024 * 1024
+"""Bytes sent to the agent and not acknowledged before ``send`` waits (what a resend needs)."""
+RECEIVE_LIMIT = 16 * 1024 * 1024
+"""Bytes received from the agent and not yet taken by the splice before ``up`` answers."""
+LINGER = 5.0
+"""Seconds a closed leg still answers ``down``, so the agent collects the last messages."""
+LEG_HEADER = "alien-leg-first"
+"""On a ``down`` answer: the number of its first message."""
+BATCH_TYPE = "application/vnd.alien.tunnel-batch"
+
+
+class HttpLeg:
+    """One agent leg over HTTP requests: a message transport for the splice on one side, the
+    ``up``/``down`` requests on the other."""
+
+    def __init__(self, session_id: str, deployment_id: str) -> None:
+        self.id = secrets.token_urlsafe(32)
+        self.session_id = session_id
+        self.deployment_id = deployment_id
+        self._outbox = Outbox()
+        self._inbox = Inbox()
+        self._received: asyncio.Queue[bytes] = asyncio.Queue()
+        self._received_bytes = 0
+        self._changed = asyncio.Condition()
+        self._closing = False  # no more sends; the agent may still collect what is left
+        self._finished = asyncio.Event()  # gone for good: every request is answered 410
+        self.seen = time.monotonic()
+
+    # --- the transport side (the splice) ------------------------------------------------------
+
+    async def send(self, data: bytes | memoryview) -> None:
+        if self._closing or self._finished.is_set():
+            raise TunnelClosed("the agent's HTTP leg is closed")
+        async with self._changed:
+            self._outbox.put(bytes(data))
+            self._changed.notify_all()
+            await self._changed.wait_for(
+                lambda: self._outbox.unacknowledged_bytes <= SEND_LIMIT or self._finished.is_set()
+            )
+        if self._finished.is_set():
+            raise TunnelClosed("the agent's HTTP leg is closed")
+
+    async def recv(self) -> bytes:
+        getting = asyncio.ensure_future(self._received.get())
+        finished = asyncio.ensure_future(self._finished.wait())
+        try:
+            await asyncio.wait({getting, finished}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished.cancel()
+            if not getting.done():
+                getting.cancel()
+        if not getting.done() or getting.cancelled():
+            raise TunnelClosed("the agent's HTTP leg is closed")
+        message = getting.result()
+        async with self._changed:
+            self._received_bytes -= len(message)
+            self._changed.notify_all()
+        return message
+
+    async def close(self) -> None:
+        """No more messages; the agent is given :data:`LINGER` seconds to collect the rest."""
+        if self._closing:
+            return
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
+        loop = asyncio.get_running_loop()
+        loop.call_later(LINGER, self._finish)
+
+    async def abort(self) -> None:
+        self._closing = True
+        self._finish()
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _finish(self) -> None:
+        self._finished.set()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    # --- the HTTP side (the agent's requests) -------------------------------------------------
+
+    async def up(self, first: int, messages: list[bytes]) -> int:
+        """Take a batch starting at message ``first``; answers once the splice has room for
+        more, with the number of messages received in all."""
+        self._check_open()
+        async with self._changed:
+            for message in self._inbox.accept(first, messages):
+                self._received.put_nowait(message)
+                self._received_bytes += len(message)
+            await self._changed.wait_for(
+                lambda: self._received_bytes <= RECEIVE_LIMIT or self._finished.is_set()
+            )
+        self._check_open()
+        return self._inbox.received
+
+    async def down(self, acknowledged: int, wait: float) -> tuple[int, list[bytes]]:
+        """Forget the messages the agent holds, then the next ones (waiting up to ``wait``
+        seconds for some): their first number and the messages. Raises ``TunnelClosed`` once
+        the leg is closed and the agent has everything."""
+        self._check_open()
+        async with self._changed:
+            self._outbox.acknowledge(acknowledged)
+            self._changed.notify_all()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._changed.wait_for(
+                        lambda: self._outbox.batch(1)[1] or self._closing or self.finished
+                    )
+            first, messages = self._outbox.batch(MAX_BATCH_BYTES)
+        if not messages and self._closing:
+            self._finish()
+        self._check_open()
+        return first, messages
+
+    def _check_open(self) -> None:
+        self.seen = time.monotonic()
+        if self._finished.is_set():
+            raise TunnelClosed("the agent's HTTP leg is closed")
+
+
+class HttpLegs:
+    """The HTTP legs open in this manager process, by id (in memory, as the WebSockets)."""
+
+    def __init__(self) -> None:
+        self._legs: dict[str, HttpLeg] = {}
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def add(self, leg: HttpLeg) -> None:
+        self._legs[leg.id] = leg
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    def get(self, leg_id: str, session_id: str, caller: Principal) -> HttpLeg:
+        """The leg, if it is this session's and the caller's deployment's; else 404."""
+        leg = self._legs.get(leg_id)
+        if leg is None or leg.session_id != session_id or leg.deployment_id != caller.deployment_id:
+            raise NotFound(
+                f"debug session {session_id} has no such agent leg",
+                field="leg",
+                code="LEG_NOT_FOUND",
+            )
+        return leg
+
+    async def _watch(self) -> None:
+        """End legs the agent stopped asking for; forget finished ones."""
+        while self._legs:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for leg_id, leg in list(self._legs.items()):
+                if not leg.finished and now - leg.seen > IDLE_TIMEOUT:
+                    log.info("agent HTTP leg of debug session %s lost", leg.session_id)
+                    await leg.abort()
+                if leg.finished and now - leg.seen > LINGER:
+                    del self._legs[leg_id]
+
+
+def legs_of(request: Request) -> HttpLegs:
+    state = request.app.state
+    legs = getattr(state, "debug_http_legs", None)
+    if legs is None:
+        legs = state.debug_http_legs = HttpLegs()
+    return legs
+
+
+router = APIRouter(tags=["agent"])
+
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {BATCH_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+_BATCH_ANSWER = {200: {"content": {BATCH_TYPE: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _closed(leg: HttpLeg) -> Gone:
+    return Gone(
+        f"the agent leg of debug session {leg.session_id} is closed",
+        field="leg",
+        code="LEG_CLOSED",
+    )
+
+
+@router.post("/v1/agent/debug-tunnels/{session_id}/http/{leg_id}/up", openapi_extra=_BATCH_BODY)
+async def leg_up(
+    request: Request,
+    session_id: str,
+    leg_id: str,
+    caller: Agent,
+    seq: Annotated[int, Query(ge=0, description="the number of the batch's first message")],
+) -> dict[str, int]:
+    """Messages from the agent (a batch, see :mod:`alien.protocol.tunnel_leg`); answers how
+    many the manager has received in all once it can take more."""
+    leg = legs_of(request).get(leg_id, session_id, caller)
+    body = await request.body()  # at most 4 MiB (body_limit.py)
+    try:
+        received = await leg.up(seq, decode_batch(body))
+    except TunnelClosed:
+        raise _closed(leg) from None
+    return {"received": received}
+
+
+@router.get("/v1/agent/debug-tunnels/{session_id}/http/{leg_id}/down", responses=_BATCH_ANSWER)
+async def leg_down(
+    request: Request,
+    session_id: str,
+    leg_id: str,
+    caller: Agent,
+    ack: Annotated[int, Query(ge=0, description="how many messages the agent has received")],
+    wait: Annotated[float, Query(ge=0, le=MAX_DOWN_WAIT)] = MAX_DOWN_WAIT,
+) -> Response:
+    """The next messages for the agent, as soon as there are any (at most ``wait`` seconds);
+    the ``alien-leg-first`` header numbers the first."""
+    leg = legs_of(request).get(leg_id, session_id, caller)
+    try:
+        first, messages = await leg.down(ack, wait)
+    except TunnelClosed:
+        raise _closed(leg) from None
+    return Response(encode_batch(messages), media_type=BATCH_TYPE, headers={LEG_HEADER: str(first)})
+
+
+@router.delete("/v1/agent/debug-tunnels/{session_id}/http/{leg_id}", status_code=204)
+async def leg_close(request: Request, session_id: str, leg_id: str, caller: Agent) -> Response:
+    """The agent leaves the tunnel."""
+    await legs_of(request).get(leg_id, session_id, caller).abort()
+    return Response(status_code=204)
