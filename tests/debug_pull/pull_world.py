@@ -73,10 +73,12 @@ def start_agent(
     *,
     env: dict[str, str] | None = None,
     transport: str = "websocket",
+    manager_url: str | None = None,
 ) -> PullDeployment:
     """Onboard a deployment with a real ``alien-deploy up`` whose state dir holds ``config``
-    (``env``: variables added to its environment; ``transport``: its channel to the manager);
-    returns once the agent is connected (and therefore offers debug tunnels)."""
+    (``env``: variables added to its environment; ``transport``: its channel to the manager;
+    ``manager_url``: how it reaches the manager, if not directly); returns once the agent is
+    connected (and therefore offers debug tunnels)."""
     admin = manager.client()
     try:
         group, name = unique("pull"), unique("acme")
@@ -87,12 +89,13 @@ def start_agent(
     state = root / "agent"
     state.mkdir(mode=0o700, parents=True)
     (state / "debug.json").write_text(json.dumps(config))
-    agent = AgentProcess(state, manager.url, token=token, name=name, transport=transport)
+    url = manager_url or manager.url
+    agent = AgentProcess(state, url, token=token, name=name, transport=transport)
     scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     environment = {**scrubbed, **agent_aws_env(moto), **(env or {})}
     with mock.patch.dict(os.environ, environment, clear=True):
         agent.start()  # the child's environment is copied now
-    wait_for_log(agent, f"connected to the manager ({'poll' if transport == 'poll' else ''}")
+    wait_for_log(agent, "connected to the manager")
     assert agent.deployment_id is not None
     return PullDeployment(f"{group}/{name}", agent.deployment_id, agent)
 

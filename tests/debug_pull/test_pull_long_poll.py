@@ -1,5 +1,6 @@
-"""``alien debug`` on a deployment whose agent reaches the manager by HTTPS long-polling only
-(as behind a proxy that refuses WebSockets): ``tunnel_open`` comes in a poll's answer and the
+"""``alien debug`` on a deployment whose agent reaches the manager through a proxy that refuses
+WebSockets (``tests/agent/no_websocket_proxy.py``), so it falls back to HTTPS long-polling on
+its own: ``tunnel_open`` comes in a poll's answer and the
 agent's leg of the tunnel is made of plain requests (``alien.manager.debug_http_leg``). The
 same real ``aws`` and ``curl`` commands work as through a WebSocket agent, and the leg's
 requests are refused to anyone but the agent that opened it."""
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from dbg_world import AWS, World, s3_round_trip
+from no_websocket_proxy import NoWebSocketProxy
 from debug_moto import ACCOUNT, ROLE_NAME, MotoServer
 from pull_world import PullDeployment, debug_config, make_world, start_agent
 from targets import HELLO, Targets
@@ -29,11 +31,19 @@ def polling(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[PullDeployment]:
     config = debug_config(moto, [targets.http])
+    proxy = NoWebSocketProxy(int(pull_manager.url.rsplit(":", 1)[1])).start()
     found = start_agent(
-        pull_manager, moto, tmp_path_factory.mktemp("poll"), config, transport="poll"
+        pull_manager,
+        moto,
+        tmp_path_factory.mktemp("poll"),
+        config,
+        transport="auto",
+        manager_url=proxy.url,
     )
+    assert proxy.refused >= 1  # the WebSocket was tried and refused
     yield found
     found.agent.stop()
+    proxy.close()
 
 
 @pytest.fixture
