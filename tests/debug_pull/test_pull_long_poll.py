@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from dbg_world import AWS, World, s3_round_trip
-from no_websocket_proxy import NoWebSocketProxy
 from debug_moto import ACCOUNT, ROLE_NAME, MotoServer
+from no_websocket_proxy import NoWebSocketProxy
 from pull_world import PullDeployment, debug_config, make_world, start_agent
 from targets import HELLO, Targets
 
