@@ -286,3 +286,42 @@ def test_an_upload_url_signed_without_a_lease_stores_for_the_current_one(
     assert uploaded.status_code == 200, uploaded.text
     receipt = agent.respond(offer, ok=True, result=None, result_ref=uploaded.json())
     assert receipt["ok"] and receipt["state"] == "succeeded"
+
+
+def test_one_result_per_lease(
+    commands_manager: ManagerProcess, admin: ApiClient, deployment: Deployment, agent: CommandAgent
+) -> None:
+    """The same document again is the same answer; another is refused and not stored (one
+    upload URL must not fill the store with documents no response names)."""
+    create_command(admin, deployment)
+    offer = agent.command()
+    document = _result_document()
+    first = httpx.put(offer["result_upload_url"], content=document, timeout=10)
+    assert first.status_code == 200, first.text
+    again = httpx.put(offer["result_upload_url"], content=document, timeout=10)
+    assert again.status_code == 200, again.text
+    ref = {key: first.json()[key] for key in ("sha256", "size")}
+    assert {key: again.json()[key] for key in ("sha256", "size")} == ref
+    other = _result_document()
+    refused = httpx.put(offer["result_upload_url"], content=other, timeout=10)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("RESULT_ALREADY_UPLOADED", "body")
+    assert error["details"] == {"sha256": ref["sha256"]}
+    assert not _stored(commands_manager, other)
+    receipt = agent.respond(offer, ok=True, result=None, result_ref=again.json())
+    assert receipt["ok"] and receipt["state"] == "succeeded"
+
+
+def test_an_empty_params_upload_stores_nothing(
+    commands_manager: ManagerProcess, admin: ApiClient, deployment: Deployment
+) -> None:
+    refused = admin.post(
+        "/v1/commands/payloads",
+        params={"deployment": deployment.ref},
+        content=b"",
+        headers={"content-type": "application/json"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "body"
+    assert not _stored(commands_manager, b"")

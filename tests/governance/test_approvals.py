@@ -207,3 +207,30 @@ def test_a_customer_lists_by_its_own_deployment_only(push_manager: ManagerProces
             nowhere = refused(unique("nothing"))
             others = [shared, single["name"], single["id"]]
             assert [refused(ref) for ref in others] == [nowhere] * len(others)
+
+
+def test_a_scoped_key_lists_its_groups_approvals_before_the_limit(
+    push_manager: ManagerProcess,
+) -> None:
+    """The scope is applied in the query, before ``limit``: filtered after it, another group's
+    older approval would take the page's place — and comparing limits would count them."""
+    with push_manager.client() as admin:
+        other, mine = running_deployment(admin), running_deployment(admin)
+        pending = {}
+        for dep in (other, mine):  # the other group's approval is the older one
+            with admin.with_token(dep.token) as customer:
+                policy = {"command_approval": True}
+                assert customer.request("PATCH", "/v1/customer/policy", json=policy).is_success
+            created = create_command(admin, dep).json()
+            assert created["state"] == "pending", created
+            pending[dep.id] = created["id"]
+        issued = admin.post(
+            "/v1/api-keys", json={"name": unique("key"), "role": "viewer", "groups": [mine.group]}
+        )
+        assert issued.status_code == 201, issued.text
+        with admin.with_token(issued.json()["key"]) as scoped:
+            for limit in (1, 2):
+                listed = scoped.get("/v1/approvals", params={"limit": limit})
+                assert listed.status_code == 200, listed.text
+                items = listed.json()["items"]
+                assert [i["subject_id"] for i in items] == [pending[mine.id]], limit

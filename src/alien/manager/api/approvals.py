@@ -129,9 +129,9 @@ def list_approvals(
             authorize(caller, Action.APPROVALS_READ, deployments=[dep_id])
         else:
             dep_id = None
-        rows = approvals.list_approvals(session, deployment_id=dep_id, state=state, limit=limit)
-        if caller.scoped:
-            rows = [r for r in rows if r.deployment_id in (caller.scope_deployments or ())]
+        rows = approvals.list_approvals(
+            session, deployment_id=dep_id, state=state, limit=limit, groups=caller.groups
+        )
         return Page(items=[approval_out(r) for r in rows])
 
 

@@ -9,8 +9,10 @@
 
 Each URL carries ``dep``, ``exp`` (unix seconds), for result uploads and responses ``lease``,
 and ``sig`` (see :mod:`alien.manager.commands.signing`); a wrong or expired signature is 403
-``SIGNED_URL_INVALID`` / ``SIGNED_URL_EXPIRED``. A result upload under a lease that is no longer
-the command's current one is 409 ``STALE_LEASE``. Bodies stream from and to disk in chunks, so a
+``SIGNED_URL_INVALID`` / ``SIGNED_URL_EXPIRED``; a URL of a command that no longer exists (its
+deployment was deleted) is 404 ``COMMAND_NOT_FOUND``. A result upload under a lease that is no
+longer the command's current one is 409 ``STALE_LEASE``; a second, different result under the
+same lease 409 ``RESULT_ALREADY_UPLOADED``. Bodies stream from and to disk in chunks, so a
 100 MB payload never sits in the manager's memory.
 """
 
@@ -23,8 +25,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from alien.errors import NotFound, PayloadTooLarge, ValidationError
+from alien.errors import NotFound, ValidationError
 from alien.manager.api.deps import require
+from alien.manager.api.uploads import staged_document
 from alien.manager.auth import Action
 from alien.manager.commands import records
 from alien.manager.commands.center import CommandCenter, center_of
@@ -88,17 +91,8 @@ async def put_result(
     lease = grant.extra
     await center.writer.run(center.ops.check_result_upload(command_id, dep, lease))
     limit = center.settings.max_payload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the result exceeds the limit of {limit} bytes", field="body")
-    staged = await center.payloads.stage(request.stream(), max_bytes=limit)
-    try:
-        if staged.info.size == 0:
-            raise ValidationError("the result document is empty", field="body")
-        record = center.ops.record_result_payload(command_id, dep, lease, staged)
-        await center.writer.run(record)
-    finally:
-        center.payloads.discard(staged)
+    async with staged_document(request, center.payloads, limit=limit, what="the result") as staged:
+        await center.store_result(command_id, dep, lease, staged)
     expires = max(exp, int(time.time() + center.settings.caller_url_seconds))
     fetch = Grant(UrlOp.RESULT_GET, command_id, dep, expires)
     base = str(request.base_url).rstrip("/")
@@ -128,9 +122,14 @@ async def post_response(
     lease: Annotated[str, Query(description="the lease the URL was signed for")],
     _: Respond,
 ) -> CommandReceipt:
-    """The envelope's ``response_url``: answer one delivery without a token."""
+    """The envelope's ``response_url``: answer one delivery without a token. A command that
+    no longer exists (its deployment was deleted) is 404 ``COMMAND_NOT_FOUND``, as for the
+    other signed URLs; every other refusal is the receipt's."""
     center = center_of(request)
     response = parse(CommandResponse, await request.body())
     if response.command_id != command_id or response.lease_id != lease:
         raise ValidationError("this URL answers another command or lease", field="lease_id")
-    return await center.agent_message(dep, CommandResponseMessage(response=response))
+    receipt = await center.agent_message(dep, CommandResponseMessage(response=response))
+    if receipt.code == COMMAND_NOT_FOUND:
+        raise NotFound(f"no command {command_id}", field="id", code=COMMAND_NOT_FOUND)
+    return receipt

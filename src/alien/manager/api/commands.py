@@ -21,8 +21,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from alien.errors import PayloadTooLarge, ValidationError
+from alien.errors import ValidationError
 from alien.manager.api.deps import Core, require
+from alien.manager.api.uploads import staged_document
 from alien.manager.auth import Action, authorize
 from alien.manager.commands.center import CommandCenter, center_of
 from alien.manager.commands.ops import caller_of
@@ -161,12 +162,9 @@ async def upload_params(
     center = center_of(request)
     await run_in_threadpool(_authorize_upload, core, center, token, deployment)
     limit = center.settings.max_payload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"params exceed the limit of {limit} bytes", field="body")
-    info = await center.payloads.put_stream(request.stream(), max_bytes=limit)
-    if info.size == 0:
-        raise ValidationError("the params document is empty", field="body")
+    async with staged_document(request, center.payloads, limit=limit, what="the params") as staged:
+        center.payloads.place(staged)
+    info = staged.info
     sha256 = info.digest.removeprefix("sha256:")
     await center.writer.run(center.ops.record_params_payload(token, deployment, sha256, info.size))
     return PayloadOut(sha256=sha256, size=info.size)

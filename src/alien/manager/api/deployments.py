@@ -9,9 +9,11 @@ deployment token's own): anything else is 404, as if it did not exist.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from alien.errors import ValidationError
@@ -19,6 +21,9 @@ from alien.manager.api.debug_views import Audit
 from alien.manager.api.deps import Core, require
 from alien.manager.api.views import deployment_out, deployments_out
 from alien.manager.auth import Action, Principal, authorize
+from alien.manager.commands.center import center_of
+from alien.manager.commands.deletion import forget_commands
+from alien.manager.commands.writer import Effect
 from alien.manager.core import ManagerCore
 from alien.manager.events import deployment_key
 from alien.manager.schemas import DeploymentOut, Onboarded, OnboardRequest, Page, WaitOut
@@ -132,20 +137,28 @@ def get_deployment(ref: str, core: Core, caller: Reader) -> DeploymentOut:
 
 
 @router.delete("/v1/deployments/{ref:path}", status_code=204)
-def delete_deployment(ref: str, core: Core, log: Audit, caller: Deleter) -> Response:
-    """Forget a deployment: its token stops working, a connected agent is disconnected, and its
+async def delete_deployment(
+    ref: str, request: Request, core: Core, log: Audit, caller: Deleter
+) -> Response:
+    """Forget a deployment: its token stops working, a connected agent is disconnected, its
     live debug sessions are revoked (their tunnels drop within a second: nothing should keep
-    reaching a deployment the manager no longer knows).
+    reaching a deployment the manager no longer knows), and its commands and their payloads are
+    deleted — through the command writer, so their signed URLs stop working with them.
 
     Tearing down what runs in the customer's environment is the agent's business (it reports
     ``delete_requested`` … ``deleted``); this removes the manager's record.
     """
-    with core.db.write() as session:
+    center = center_of(request)
+
+    def delete(session: Session) -> tuple[tuple[str, list[str]], Sequence[Effect]]:
         dep = deployments.visible_deployment(session, caller, ref)
-        dep_id = dep.id
         reason = f"the deployment {dep.name} was deleted"
-        revoked = revoke_live(session, log, caller, reason=reason, deployment_id=dep_id)
+        revoked = revoke_live(session, log, caller, reason=reason, deployment_id=dep.id)
+        forget_commands(session, center.payloads, dep.id)
         deployments.delete_deployment(session, dep)
+        return (dep.id, revoked), ()
+
+    dep_id, revoked = await center.writer.run(delete)
     core.deployments_changed([dep_id])
     core.hub.publish(*(session_key(s) for s in revoked))
     return Response(status_code=204)

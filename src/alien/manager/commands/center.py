@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from alien.errors import NotFound
+from alien.errors import AlienError, NotFound
 from alien.manager.auth import Action, Principal, authorize
-from alien.manager.blobs import BlobStore
+from alien.manager.blobs import BlobStore, StagedBlob
 from alien.manager.commands import records
 from alien.manager.commands.dispatch import Dispatcher, DispatcherRegistry
 from alien.manager.commands.links import LinkRegistry
@@ -182,6 +182,21 @@ class CommandCenter:
             self.core.hub.publish(pending_key(deployment_id))  # a long-polling agent leases
             return 0
         return await self.writer.run(self.ops.attach(deployment_id, receiver))
+
+    async def store_result(
+        self, command_id: str, deployment_id: str, lease_id: str, staged: StagedBlob
+    ) -> None:
+        """Place a staged result upload and record it under its lease. Should the record not
+        commit, the file it placed is removed again unless a row names it: retention only
+        deletes files that rows name, so nothing else ever would."""
+        try:
+            await self.writer.run(
+                self.ops.record_result_payload(command_id, deployment_id, lease_id, staged)
+            )
+        except AlienError:
+            sha256 = staged.info.digest.removeprefix("sha256:")
+            await self.writer.run(self.ops.discard_unnamed(sha256))
+            raise
 
     def _reader(self, session: Session, token: str) -> Principal:
         """The caller, if they may read commands; a known one refused is audited."""

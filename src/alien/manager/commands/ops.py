@@ -95,6 +95,7 @@ from alien.protocol.commands import (
 
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 UNKNOWN_PAYLOAD = "UNKNOWN_PAYLOAD"
+RESULT_ALREADY_UPLOADED = "RESULT_ALREADY_UPLOADED"
 SWEEP_BATCH = 500
 ATTACH_BATCH = 1000
 _HELD = frozenset({CommandState.DISPATCHED, CommandState.LEASED})
@@ -584,16 +585,39 @@ class CommandOps:
     ) -> Op[None]:
         """Store a staged result upload and record it under its lease — if that is still the
         command's current lease: it may have run out while the bytes streamed in, and then the
-        upload leaves nothing behind. Stored here, in the writer, so that no payload collection
-        comes between the file and its row."""
+        upload leaves nothing behind. One result per lease: the same document again is stored
+        already; another is refused (``RESULT_ALREADY_UPLOADED``), or one upload URL could fill
+        the store with documents that no response names, kept until retention. Stored here, in
+        the writer, so that no payload collection comes between the file and its row."""
         assert self.blobs is not None, "results are stored in the payload store"
         store = self.blobs
+        sha256, size = staged.info.digest.removeprefix("sha256:"), staged.info.size
 
         def op(session: Session) -> tuple[None, Sequence[Effect]]:
             lease = _upload_lease(_own_command(session, command_id, deployment_id), lease_id)
+            uploaded = _lease_results(session, command_id, lease)
+            if sha256 in uploaded:
+                return None, ()
+            if uploaded:
+                raise Conflict(
+                    f"a different result was already uploaded under this lease of command "
+                    f"{command_id}; send that one's result_ref",
+                    field="body",
+                    code=RESULT_ALREADY_UPLOADED,
+                    details={"sha256": sorted(uploaded)[0]},
+                )
             store.place(staged)
-            sha256, size = staged.info.digest.removeprefix("sha256:"), staged.info.size
             _add_payload(session, "result", sha256, size, deployment_id, command_id, None, lease)
+            return None, ()
+
+        return op
+
+    def discard_unnamed(self, sha256: str) -> Op[None]:
+        """Remove the stored file of ``sha256`` unless a payload row names it: what a result
+        upload whose record failed to commit placed (see :meth:`_discard_unnamed`)."""
+
+        def op(session: Session) -> tuple[None, Sequence[Effect]]:
+            self._discard_unnamed(session, sha256)
             return None, ()
 
         return op
@@ -960,6 +984,26 @@ def _add_payload(
             created_by=created_by,
         )
     )
+
+
+def _lease_results(session: Session, command_id: str, lease_id: str) -> set[str]:
+    """The sha256 of each result uploaded for the command under ``lease_id``: recorded, or
+    added by an earlier operation of this batch (not flushed yet). One, but for uploads made
+    before one per lease was enforced."""
+    added = {
+        row.sha256
+        for row in session.new
+        if isinstance(row, CommandPayload)
+        and (row.kind, row.command_id, row.lease_id) == ("result", command_id, lease_id)
+    }
+    stored = session.scalars(
+        select(CommandPayload.sha256).where(
+            CommandPayload.kind == "result",
+            CommandPayload.command_id == command_id,
+            CommandPayload.lease_id == lease_id,
+        )
+    )
+    return added | set(stored)
 
 
 def _upload_lease(snap: CommandSnapshot, lease_id: str) -> str:

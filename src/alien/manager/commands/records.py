@@ -19,6 +19,9 @@ bulk when the writer prefetches a batch), changes are kept and sent together at 
 guess: the writer is the only writer of command rows (one manager process per database, held
 by :mod:`alien.manager.serving_lock`) and updates it only after a commit, with what was
 committed. A miss reads the database; a restarted manager starts empty; ended commands leave it.
+Deleting a deployment takes its commands by cascade, so it is a writer operation too
+(:mod:`.deletion`): its store forgets them (:meth:`~CommandStore.forget`) for the rest of the
+batch, and the cache after the commit.
 """
 
 from __future__ import annotations
@@ -184,6 +187,14 @@ class LiveCommands:
         while len(self._snaps) > self._size:
             self._snaps.popitem(last=False)
 
+    def forget(self, deployment_ids: set[str]) -> None:
+        """Drop the commands of deleted deployments (a rare scan: deletions are)."""
+        if not deployment_ids:
+            return
+        gone = [i for i, snap in self._snaps.items() if snap.deployment_id in deployment_ids]
+        for command_id in gone:
+            del self._snaps[command_id]
+
     def __len__(self) -> int:
         return len(self._snaps)
 
@@ -198,6 +209,7 @@ class CommandStore:
         self._inserted: dict[str, CommandSnapshot] = {}
         self._updated: dict[str, CommandSnapshot] = {}
         self.written: list[CommandSnapshot] = []
+        self.forgotten: set[str] = set()
 
     @classmethod
     def of(cls, session: Session, live: LiveCommands | None = None) -> CommandStore:
@@ -214,7 +226,7 @@ class CommandStore:
             if i in self._rows:
                 continue
             cached = self._live.get(i) if self._live is not None else None
-            if cached is not None:
+            if cached is not None and cached.deployment_id not in self.forgotten:
                 self._rows[i] = cached
             else:
                 missing.append(i)
@@ -241,6 +253,17 @@ class CommandStore:
                 self._rows[snap.id] = known = snap
             out.append(known)
         return out
+
+    def forget(self, deployment_id: str) -> None:
+        """The deployment's commands are being deleted (by cascade, with it): from now on they
+        are read from the table — where they are gone once the delete ran — not from what this
+        batch or the live cache knew; after the commit the cache drops them too. Call once this
+        batch's changes were sent (:meth:`flush`): what is still kept would otherwise be written
+        back as if it were stored."""
+        self.forgotten.add(deployment_id)
+        for command_id, snap in list(self._rows.items()):
+            if snap is not None and snap.deployment_id == deployment_id:
+                del self._rows[command_id]
 
     def insert(self, snap: CommandSnapshot) -> None:
         self._rows[snap.id] = snap
@@ -287,3 +310,4 @@ class StoreHooks:
         store = session.info.get("command_store")
         if store is not None:
             self.live.committed(store.written)
+            self.live.forget(store.forgotten)

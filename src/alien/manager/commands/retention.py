@@ -55,17 +55,17 @@ def collect(store: BlobStore, retention: float, limit: int = BATCH) -> Op[int]:
     number of rows deleted."""
 
     def op(session: Session) -> tuple[int, Sequence[Effect]]:
-        _send_the_batch(session)
+        send_the_batch(session)
         now = utcnow()
         cutoff = now - timedelta(seconds=retention)
         rows = _expired(session, cutoff, limit)
-        _remove_payloads(session, store, rows)
+        remove_payloads(session, store, rows)
         return len(rows), ()
 
     return op
 
 
-def _send_the_batch(session: Session) -> None:
+def send_the_batch(session: Session) -> None:
     """Send the rows earlier operations of this writer batch added: the writer does not
     autoflush and keeps command rows until the batch ends, so without this a payload recorded,
     or a command naming params created, moments ago would not count, and its file would go."""
@@ -73,7 +73,7 @@ def _send_the_batch(session: Session) -> None:
     session.flush()
 
 
-def _remove_payloads(session: Session, store: BlobStore, rows: Sequence[Row[Any]]) -> None:
+def remove_payloads(session: Session, store: BlobStore, rows: Sequence[Row[Any]]) -> None:
     """Delete the payload ``rows`` (``id``, ``sha256``), and the files no row names any more."""
     if not rows:
         return
@@ -88,7 +88,7 @@ def _remove_payloads(session: Session, store: BlobStore, rows: Sequence[Row[Any]
     unnamed = digests - still_named
     for sha256 in unnamed:
         store.path_for(f"sha256:{sha256}").unlink(missing_ok=True)
-    log.info("payload retention: %d rows, %d files removed", len(ids), len(unnamed))
+    log.info("payloads removed: %d rows, %d files", len(ids), len(unnamed))
 
 
 def _expired(session: Session, cutoff: datetime, limit: int) -> Sequence[Row[Any]]:
@@ -118,7 +118,7 @@ def collect_commands(store: BlobStore, retention: float, limit: int = BATCH) -> 
     results' payloads (the rows would go by cascade, leaving their files behind); how many."""
 
     def op(session: Session) -> tuple[int, Sequence[Effect]]:
-        _send_the_batch(session)
+        send_the_batch(session)
         cutoff = utcnow() - timedelta(seconds=retention)
         expired = select(Command.id).where(Command.ended_at < cutoff).limit(limit)
         ids = list(session.scalars(expired))
@@ -126,7 +126,7 @@ def collect_commands(store: BlobStore, retention: float, limit: int = BATCH) -> 
             results = select(CommandPayload.id, CommandPayload.sha256).where(
                 CommandPayload.command_id.in_(ids)
             )
-            _remove_payloads(session, store, session.execute(results).all())
+            remove_payloads(session, store, session.execute(results).all())
             session.execute(delete(Command).where(Command.id.in_(ids)))
             log.info("command retention: %d ended commands removed", len(ids))
         return len(ids), ()

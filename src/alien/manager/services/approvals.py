@@ -12,7 +12,7 @@ cancelled) is the caller's part: :func:`decide` only says whether the approval i
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from alien.errors import AlienError, Conflict, Forbidden, NotFound
 from alien.manager.auth import Principal
 from alien.manager.db import utcnow
-from alien.manager.models import Approval
+from alien.manager.models import Approval, Deployment
 from alien.manager.services import audit
 from alien.manager.services.policy_effective import Party
 from alien.manager.tokens import TokenKind
@@ -97,9 +97,15 @@ def list_approvals(
     deployment_id: str | None = None,
     state: ApprovalState | None = None,
     limit: int = 100,
+    groups: Collection[str] | None = None,
 ) -> list[Approval]:
-    """Oldest first: the request waiting longest is the first to decide."""
+    """Oldest first: the request waiting longest is the first to decide. ``groups``: only
+    those of deployments in these groups (a group-scoped caller's view) — in the query, before
+    the limit, or how many fewer than ``limit`` came back would count other groups' approvals."""
     query = select(Approval).order_by(Approval.created_at, Approval.subject_id)
+    if groups is not None:
+        visible = select(Deployment.id).where(Deployment.group_id.in_(groups))
+        query = query.where(Approval.deployment_id.in_(visible))
     if deployment_id is not None:
         query = query.where(Approval.deployment_id == deployment_id)
     if state is not None:
