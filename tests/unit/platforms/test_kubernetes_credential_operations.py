@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from alien.errors import Forbidden, PayloadTooLarge
 from alien.platforms.kubernetes.credential_operations import (
+    BOOTSTRAP_TOKEN_TYPE,
     MAX_SCREENED_BODY,
     SERVICE_ACCOUNT_TOKEN_TYPE,
     screen_credential_operations,
@@ -142,6 +143,11 @@ def _raw_secret(*types: bytes) -> bytes:
 TOKEN = SERVICE_ACCOUNT_TOKEN_TYPE.encode()
 TOKEN_SECRET = _secret(metadata={"name": "t"}, type=SERVICE_ACCOUNT_TOKEN_TYPE)
 PROTOBUF = ("content-type", "application/vnd.kubernetes.protobuf")
+BOOTSTRAP_SECRET = _secret(
+    metadata={"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
+    type=BOOTSTRAP_TOKEN_TYPE,
+    stringData={"token-id": "abcdef", "token-secret": "0123456789abcdef"},
+)
 
 
 @pytest.mark.parametrize(
@@ -172,6 +178,31 @@ def test_a_service_account_token_secret_is_refused(
         screen(method, path, body, content_type)
     assert refused.value.code == "CREDENTIAL_MINTING_REFUSED"
     assert SERVICE_ACCOUNT_TOKEN_TYPE in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (BOOTSTRAP_SECRET, JSON),
+        (_secret(type="Bootstrap.Kubernetes.io/Token"), JSON),
+        (_protobuf(_raw_secret(BOOTSTRAP_TOKEN_TYPE.encode())), PROTOBUF),
+        (_protobuf(_raw_secret(BOOTSTRAP_TOKEN_TYPE.encode(), b"Opaque")), PROTOBUF),
+    ],
+)
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/namespaces/kube-system/secrets", "/api/v1/namespaces/kube-system/secrets/t"],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_a_bootstrap_token_secret_is_refused(
+    method: str, path: str, body: bytes, content_type: tuple[str, str]
+) -> None:
+    """Such a Secret is a bearer token kube-apiserver accepts when bootstrap-token
+    authentication is on (kubeadm's default): a standing credential."""
+    with pytest.raises(Forbidden) as refused:
+        screen(method, path, body, content_type)
+    assert refused.value.code == "CREDENTIAL_MINTING_REFUSED"
+    assert BOOTSTRAP_TOKEN_TYPE in refused.value.message
 
 
 REVIEWED_WIDE_KEY = (

@@ -1,6 +1,6 @@
 """The type a Secret's create or replace body declares, read the way kube-apiserver may read it,
 for the credential screen (:mod:`.credential_operations`): a ``kubernetes.io/service-account-token``
-Secret is given a token that never expires.
+Secret is given a token that never expires, a ``bootstrap.kubernetes.io/token`` one is a token.
 
 kubectl sends built-in objects as protobuf (``application/vnd.kubernetes.protobuf``: ``k8s\\0``,
 then a ``runtime.Unknown`` whose ``raw`` is the ``Secret`` message, ``type`` its field 3) and
