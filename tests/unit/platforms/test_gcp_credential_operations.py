@@ -52,6 +52,9 @@ REFUSED = [
     ("iam", "POST", f"{SA}/keys"),  # gcloud iam service-accounts keys create
     ("iam", "POST", f"{SA}/keys:upload"),
     ("iam", "POST", f"{SA}/keys/0123abcd:enable"),
+    ("iam", "POST", f"{SA}:enable"),  # an account's keys work again
+    ("iam", "POST", f"{SA}:undelete"),
+    ("iam", "POST", "/v1/projects/-/serviceAccounts/123456789012345678901:undelete"),
     ("iam", "POST", f"{SA}:setIamPolicy"),
     ("iam", "POST", "/v1/projects/acme-prod/roles"),
     ("iam", "PATCH", "/v1/organizations/42/roles/deployer"),
@@ -68,6 +71,9 @@ REFUSED = [
     ("compute", "POST", "/compute/v1/projects/p/zones/z/instances/vm/setIamPolicy"),
     ("storage", "PUT", "/storage/v1/b/acme-data/iam"),
     ("storage", "PUT", "/storage/v1/b/acme-data/o/dir%2Freport.csv/iam"),
+    ("storage", "PUT", "/storage/v1/b/acme-data/managedFolders/reports/iam"),
+    ("storage", "PUT", "/storage/v1/b/acme-data/managedFolders/reports%2F2024/iam"),
+    ("storage", "POST", "/storage/v1/b/acme-data/managedFolders/reports/iam"),
     ("storage", "POST", "/storage/v1/projects/acme-prod/hmacKeys?serviceAccountEmail=a@b"),
     ("storage", "PUT", "/storage/v1/projects/acme-prod/hmacKeys/GOOG1EXAMPLE"),
     ("apikeys", "POST", "/v2/projects/acme-prod/locations/global/keys"),
@@ -102,6 +108,9 @@ def test_minting_calls_are_refused(api: str, method: str, path: str) -> None:
         ("cloudresourcemanager", "POST", "/v1/projects/acme-prod:getIamPolicy"),
         ("cloudresourcemanager", "POST", "/v1/projects/acme-prod:testIamPermissions"),
         ("storage", "GET", "/storage/v1/b/acme-data/iam"),
+        ("storage", "GET", "/storage/v1/b/acme-data/managedFolders/reports/iam"),
+        ("storage", "POST", "/storage/v1/b/acme-data/managedFolders"),  # a folder alone
+        ("iam", "POST", f"{SA}:disable"),
         ("storage", "GET", "/storage/v1/projects/acme-prod/hmacKeys"),
         ("storage", "DELETE", "/storage/v1/projects/acme-prod/hmacKeys/GOOG1EXAMPLE"),
         ("storage", "POST", "/upload/storage/v1/b/acme-data/o?uploadType=media&name=x"),

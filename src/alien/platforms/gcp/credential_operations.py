@@ -11,11 +11,13 @@ Refused before any connection, Google-shaped: 403 ``PERMISSION_DENIED``,
 * Calls, on any API (:data:`REFUSED_CALLS`, matched on the path, so an API reached under another
   name or endpoint is covered too): signing as a service account (IAM's ``:signBlob``,
   ``:signJwt``, …), ``setIamPolicy`` in all its spellings (``…:setIamPolicy``, Compute's
-  ``…/setIamPolicy``, Cloud Storage's ``PUT …/b/<bucket>/iam``), service account keys (create,
-  ``:upload``, ``:enable``), Cloud Storage HMAC keys (create, update: re-activating one), API
-  keys, OS Login SSH keys, custom roles, workload and workforce identity pools and their
-  providers, OAuth clients and their secrets, and the token endpoints (``/v1/token``,
-  ``/oauth2/v4/token`` on ``www.googleapis.com``, …).
+  ``…/setIamPolicy``, Cloud Storage's ``PUT …/b/<bucket>/iam`` and any write to a ``/iam``
+  under a bucket: an object's, a managed folder's), service account keys (create, ``:upload``,
+  ``:enable``) and re-enabling or undeleting a service account (its keys work again), Cloud
+  Storage HMAC keys (create, update: re-activating one), API keys, OS Login SSH keys, custom
+  roles, workload and workforce identity pools and their providers, OAuth clients and their
+  secrets, and the token endpoints (``/v1/token``, ``/oauth2/v4/token`` on
+  ``www.googleapis.com``, …).
 
 A path is judged under every reading a server could make of it
 (:mod:`alien.platforms.path_readings`); a method as sent and as any ``X-HTTP-Method-Override``
@@ -81,7 +83,7 @@ REFUSED_CALLS = (
     _refused(None, r"[:/]setiampolicy$", "setting an IAM policy grants access, a standing way in"),
     _refused(
         WRITES,
-        r"/b/[^/]+(/o/.+)?/iam$",
+        r"/b/.+/iam$",  # a bucket's, an object's, a managed folder's (nested ones: a%2Fb)
         "setting a Cloud Storage IAM policy grants access, a standing way in",
     ),
     _refused(
@@ -93,6 +95,11 @@ REFUSED_CALLS = (
         {"POST"},
         r"/serviceaccounts/.+/keys/[^/]+:enable$",
         "re-enabling a service account key restores a credential",
+    ),
+    _refused(
+        {"POST"},
+        r"/serviceaccounts/.+:(enable|undelete)$",
+        "re-enabling or undeleting a service account restores its keys, credentials",
     ),
     _refused(
         {"POST"},
