@@ -207,8 +207,36 @@ def test_a_batch_that_cannot_be_read_for_certain_is_refused(
     assert "for certain" in refused.value.message
 
 
+@pytest.mark.parametrize(
+    "part",
+    [
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nAuthorization: Bearer ya29.engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nauthorization : Bearer ya29.engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nX-Goog-Api-Key: AIza-engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nX_Goog_Api_Key: AIza-engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nProxy-Authorization: Basic ZW5nOnB3\r\n",
+        "GET /storage/v1/b/acme-data/o?access_token=ya29.engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?alt=json&oauth_token=ya29.engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?key=AIza-engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?%24key=AIza-engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?$KEY=AIza-engineer HTTP/1.1\r\n",
+        "GET https://storage.googleapis.com/storage/v1/b/a/o?key=AIza-engineer HTTP/1.1\r\n",
+    ],
+)
+def test_a_batch_part_carrying_a_credential_of_its_own_is_refused(part: str) -> None:
+    """Google runs each part with its own credential when it carries one: the engineer's
+    identity from inside the customer's network, not the agent's."""
+    body = _batch(LIST_OBJECTS, part)
+    with pytest.raises(Forbidden) as refused:
+        screen("storage", "POST", BATCH, body)
+    assert refused.value.code == "CALLER_CREDENTIAL_REFUSED"
+    assert refused.value.status == 403
+    assert "engineer" not in refused.value.message  # names where, never the credential
+
+
 def test_a_batch_minting_nothing_passes_with_the_same_bytes() -> None:
-    body = _batch(LIST_OBJECTS, DELETE_OBJECT)
+    keys_named = "GET /storage/v1/b/acme-data/o?pageToken=key&keys=1 HTTP/1.1\r\n\r\n"
+    body = _batch(LIST_OBJECTS, DELETE_OBJECT, keys_named)
     assert screen("compute", "POST", "/batch/compute/v1", body) == body
     assert screen("storage", "POST", BATCH, body) == body
 

@@ -24,7 +24,9 @@ A path is judged under every reading a server could make of it
 names it (Google APIs honour that header). A batch request (``/batch/…``, as gcloud sends
 Compute and Cloud Storage calls) is read whole (at most :data:`MAX_BATCH_BODY`) and every
 request line in it judged the same way; an encoded batch (``Content-Encoding``, a part's
-``Content-Transfer-Encoding`` other than 7bit, 8bit or binary) or one nesting a batch is refused.
+``Content-Transfer-Encoding`` other than 7bit, 8bit or binary) or one nesting a batch is
+refused, and so is a part carrying a credential of its own (:mod:`.caller_credentials`: Google
+runs it with that one), with ``CALLER_CREDENTIAL_REFUSED``.
 
 Not refused — the deployment identity's roles must not allow them, as for AWS: grants carried in
 a resource's own data (Cloud Storage ACLs and ``predefinedAcl``, BigQuery dataset access lists
@@ -42,7 +44,14 @@ from dataclasses import dataclass
 
 import httpx
 
+from alien.platforms.bearer_tokens import caller_credential_refused
 from alien.platforms.credential_screen import minting_refused, minting_uncertain, read_whole
+from alien.platforms.gcp.caller_credentials import (
+    CALLER_CREDENTIAL_HEADERS,
+    header_name,
+    in_headers,
+    in_query,
+)
 from alien.platforms.path_readings import path_readings, sent_target
 from alien.protocol.debug_offer import GOOGLE_APIS_DOMAIN, google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, iterate_once
@@ -139,7 +148,7 @@ REFUSED_CALLS = (
     ),
 )
 _REQUEST_LINE = re.compile(r"^[ \t]*([a-z]+)[ \t]+((?:/|https?://)\S*)", re.I | re.M)
-_PART_HEADER = re.compile(r"^[ \t]*([a-z-]+)[ \t]*:[ \t]*(\S*)", re.I | re.M)
+_PART_HEADER = re.compile(r"^[ \t]*([!#$%&'*+.^_`|~0-9a-z-]+)[ \t]*:[ \t]*(\S*)", re.I | re.M)
 _IDENTITY_TRANSFER = frozenset({"7bit", "8bit", "binary"})
 _PRIVATE_SERVICE_CONNECT = ".p" + GOOGLE_APIS_DOMAIN
 
@@ -191,15 +200,22 @@ async def screen_credential_operations(apis: frozenset[str], head: RequestHead, 
 
 def judge_batch(apis: frozenset[str], text: str) -> None:
     """Judge every request line of a batch body as a call of its own (with every method any
-    part's ``X-HTTP-Method-Override`` names), whatever part it is in."""
+    part's ``X-HTTP-Method-Override`` names), whatever part it is in; refuse a part carrying a
+    credential of its own (Google runs a part with its own ``Authorization``, API key or
+    token parameter: the caller's identity, not the agent's)."""
+    headers, lines = _PART_HEADER.findall(text), _REQUEST_LINE.findall(text)
+    found = {*in_headers((name for name, _ in headers), CALLER_CREDENTIAL_HEADERS)}
+    found.update(name for _, target in lines for name in in_query(target))
+    if found:
+        raise caller_credential_refused(sorted(found))
     overrides: list[str] = []
-    for name, value in _PART_HEADER.findall(text):
-        name = name.lower()
+    for name, value in headers:
+        name = header_name(name)
         if name == "content-transfer-encoding" and value.lower() not in _IDENTITY_TRANSFER:
             raise minting_uncertain(f"a batch part in transfer encoding {value!r}")
         if name == METHOD_OVERRIDE:
             overrides.append(value)
-    for method, target in _REQUEST_LINE.findall(text):
+    for method, target in lines:
         reached, path = apis, target
         if not target.startswith("/"):
             try:
