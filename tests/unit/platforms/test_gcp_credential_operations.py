@@ -84,6 +84,11 @@ REFUSED = [
     ("oauth2", "POST", "/token"),
     ("www", "POST", "/oauth2/v4/token"),  # the legacy token endpoint, on another host
     ("logging", "POST", "/v1/token"),  # an endpoint override pointing elsewhere: by path too
+    ("iam", "POST", f"{SA}/keys;x"),  # path parameters, which a server may strip
+    ("iam", "POST", f"{SA}:signBlob;v=1"),
+    ("storage", "PUT", "/storage/v1/b/acme-data;x/iam;y"),
+    ("iam", "POST", "/$rpc/google.iam.admin.v1.IAM/CreateServiceAccountKey"),  # RPC over HTTP
+    ("storage", "GET", "/$rpc/google.storage.v2.Storage/SetIamPolicy"),
 ]
 
 
@@ -111,6 +116,7 @@ def test_minting_calls_are_refused(api: str, method: str, path: str) -> None:
         ("storage", "GET", "/storage/v1/b/acme-data/managedFolders/reports/iam"),
         ("storage", "POST", "/storage/v1/b/acme-data/managedFolders"),  # a folder alone
         ("iam", "POST", f"{SA}:disable"),
+        ("iam", "GET", f"{SA}/keys;x"),
         ("storage", "GET", "/storage/v1/projects/acme-prod/hmacKeys"),
         ("storage", "DELETE", "/storage/v1/projects/acme-prod/hmacKeys/GOOG1EXAMPLE"),
         ("storage", "POST", "/upload/storage/v1/b/acme-data/o?uploadType=media&name=x"),
@@ -197,6 +203,9 @@ def test_a_batch_part_minting_a_credential_is_refused(body: bytes) -> None:
         (_batch(LIST_OBJECTS), [("content-encoding", "gzip")]),
         (_batch("POST /batch/storage/v1 HTTP/1.1\r\n\r\n"), []),
         (_batch("GET https://[::1/x HTTP/1.1"), []),
+        (_batch("POST //sts.googleapis.com/v1/token HTTP/1.1"), []),  # a host, not a path
+        (_batch("POST /\\sts.googleapis.com/v1/token HTTP/1.1"), []),
+        (_batch("POST /$rpc/google.iam.admin.v1.IAM/CreateServiceAccountKey HTTP/1.1"), []),
     ],
 )
 def test_a_batch_that_cannot_be_read_for_certain_is_refused(

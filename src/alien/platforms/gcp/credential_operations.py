@@ -20,11 +20,13 @@ Refused before any connection, Google-shaped: 403 ``PERMISSION_DENIED``,
   ``www.googleapis.com``, …).
 
 A path is judged under every reading a server could make of it
-(:mod:`alien.platforms.path_readings`); a method as sent and as any ``X-HTTP-Method-Override``
-names it (Google APIs honour that header). A batch request (``/batch/…``, as gcloud sends
-Compute and Cloud Storage calls) is read whole (at most :data:`MAX_BATCH_BODY`) and every
-request line in it judged the same way; an encoded batch (``Content-Encoding``, a part's
-``Content-Transfer-Encoding`` other than 7bit, 8bit or binary) or one nesting a batch is
+(:mod:`alien.platforms.path_readings`, and each with its segments' ``;params`` dropped); a
+method as sent and as any ``X-HTTP-Method-Override`` names it (Google APIs honour that header).
+A path with a segment starting ``$rpc`` (an RPC method named over HTTP, not a REST path) is
+refused. A batch request (``/batch/…``, as gcloud sends Compute and Cloud Storage calls) is read
+whole (at most :data:`MAX_BATCH_BODY`) and every request line in it judged the same way; an
+encoded batch (``Content-Encoding``, a part's ``Content-Transfer-Encoding`` other than 7bit,
+8bit or binary), one nesting a batch, and a part whose target names a host (``//host/…``) are
 refused, and so is a part carrying a credential of its own (:mod:`.caller_credentials`: Google
 runs it with that one), with ``CALLER_CREDENTIAL_REFUSED``.
 
@@ -52,7 +54,7 @@ from alien.platforms.gcp.caller_credentials import (
     in_headers,
     in_query,
 )
-from alien.platforms.path_readings import path_readings, sent_target
+from alien.platforms.path_readings import Reading, path_readings, sent_target
 from alien.protocol.debug_offer import GOOGLE_APIS_DOMAIN, google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, iterate_once
 
@@ -150,6 +152,7 @@ REFUSED_CALLS = (
 _REQUEST_LINE = re.compile(r"^[ \t]*([a-z]+)[ \t]+((?:/|https?://)\S*)", re.I | re.M)
 _PART_HEADER = re.compile(r"^[ \t]*([!#$%&'*+.^_`|~0-9a-z-]+)[ \t]*:[ \t]*(\S*)", re.I | re.M)
 _IDENTITY_TRANSFER = frozenset({"7bit", "8bit", "binary"})
+_RPC = "$rpc"  # /$rpc/<service>/<method>: an RPC method by name, over HTTP
 _PRIVATE_SERVICE_CONNECT = ".p" + GOOGLE_APIS_DOMAIN
 
 
@@ -168,13 +171,26 @@ def methods_of(method: str, overrides: Iterable[str]) -> frozenset[str]:
     return frozenset({method.upper(), *(m for m in named if m)})
 
 
+def google_readings(path: str) -> frozenset[Reading]:
+    """Every reading of ``path`` (:func:`path_readings`), and each again with every segment's
+    ``;params`` dropped (RFC 2396 path parameters, which a server or a proxy in front may strip:
+    ``…/keys;x`` is then ``…/keys``)."""
+    readings = path_readings(path)
+    without_params = {
+        "/" + "/".join(segment.partition(";")[0] for segment in reading) for reading in readings
+    }
+    return readings.union(*(path_readings(p) for p in without_params))
+
+
 def judge(apis: Iterable[str], methods: frozenset[str], path: str) -> bool:
     """Raise ``Forbidden`` if a call with ``methods`` to ``path`` (as sent) on ``apis`` is
     refused; ``True`` if it is a batch, whose parts are to be judged."""
     for api in apis:
         if api in REFUSED_APIS:
             raise minting_refused(REFUSED_APIS[api])
-    readings = path_readings(path)
+    readings = google_readings(path)
+    if any(segment.startswith(_RPC) for reading in readings for segment in reading):
+        raise minting_uncertain("a call in Google's $rpc form, whose method is not read here")
     for reading in readings:
         joined = "/" + "/".join(reading)
         for call in REFUSED_CALLS:
@@ -217,6 +233,8 @@ def judge_batch(apis: frozenset[str], text: str) -> None:
             overrides.append(value)
     for method, target in lines:
         reached, path = apis, target
+        if target.replace("\\", "/").startswith("//"):
+            raise minting_uncertain("a batch part whose target names a host (//host/…)")
         if not target.startswith("/"):
             try:
                 url = httpx.URL(target)
