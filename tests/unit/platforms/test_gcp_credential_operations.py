@@ -52,6 +52,9 @@ REFUSED = [
     ("iam", "POST", f"{SA}/keys"),  # gcloud iam service-accounts keys create
     ("iam", "POST", f"{SA}/keys:upload"),
     ("iam", "POST", f"{SA}/keys/0123abcd:enable"),
+    ("iam", "POST", f"{SA}:enable"),  # an account's keys work again
+    ("iam", "POST", f"{SA}:undelete"),
+    ("iam", "POST", "/v1/projects/-/serviceAccounts/123456789012345678901:undelete"),
     ("iam", "POST", f"{SA}:setIamPolicy"),
     ("iam", "POST", "/v1/projects/acme-prod/roles"),
     ("iam", "PATCH", "/v1/organizations/42/roles/deployer"),
@@ -68,6 +71,9 @@ REFUSED = [
     ("compute", "POST", "/compute/v1/projects/p/zones/z/instances/vm/setIamPolicy"),
     ("storage", "PUT", "/storage/v1/b/acme-data/iam"),
     ("storage", "PUT", "/storage/v1/b/acme-data/o/dir%2Freport.csv/iam"),
+    ("storage", "PUT", "/storage/v1/b/acme-data/managedFolders/reports/iam"),
+    ("storage", "PUT", "/storage/v1/b/acme-data/managedFolders/reports%2F2024/iam"),
+    ("storage", "POST", "/storage/v1/b/acme-data/managedFolders/reports/iam"),
     ("storage", "POST", "/storage/v1/projects/acme-prod/hmacKeys?serviceAccountEmail=a@b"),
     ("storage", "PUT", "/storage/v1/projects/acme-prod/hmacKeys/GOOG1EXAMPLE"),
     ("apikeys", "POST", "/v2/projects/acme-prod/locations/global/keys"),
@@ -78,6 +84,11 @@ REFUSED = [
     ("oauth2", "POST", "/token"),
     ("www", "POST", "/oauth2/v4/token"),  # the legacy token endpoint, on another host
     ("logging", "POST", "/v1/token"),  # an endpoint override pointing elsewhere: by path too
+    ("iam", "POST", f"{SA}/keys;x"),  # path parameters, which a server may strip
+    ("iam", "POST", f"{SA}:signBlob;v=1"),
+    ("storage", "PUT", "/storage/v1/b/acme-data;x/iam;y"),
+    ("iam", "POST", "/$rpc/google.iam.admin.v1.IAM/CreateServiceAccountKey"),  # RPC over HTTP
+    ("storage", "GET", "/$rpc/google.storage.v2.Storage/SetIamPolicy"),
 ]
 
 
@@ -102,6 +113,10 @@ def test_minting_calls_are_refused(api: str, method: str, path: str) -> None:
         ("cloudresourcemanager", "POST", "/v1/projects/acme-prod:getIamPolicy"),
         ("cloudresourcemanager", "POST", "/v1/projects/acme-prod:testIamPermissions"),
         ("storage", "GET", "/storage/v1/b/acme-data/iam"),
+        ("storage", "GET", "/storage/v1/b/acme-data/managedFolders/reports/iam"),
+        ("storage", "POST", "/storage/v1/b/acme-data/managedFolders"),  # a folder alone
+        ("iam", "POST", f"{SA}:disable"),
+        ("iam", "GET", f"{SA}/keys;x"),
         ("storage", "GET", "/storage/v1/projects/acme-prod/hmacKeys"),
         ("storage", "DELETE", "/storage/v1/projects/acme-prod/hmacKeys/GOOG1EXAMPLE"),
         ("storage", "POST", "/upload/storage/v1/b/acme-data/o?uploadType=media&name=x"),
@@ -188,6 +203,9 @@ def test_a_batch_part_minting_a_credential_is_refused(body: bytes) -> None:
         (_batch(LIST_OBJECTS), [("content-encoding", "gzip")]),
         (_batch("POST /batch/storage/v1 HTTP/1.1\r\n\r\n"), []),
         (_batch("GET https://[::1/x HTTP/1.1"), []),
+        (_batch("POST //sts.googleapis.com/v1/token HTTP/1.1"), []),  # a host, not a path
+        (_batch("POST /\\sts.googleapis.com/v1/token HTTP/1.1"), []),
+        (_batch("POST /$rpc/google.iam.admin.v1.IAM/CreateServiceAccountKey HTTP/1.1"), []),
     ],
 )
 def test_a_batch_that_cannot_be_read_for_certain_is_refused(
@@ -198,8 +216,36 @@ def test_a_batch_that_cannot_be_read_for_certain_is_refused(
     assert "for certain" in refused.value.message
 
 
+@pytest.mark.parametrize(
+    "part",
+    [
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nAuthorization: Bearer ya29.engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nauthorization : Bearer ya29.engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nX-Goog-Api-Key: AIza-engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nX_Goog_Api_Key: AIza-engineer\r\n",
+        "GET /storage/v1/b/acme-data/o HTTP/1.1\r\nProxy-Authorization: Basic ZW5nOnB3\r\n",
+        "GET /storage/v1/b/acme-data/o?access_token=ya29.engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?alt=json&oauth_token=ya29.engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?key=AIza-engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?%24key=AIza-engineer HTTP/1.1\r\n",
+        "GET /storage/v1/b/acme-data/o?$KEY=AIza-engineer HTTP/1.1\r\n",
+        "GET https://storage.googleapis.com/storage/v1/b/a/o?key=AIza-engineer HTTP/1.1\r\n",
+    ],
+)
+def test_a_batch_part_carrying_a_credential_of_its_own_is_refused(part: str) -> None:
+    """Google runs each part with its own credential when it carries one: the engineer's
+    identity from inside the customer's network, not the agent's."""
+    body = _batch(LIST_OBJECTS, part)
+    with pytest.raises(Forbidden) as refused:
+        screen("storage", "POST", BATCH, body)
+    assert refused.value.code == "CALLER_CREDENTIAL_REFUSED"
+    assert refused.value.status == 403
+    assert "engineer" not in refused.value.message  # names where, never the credential
+
+
 def test_a_batch_minting_nothing_passes_with_the_same_bytes() -> None:
-    body = _batch(LIST_OBJECTS, DELETE_OBJECT)
+    keys_named = "GET /storage/v1/b/acme-data/o?pageToken=key&keys=1 HTTP/1.1\r\n\r\n"
+    body = _batch(LIST_OBJECTS, DELETE_OBJECT, keys_named)
     assert screen("compute", "POST", "/batch/compute/v1", body) == body
     assert screen("storage", "POST", BATCH, body) == body
 

@@ -45,6 +45,7 @@ TOPICS = "https://pubsub.googleapis.com/v1/projects/p/topics"
         ("?alt=json&%24key=AIza-engineer", None, True),
         ("?pageSize=1;access%5Ftoken=ya29.engineer", None, True),
         ("", ("X-Goog-Api-Key", "AIza-engineer"), True),
+        ("", ("x_goog_api_key", "AIza-engineer"), True),  # as CGI-style servers read it
         ("?pageToken=key&keys=1", None, False),
         ("", ("X-Goog-User-Project", "p"), False),
     ],

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from alien.errors import Forbidden, PayloadTooLarge
 from alien.platforms.kubernetes.credential_operations import (
+    BOOTSTRAP_TOKEN_TYPE,
     MAX_SCREENED_BODY,
     SERVICE_ACCOUNT_TOKEN_TYPE,
     screen_credential_operations,
@@ -108,6 +109,25 @@ def _field(number: int, payload: bytes, wire: int = 2) -> bytes:
     return bytes([number << 3 | wire, len(payload)]) + payload
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes([*out, value])
+
+
+def _keyed(key: bytes, payload: bytes) -> bytes:
+    """A length-delimited protobuf field under ``key``, a key varint however spelt."""
+    return key + _varint(len(payload)) + payload
+
+
+def _wide_key(number: int) -> bytes:
+    """A length-delimited field's key for ``number``, which may be past protobuf's range: Go's
+    decoders read it as ``int32(number)``."""
+    return _varint(number << 3 | 2)
+
+
 def _protobuf(*raws: bytes, encoding: bytes = b"") -> bytes:
     """A Kubernetes protobuf body (``runtime.Unknown`` after the magic) carrying ``raws``."""
     type_meta = _field(1, _field(1, b"v1") + _field(2, b"Secret"))
@@ -123,6 +143,11 @@ def _raw_secret(*types: bytes) -> bytes:
 TOKEN = SERVICE_ACCOUNT_TOKEN_TYPE.encode()
 TOKEN_SECRET = _secret(metadata={"name": "t"}, type=SERVICE_ACCOUNT_TOKEN_TYPE)
 PROTOBUF = ("content-type", "application/vnd.kubernetes.protobuf")
+BOOTSTRAP_SECRET = _secret(
+    metadata={"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
+    type=BOOTSTRAP_TOKEN_TYPE,
+    stringData={"token-id": "abcdef", "token-secret": "0123456789abcdef"},
+)
 
 
 @pytest.mark.parametrize(
@@ -156,6 +181,38 @@ def test_a_service_account_token_secret_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (BOOTSTRAP_SECRET, JSON),
+        (_secret(type="Bootstrap.Kubernetes.io/Token"), JSON),
+        (_protobuf(_raw_secret(BOOTSTRAP_TOKEN_TYPE.encode())), PROTOBUF),
+        (_protobuf(_raw_secret(BOOTSTRAP_TOKEN_TYPE.encode(), b"Opaque")), PROTOBUF),
+    ],
+)
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/namespaces/kube-system/secrets", "/api/v1/namespaces/kube-system/secrets/t"],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_a_bootstrap_token_secret_is_refused(
+    method: str, path: str, body: bytes, content_type: tuple[str, str]
+) -> None:
+    """Such a Secret is a bearer token kube-apiserver accepts when bootstrap-token
+    authentication is on (kubeadm's default): a standing credential."""
+    with pytest.raises(Forbidden) as refused:
+        screen(method, path, body, content_type)
+    assert refused.value.code == "CREDENTIAL_MINTING_REFUSED"
+    assert BOOTSTRAP_TOKEN_TYPE in refused.value.message
+
+
+REVIEWED_WIDE_KEY = (
+    "6b3873000a0c0a027631120653656372657412310a050a03746f6b9a8080808001236b756265726e657465732e"
+    "696f2f736572766963652d6163636f756e742d746f6b656e"
+)
+"""The review's body: a token Secret whose type is under a key for field ``2**32 + 3``."""
+
+
+@pytest.mark.parametrize(
     ("body", "headers"),
     [
         (TOKEN_SECRET, [("content-type", "application/yaml")]),
@@ -166,6 +223,14 @@ def test_a_service_account_token_secret_is_refused(
         (_protobuf(_raw_secret() + _field(3, b"\x01", wire=0)), [PROTOBUF]),  # type as varint
         (_protobuf(_raw_secret() + b"\x1b"), [PROTOBUF]),  # a group
         (b"k8s\x00" + _field(2, _raw_secret(TOKEN), wire=0), [PROTOBUF]),
+        # keys the API server reads as int32(number): the type (3), the raw (2) hidden;
+        # out of protobuf's range; a key over 5 bytes
+        (_protobuf(_raw_secret() + _keyed(_wide_key(2**32 + 3), TOKEN)), [PROTOBUF]),
+        (b"k8s\x00" + _keyed(_wide_key(2**32 + 2), _raw_secret(TOKEN)), [PROTOBUF]),
+        (_protobuf(_raw_secret() + _keyed(_wide_key(2**29), b"Opaque")), [PROTOBUF]),
+        (_protobuf(_raw_secret() + _keyed(_wide_key(0), b"Opaque")), [PROTOBUF]),
+        (_protobuf(_raw_secret() + _keyed(b"\x9a\x80\x80\x80\x80\x00", TOKEN)), [PROTOBUF]),
+        (bytes.fromhex(REVIEWED_WIDE_KEY), [PROTOBUF]),
         (TOKEN_SECRET, [JSON, ("content-encoding", "gzip")]),
         (b"kind: Secret\ntype: kubernetes.io/service-account-token\n", [JSON]),
         (b"[]", [JSON]),
@@ -194,6 +259,7 @@ def test_a_secret_whose_type_cannot_be_told_is_refused(
         (_protobuf(_raw_secret(b"Opaque")), [PROTOBUF]),
         (_protobuf(_raw_secret()), [PROTOBUF]),
         (_protobuf(_raw_secret(b"kubernetes.io/dockerconfigjson")), [PROTOBUF]),
+        (_protobuf(_raw_secret(b"Opaque") + _keyed(_wide_key(2**29 - 1), TOKEN)), [PROTOBUF]),
     ],
 )
 @pytest.mark.parametrize("method", ["POST", "PUT"])

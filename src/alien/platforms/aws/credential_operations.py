@@ -18,9 +18,11 @@ role allows. Two layers keep them out:
   UTF-8). Content encodings, signed chunks and Smithy RPC v2 paths (``/service/…/operation/…``)
   are refused for these services rather than decoded here.
 
-Not covered by the list (it names what mints credentials or trust; resource policies and
-REST-protocol services such as IAM Roles Anywhere or EKS access entries are the deployment's
-role's to deny): docs/ARCHITECTURE.md says which.
+The session policy also denies :data:`POLICY_ONLY_DENIES`, which the screen cannot name: a
+REST-protocol operation (its name is in neither a header nor a form) and an IAM action with no
+API of its own. Not covered otherwise (the list names what mints credentials or trust; resource
+policies and other REST-protocol services such as IAM Roles Anywhere or EKS access entries are
+the deployment's role's to deny): docs/ARCHITECTURE.md says which.
 """
 
 from __future__ import annotations
@@ -96,19 +98,33 @@ REFUSED_OPERATIONS: dict[str, frozenset[str]] = {
 }
 """By SigV4 signing name; compared case-insensitively."""
 
+POLICY_ONLY_DENIES = frozenset(
+    {
+        # a CodeArtifact repository token, up to 12 hours (REST: the screen cannot name it)
+        "codeartifact:GetAuthorizationToken",
+        # the STS bearer token behind it and other services' (an IAM action, no API of its own)
+        "sts:GetServiceBearerToken",
+    }
+)
+"""Actions minting credentials that only the session policy can deny (as ``service:Action``)."""
+
 SESSION_POLICY: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [
         {"Effect": "Allow", "Action": "*", "Resource": "*"},
         {
             "Effect": "Deny",
-            "Action": sorted(f"{s}:{op}" for s, ops in REFUSED_OPERATIONS.items() for op in ops),
+            "Action": sorted(
+                {f"{s}:{op}" for s, ops in REFUSED_OPERATIONS.items() for op in ops}
+                | POLICY_ONLY_DENIES
+            ),
             "Resource": "*",
         },
     ],
 }
 """The session policy a debug session's role is assumed with: the role's own permissions, less
-:data:`REFUSED_OPERATIONS` (which AWS then refuses however a request is spelled)."""
+:data:`REFUSED_OPERATIONS` and :data:`POLICY_ONLY_DENIES` (which AWS then refuses however a
+request is spelled)."""
 
 _LOWERED = {service: {op.lower() for op in ops} for service, ops in REFUSED_OPERATIONS.items()}
 _NAME = re.compile(r"[A-Za-z0-9]+")

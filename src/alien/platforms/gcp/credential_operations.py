@@ -11,18 +11,24 @@ Refused before any connection, Google-shaped: 403 ``PERMISSION_DENIED``,
 * Calls, on any API (:data:`REFUSED_CALLS`, matched on the path, so an API reached under another
   name or endpoint is covered too): signing as a service account (IAM's ``:signBlob``,
   ``:signJwt``, …), ``setIamPolicy`` in all its spellings (``…:setIamPolicy``, Compute's
-  ``…/setIamPolicy``, Cloud Storage's ``PUT …/b/<bucket>/iam``), service account keys (create,
-  ``:upload``, ``:enable``), Cloud Storage HMAC keys (create, update: re-activating one), API
-  keys, OS Login SSH keys, custom roles, workload and workforce identity pools and their
-  providers, OAuth clients and their secrets, and the token endpoints (``/v1/token``,
-  ``/oauth2/v4/token`` on ``www.googleapis.com``, …).
+  ``…/setIamPolicy``, Cloud Storage's ``PUT …/b/<bucket>/iam`` and any write to a ``/iam``
+  under a bucket: an object's, a managed folder's), service account keys (create, ``:upload``,
+  ``:enable``) and re-enabling or undeleting a service account (its keys work again), Cloud
+  Storage HMAC keys (create, update: re-activating one), API keys, OS Login SSH keys, custom
+  roles, workload and workforce identity pools and their providers, OAuth clients and their
+  secrets, and the token endpoints (``/v1/token``, ``/oauth2/v4/token`` on
+  ``www.googleapis.com``, …).
 
 A path is judged under every reading a server could make of it
-(:mod:`alien.platforms.path_readings`); a method as sent and as any ``X-HTTP-Method-Override``
-names it (Google APIs honour that header). A batch request (``/batch/…``, as gcloud sends
-Compute and Cloud Storage calls) is read whole (at most :data:`MAX_BATCH_BODY`) and every
-request line in it judged the same way; an encoded batch (``Content-Encoding``, a part's
-``Content-Transfer-Encoding`` other than 7bit, 8bit or binary) or one nesting a batch is refused.
+(:mod:`alien.platforms.path_readings`, and each with its segments' ``;params`` dropped); a
+method as sent and as any ``X-HTTP-Method-Override`` names it (Google APIs honour that header).
+A path with a segment starting ``$rpc`` (an RPC method named over HTTP, not a REST path) is
+refused. A batch request (``/batch/…``, as gcloud sends Compute and Cloud Storage calls) is read
+whole (at most :data:`MAX_BATCH_BODY`) and every request line in it judged the same way; an
+encoded batch (``Content-Encoding``, a part's ``Content-Transfer-Encoding`` other than 7bit,
+8bit or binary), one nesting a batch, and a part whose target names a host (``//host/…``) are
+refused, and so is a part carrying a credential of its own (:mod:`.caller_credentials`: Google
+runs it with that one), with ``CALLER_CREDENTIAL_REFUSED``.
 
 Not refused — the deployment identity's roles must not allow them, as for AWS: grants carried in
 a resource's own data (Cloud Storage ACLs and ``predefinedAcl``, BigQuery dataset access lists
@@ -40,8 +46,15 @@ from dataclasses import dataclass
 
 import httpx
 
+from alien.platforms.bearer_tokens import caller_credential_refused
 from alien.platforms.credential_screen import minting_refused, minting_uncertain, read_whole
-from alien.platforms.path_readings import path_readings, sent_target
+from alien.platforms.gcp.caller_credentials import (
+    CALLER_CREDENTIAL_HEADERS,
+    header_name,
+    in_headers,
+    in_query,
+)
+from alien.platforms.path_readings import Reading, path_readings, sent_target
 from alien.protocol.debug_offer import GOOGLE_APIS_DOMAIN, google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, iterate_once
 
@@ -81,7 +94,7 @@ REFUSED_CALLS = (
     _refused(None, r"[:/]setiampolicy$", "setting an IAM policy grants access, a standing way in"),
     _refused(
         WRITES,
-        r"/b/[^/]+(/o/.+)?/iam$",
+        r"/b/.+/iam$",  # a bucket's, an object's, a managed folder's (nested ones: a%2Fb)
         "setting a Cloud Storage IAM policy grants access, a standing way in",
     ),
     _refused(
@@ -93,6 +106,11 @@ REFUSED_CALLS = (
         {"POST"},
         r"/serviceaccounts/.+/keys/[^/]+:enable$",
         "re-enabling a service account key restores a credential",
+    ),
+    _refused(
+        {"POST"},
+        r"/serviceaccounts/.+:(enable|undelete)$",
+        "re-enabling or undeleting a service account restores its keys, credentials",
     ),
     _refused(
         {"POST"},
@@ -132,8 +150,9 @@ REFUSED_CALLS = (
     ),
 )
 _REQUEST_LINE = re.compile(r"^[ \t]*([a-z]+)[ \t]+((?:/|https?://)\S*)", re.I | re.M)
-_PART_HEADER = re.compile(r"^[ \t]*([a-z-]+)[ \t]*:[ \t]*(\S*)", re.I | re.M)
+_PART_HEADER = re.compile(r"^[ \t]*([!#$%&'*+.^_`|~0-9a-z-]+)[ \t]*:[ \t]*(\S*)", re.I | re.M)
 _IDENTITY_TRANSFER = frozenset({"7bit", "8bit", "binary"})
+_RPC = "$rpc"  # /$rpc/<service>/<method>: an RPC method by name, over HTTP
 _PRIVATE_SERVICE_CONNECT = ".p" + GOOGLE_APIS_DOMAIN
 
 
@@ -152,13 +171,26 @@ def methods_of(method: str, overrides: Iterable[str]) -> frozenset[str]:
     return frozenset({method.upper(), *(m for m in named if m)})
 
 
+def google_readings(path: str) -> frozenset[Reading]:
+    """Every reading of ``path`` (:func:`path_readings`), and each again with every segment's
+    ``;params`` dropped (RFC 2396 path parameters, which a server or a proxy in front may strip:
+    ``…/keys;x`` is then ``…/keys``)."""
+    readings = path_readings(path)
+    without_params = {
+        "/" + "/".join(segment.partition(";")[0] for segment in reading) for reading in readings
+    }
+    return readings.union(*(path_readings(p) for p in without_params))
+
+
 def judge(apis: Iterable[str], methods: frozenset[str], path: str) -> bool:
     """Raise ``Forbidden`` if a call with ``methods`` to ``path`` (as sent) on ``apis`` is
     refused; ``True`` if it is a batch, whose parts are to be judged."""
     for api in apis:
         if api in REFUSED_APIS:
             raise minting_refused(REFUSED_APIS[api])
-    readings = path_readings(path)
+    readings = google_readings(path)
+    if any(segment.startswith(_RPC) for reading in readings for segment in reading):
+        raise minting_uncertain("a call in Google's $rpc form, whose method is not read here")
     for reading in readings:
         joined = "/" + "/".join(reading)
         for call in REFUSED_CALLS:
@@ -184,16 +216,25 @@ async def screen_credential_operations(apis: frozenset[str], head: RequestHead, 
 
 def judge_batch(apis: frozenset[str], text: str) -> None:
     """Judge every request line of a batch body as a call of its own (with every method any
-    part's ``X-HTTP-Method-Override`` names), whatever part it is in."""
+    part's ``X-HTTP-Method-Override`` names), whatever part it is in; refuse a part carrying a
+    credential of its own (Google runs a part with its own ``Authorization``, API key or
+    token parameter: the caller's identity, not the agent's)."""
+    headers, lines = _PART_HEADER.findall(text), _REQUEST_LINE.findall(text)
+    found = {*in_headers((name for name, _ in headers), CALLER_CREDENTIAL_HEADERS)}
+    found.update(name for _, target in lines for name in in_query(target))
+    if found:
+        raise caller_credential_refused(sorted(found))
     overrides: list[str] = []
-    for name, value in _PART_HEADER.findall(text):
-        name = name.lower()
+    for name, value in headers:
+        name = header_name(name)
         if name == "content-transfer-encoding" and value.lower() not in _IDENTITY_TRANSFER:
             raise minting_uncertain(f"a batch part in transfer encoding {value!r}")
         if name == METHOD_OVERRIDE:
             overrides.append(value)
-    for method, target in _REQUEST_LINE.findall(text):
+    for method, target in lines:
         reached, path = apis, target
+        if target.replace("\\", "/").startswith("//"):
+            raise minting_uncertain("a batch part whose target names a host (//host/…)")
         if not target.startswith("/"):
             try:
                 url = httpx.URL(target)

@@ -5,10 +5,10 @@ The CLI sends each call of the debugged ``gcloud`` in absolute form to a Google 
 :mod:`alien.debug.gcp_endpoint`); here the customer's configuration decides where it goes: the
 public endpoint, or the one configured for the API (a private endpoint, an emulator). Whatever
 ``Authorization`` arrives is replaced by the agent's token (the CLI removed the session's already),
-and a call carrying a credential of the caller's elsewhere (:data:`CALLER_CREDENTIAL_PARAMETERS`,
-``X-Goog-Api-Key``) is refused; so is an API not on the allowlist, and a call minting a
-credential or a standing way in that would outlive the session (:mod:`.credential_operations`),
-before any connection is made.
+and a call carrying a credential of the caller's elsewhere (:mod:`.caller_credentials`: a query
+parameter, ``X-Goog-Api-Key``) is refused; so is an API not on the allowlist, and a call minting
+a credential or a standing way in that would outlive the session (:mod:`.credential_operations`,
+which also refuses a batch part carrying a credential), before any connection is made.
 """
 
 from __future__ import annotations
@@ -18,29 +18,22 @@ from collections.abc import Iterable, Mapping
 import httpx
 
 from alien.errors import Forbidden, ValidationError
-from alien.platforms.bearer_tokens import (
-    TokenSource,
-    caller_credential_refused,
-    query_names,
-    rebased,
-)
+from alien.platforms.bearer_tokens import TokenSource, caller_credential_refused, rebased
+from alien.platforms.gcp.caller_credentials import in_headers, in_query
 from alien.platforms.gcp.credential_operations import api_at, screen_credential_operations
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
 from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_base
 
-CALLER_CREDENTIAL_PARAMETERS = frozenset({"access_token", "oauth_token", "key"})
-"""Google's system parameters that carry a credential (an OAuth token, an API key; ``$key`` is
-``key``), read by every API: beside the agent's token, or alone with ``credentials: none``, one of
-the engineer's would have calls made as the engineer from inside the customer's network (within
-its VPC Service Controls perimeter, say)."""
+_SENT_CREDENTIAL_HEADERS = frozenset({"x-goog-api-key"})
+"""The credential headers a call still carries when judged (``Authorization`` is replaced,
+``Proxy-Authorization`` dropped as hop-by-hop)."""
 
 
 def _caller_credentials(head: RequestHead) -> list[str]:
     """Where ``head`` carries a credential of its own besides ``Authorization``."""
-    names = {name.removeprefix("$") for name in query_names(head.target)}
-    found = sorted(names & CALLER_CREDENTIAL_PARAMETERS)
-    return found + (["x-goog-api-key"] if head.get("x-goog-api-key") is not None else [])
+    names = (name for name, _ in head.headers)
+    return in_query(head.target) + in_headers(names, _SENT_CREDENTIAL_HEADERS)
 
 
 def _reached(api: str, base: str) -> frozenset[str]:

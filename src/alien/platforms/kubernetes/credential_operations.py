@@ -5,6 +5,9 @@ do). Refused before any connection, as a 403 ``Status`` ``CREDENTIAL_MINTING_REF
 * a service account token: TokenRequest (``serviceaccounts/<name>/token``, ``kubectl create
   token``), or a Secret of type ``kubernetes.io/service-account-token``, which the token
   controller fills with a token that never expires;
+* a bootstrap token: a Secret of type ``bootstrap.kubernetes.io/token`` is itself a bearer
+  token the API server accepts (as ``system:bootstrap:<id>``) when bootstrap-token
+  authentication is on, as kubeadm sets it up;
 * a client certificate: any write in ``certificates.k8s.io`` (creating a
   CertificateSigningRequest, its ``/approval`` and ``/status``, which a signer turns into a
   certificate the API server accepts);
@@ -21,11 +24,11 @@ upper case.
 A Secret's type is in its body: a create (``POST``) or replace (``PUT``) of a core Secret is read
 whole (at most :data:`MAX_SCREENED_BODY`, the API server's own limit on a request body), as JSON
 or protobuf (:mod:`.secret_type`; anything else is refused), and refused if any type it may be
-read to declare is the token type. A ``PATCH`` of a Secret is refused whatever it says: the
-type is the stored object's, which the patch does not show, and re-pointing an existing token
-Secret at another service account has the token controller mint a token for that one
-(``kubectl apply``/``edit``/``patch`` of a Secret therefore fail in a session; ``create`` and
-``replace`` work).
+read to declare is one of :data:`REFUSED_SECRET_TYPES`. A ``PATCH`` of a Secret is refused
+whatever it says: the type is the stored object's, which the patch does not show, and
+re-pointing an existing token Secret at another service account has the token controller mint a
+token for that one (``kubectl apply``/``edit``/``patch`` of a Secret therefore fail in a
+session; ``create`` and ``replace`` work).
 
 Not refused, and why: creating a ServiceAccount (mints nothing since Kubernetes 1.24; before,
 the token controller also made a token Secret for it), reading Secrets and ``pods/exec`` (they
@@ -47,6 +50,12 @@ from alien.protocol.http_exchange import Body, RequestHead, iterate_once
 MAX_SCREENED_BODY = 3 * 1024 * 1024
 """kube-apiserver's ``MaxRequestBodyBytes``: a larger Secret would be refused there anyway."""
 SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
+BOOTSTRAP_TOKEN_TYPE = "bootstrap.kubernetes.io/token"
+REFUSED_SECRET_TYPES: dict[str, str] = {
+    SERVICE_ACCOUNT_TOKEN_TYPE: "is given a service account token that never expires",
+    BOOTSTRAP_TOKEN_TYPE: "is a bootstrap token, which the API server accepts as a credential",
+}
+"""Secret types refused (compared case-insensitively), with what such a Secret is."""
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 GRANTING = frozenset({"roles", "clusterroles", "rolebindings", "clusterrolebindings"})
 OPENSHIFT_OAUTH = frozenset({"oauthaccesstokens", "oauthauthorizetokens", "oauthclients"})
@@ -123,9 +132,7 @@ async def screen_credential_operations(head: RequestHead, body: Body) -> Body:
         raise minting_uncertain("a patch does not show the type of the Secret it changes")
     content = await read_whole(body, MAX_SCREENED_BODY, "a Secret")
     for secret_type in declared_types(head, content):
-        if secret_type.casefold() == SERVICE_ACCOUNT_TOKEN_TYPE:
-            raise minting_refused(
-                f"a Secret of type {SERVICE_ACCOUNT_TOKEN_TYPE} is given a service account "
-                "token that never expires"
-            )
+        refused = secret_type.casefold()
+        if (what := REFUSED_SECRET_TYPES.get(refused)) is not None:
+            raise minting_refused(f"a Secret of type {refused} {what}")
     return iterate_once(content)

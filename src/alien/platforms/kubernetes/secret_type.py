@@ -1,6 +1,6 @@
 """The type a Secret's create or replace body declares, read the way kube-apiserver may read it,
 for the credential screen (:mod:`.credential_operations`): a ``kubernetes.io/service-account-token``
-Secret is given a token that never expires.
+Secret is given a token that never expires, a ``bootstrap.kubernetes.io/token`` one is a token.
 
 kubectl sends built-in objects as protobuf (``application/vnd.kubernetes.protobuf``: ``k8s\\0``,
 then a ``runtime.Unknown`` whose ``raw`` is the ``Secret`` message, ``type`` its field 3) and
@@ -8,7 +8,8 @@ others as JSON; both are read. Every candidate is returned — each ``raw`` and 
 repeated protobuf (the server keeps the last), each top-level key spelt ``type`` in any case in
 JSON (older API servers matched keys case-insensitively) — so that none is missed. What cannot
 be read for certain is refused (``Forbidden``): another content type (YAML, CBOR), a content
-encoding, a body that does not parse, a type of the wrong kind, an encoded ``raw``.
+encoding, a body that does not parse, a type of the wrong kind, an encoded ``raw``, a field key
+the server would read as another field (:func:`_field_number`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _JSON_TYPES = ("", "application/json")  # none: the API server takes JSON
 _LENGTH_DELIMITED = 2
 _UNKNOWN_RAW, _UNKNOWN_CONTENT_ENCODING = 2, 3
 _SECRET_TYPE = 3
+_MAX_KEY_BYTES = 5  # a key of field 2**29 - 1, wire type 7, fills 32 bits: 5 varint bytes
+_MAX_FIELD_NUMBER = 2**29 - 1  # protobuf's largest
 
 
 def declared_types(head: RequestHead, content: bytes) -> list[str]:
@@ -84,8 +87,9 @@ def _fields(message: bytes) -> Iterator[tuple[int, int, bytes]]:
     uses groups, which Kubernetes never does)."""
     position = 0
     while position < len(message):
+        start = position
         key, position = _varint(message, position)
-        number, wire = key >> 3, key & 7
+        number, wire = _field_number(key, position - start), key & 7
         value = b""
         if wire == 0:
             _, position = _varint(message, position)
@@ -100,6 +104,18 @@ def _fields(message: bytes) -> Iterator[tuple[int, int, bytes]]:
         if position > len(message):
             raise ValueError("truncated")
         yield number, wire, value
+
+
+def _field_number(key: int, size: int) -> int:
+    """The field number of a ``key`` varint of ``size`` bytes, if every reader agrees on it; else
+    ``ValueError``. kube-apiserver's generated (gogo) decoders keep ``int32(key >> 3)``, dropping
+    the high bits of a longer key: a key for field ``2**32 + 3`` is field 3 (a Secret's ``type``)
+    to the server and an unknown field to a full-width reader. Within protobuf's range (1 to
+    ``2**29 - 1``, at most 5 bytes) both read the same number."""
+    number = key >> 3
+    if size > _MAX_KEY_BYTES or not 0 < number <= _MAX_FIELD_NUMBER:
+        raise ValueError(f"a field key read differently elsewhere (field {number})")
+    return number
 
 
 def _varint(message: bytes, position: int) -> tuple[int, int]:
