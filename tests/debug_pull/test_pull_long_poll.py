@@ -100,7 +100,7 @@ def test_the_legs_requests_are_the_opening_agents_alone(
                     method, f"{session_path}/leg-made-up{tail}", headers=headers, params=params
                 )
                 assert answer.status_code == 404, (method, tail, answer.text)
-                assert answer.json()["error"]["code"] == "LEG_NOT_FOUND"
+                assert answer.json()["error"]["code"] == "NOT_FOUND"
         anonymous = http.get(f"{session_path}/x/down", params={"ack": 0})
         assert anonymous.status_code == 401
 

@@ -39,7 +39,8 @@ from alien.debug.forward_proxy import ForwardProxy
 from alien.errors import Conflict, PlatformError, Unauthenticated, ValidationError
 from alien.manager.api.agent import AgentPushers
 from alien.manager.debug_audit import RequestRecorder
-from alien.manager.debug_tunnel import AgentDials, PullPlan, _agent_leg, relay_to_agent
+from alien.manager.debug_dials import AgentDials
+from alien.manager.debug_tunnel import PullPlan, _agent_leg, relay_to_agent
 from alien.manager.services.debug_sessions import RequestRecord
 from alien.protocol.agent_channel import (
     CAPABILITY_DEBUG_LIMITS,

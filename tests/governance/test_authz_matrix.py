@@ -601,6 +601,35 @@ ROWS: list[Row] = [
         Scope.GLOBAL,
         refusals={"dep": 401, "dep_other": 401},
     ),
+    # A long-polling agent's HTTP leg: opened only for an announced dial (none here: 401),
+    # then used only with the leg id it was given (none here: 404 for any deployment token).
+    Row(
+        ("POST", "/v1/agent/debug-tunnels/{session_id}/http"),
+        Action.AGENT,
+        frozenset(),
+        201,
+        lambda w, s: Call("POST", f"/v1/agent/debug-tunnels/{w.session('own')}/http"),
+        Scope.GLOBAL,
+        refusals={"dep": 401, "dep_other": 401},
+    ),
+    *(
+        Row(
+            (method, f"/v1/agent/debug-tunnels/{{session_id}}/http/{{leg_id}}{tail}"),
+            Action.AGENT,
+            frozenset(),
+            ok,
+            lambda w, s, method=method, tail=tail, query=query: Call(
+                method, f"/v1/agent/debug-tunnels/{w.session('own')}/http/leg{tail}{query}"
+            ),
+            Scope.GLOBAL,
+            refusals={"dep": 404, "dep_other": 404},
+        )
+        for method, tail, query, ok in (
+            ("POST", "/up", "?seq=0", 200),
+            ("GET", "/down", "?ack=0&wait=0", 200),
+            ("DELETE", "", "", 204),
+        )
+    ),
     # --- commands -------------------------------------------------------------------------
     Row(
         ("POST", "/v1/commands"),

@@ -28,9 +28,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from alien.errors import Gone, NotFound
-from alien.manager.api.deps import require
+from alien.errors import Conflict, Gone, NotFound
+from alien.manager.api.deps import app_held, require
 from alien.manager.auth import Action, Principal
+from alien.manager.debug_dials import CREDENTIAL_HEADER, dials_of
 from alien.protocol.tunnel_leg import (
     MAX_BATCH_BYTES,
     Inbox,
@@ -56,7 +57,7 @@ LINGER = 5.0
 """Seconds a closed leg still answers ``down``, so the agent collects the last messages."""
 LEG_HEADER = "alien-leg-first"
 """On a ``down`` answer: the number of its first message."""
-BATCH_TYPE = "application/vnd.alien.tunnel-batch"
+BATCH_TYPE = "application/octet-stream"
 
 
 class HttpLeg:
@@ -187,11 +188,7 @@ class HttpLegs:
         """The leg, if it is this session's and the caller's deployment's; else 404."""
         leg = self._legs.get(leg_id)
         if leg is None or leg.session_id != session_id or leg.deployment_id != caller.deployment_id:
-            raise NotFound(
-                f"debug session {session_id} has no such agent leg",
-                field="leg",
-                code="LEG_NOT_FOUND",
-            )
+            raise NotFound(f"debug session {session_id} has no such agent leg", field="leg")
         return leg
 
     async def _watch(self) -> None:
@@ -208,11 +205,7 @@ class HttpLegs:
 
 
 def legs_of(request: Request) -> HttpLegs:
-    state = request.app.state
-    legs = getattr(state, "debug_http_legs", None)
-    if legs is None:
-        legs = state.debug_http_legs = HttpLegs()
-    return legs
+    return app_held(request, "debug_http_legs", HttpLegs)
 
 
 router = APIRouter(tags=["agent"])
@@ -232,6 +225,28 @@ def _closed(leg: HttpLeg) -> Gone:
         field="leg",
         code="LEG_CLOSED",
     )
+
+
+@router.post("/v1/agent/debug-tunnels/{session_id}/http", status_code=201)
+async def agent_debug_http_leg(request: Request, session_id: str, agent: Agent) -> dict[str, str]:
+    """The agent's leg of a spliced pull-model session over plain HTTP requests, for an agent
+    that long-polls (:mod:`alien.manager.debug_http_leg`): authenticated as the WebSocket leg
+    is; answers the leg's id, which its requests name from then on."""
+    dial = dials_of(request).claim(
+        session_id, agent.deployment_id, request.headers.get(CREDENTIAL_HEADER)
+    )
+    if not dial.splice or dial.arrived.done():
+        raise Conflict(
+            f"debug session {session_id} no longer waits for its agent",
+            field="session_id",
+            code="DEBUG_AGENT_UNAVAILABLE",
+        )
+    assert agent.deployment_id is not None
+    leg = HttpLeg(session_id, agent.deployment_id)
+    legs_of(request).add(leg)
+    dial.arrived.set_result(leg)
+    log.info("agent leg of debug tunnel %s opened (HTTP, spliced)", session_id)
+    return {"leg_id": leg.id}
 
 
 @router.post("/v1/agent/debug-tunnels/{session_id}/http/{leg_id}/up", openapi_extra=_BATCH_BODY)

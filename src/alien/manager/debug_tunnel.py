@@ -27,22 +27,18 @@ the peer is told why in a GOAWAY (code :data:`SESSION_ENDED`), and the WebSocket
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Protocol, cast
 
-from fastapi import APIRouter, Depends, Request, WebSocket
+from fastapi import APIRouter, Depends, WebSocket
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import HTTPConnection
 
-from alien.errors import AlienError, Conflict, Unauthenticated
+from alien.errors import AlienError, Conflict
 from alien.manager.api.agent import _deny, pushers_of
 from alien.manager.api.deps import get_core, require
 from alien.manager.auth import Action, Principal, authorize
@@ -50,7 +46,8 @@ from alien.manager.core import ManagerCore
 from alien.manager.db import utcnow
 from alien.manager.debug_audit import AuditingUpstream, RequestRecorder
 from alien.manager.debug_credentials import RoleTarget, warm_credentials
-from alien.manager.debug_http_leg import HttpLeg, legs_of
+from alien.manager.debug_dials import AGENT_DIAL_TIMEOUT, CREDENTIAL_HEADER, Dial, dials_of
+from alien.manager.debug_http_leg import HttpLeg
 from alien.manager.events import Subscription
 from alien.manager.models import Deployment
 from alien.manager.pull_audit import TUNNEL_ENDED, RelayedExchange, SplicedAudit
@@ -294,77 +291,8 @@ async def _first_closed(*connections: _Closable) -> None:
 
 # --- pull model: the agent's leg ---------------------------------------------------------------
 
-AGENT_DIAL_TIMEOUT = 10.0
-"""Seconds the agent has, after ``tunnel_open``, to dial its leg of a session's tunnel."""
-CREDENTIAL_HEADER = "alien-tunnel-credential"
 
-
-class _Dial:
-    """One agent handshake the manager waits for: whose, which credential (its hash), and the
-    agent's leg once it came — a tunnel connection the manager opens streams on, or, spliced,
-    the bare transport (its handshake then waits for ``released`` before it returns)."""
-
-    def __init__(
-        self, session_id: str, deployment_id: str, credential: str, *, splice: bool = False
-    ) -> None:
-        self.session_id = session_id
-        self.deployment_id = deployment_id
-        self.digest = hashlib.sha256(credential.encode()).digest()
-        self.splice = splice
-        loop = asyncio.get_running_loop()
-        self.arrived: asyncio.Future[TunnelConnection | MessageTransport] = loop.create_future()
-        self.released = asyncio.Event()
-
-
-class AgentDials:
-    """The agent legs this manager process asked for and is waiting for (in memory).
-
-    Each credential is random, good for one handshake of one session's deployment, and only
-    until the CLI's handshake stops waiting for it (:data:`AGENT_DIAL_TIMEOUT`).
-    """
-
-    def __init__(self) -> None:
-        self._waiting: dict[tuple[str, bytes], _Dial] = {}
-
-    def expect(
-        self, session_id: str, deployment_id: str, *, splice: bool = False
-    ) -> tuple[str, _Dial]:
-        credential = secrets.token_urlsafe(32)
-        dial = _Dial(session_id, deployment_id, credential, splice=splice)
-        self._waiting[(session_id, dial.digest)] = dial
-        return credential, dial
-
-    def forget(self, dial: _Dial) -> None:
-        self._waiting.pop((dial.session_id, dial.digest), None)
-
-    def claim(self, session_id: str, deployment_id: str | None, credential: str | None) -> _Dial:
-        """The dial this handshake answers (used up); ``Unauthenticated`` when there is none."""
-        digest = hashlib.sha256((credential or "").encode()).digest()
-        dial = self._waiting.get((session_id, digest))
-        if (
-            dial is None
-            or not hmac.compare_digest(dial.digest, digest)
-            or dial.deployment_id != deployment_id
-            or dial.arrived.done()
-        ):
-            raise Unauthenticated(
-                f"no tunnel of debug session {session_id} is expected with this credential "
-                "from this deployment",
-                field="credential",
-            )
-        self.forget(dial)
-        return dial
-
-
-def dials_of(conn: HTTPConnection) -> AgentDials:
-    state = conn.app.state
-    dials = getattr(state, "debug_agent_dials", None)
-    if dials is None:
-        dials = state.debug_agent_dials = AgentDials()
-    return dials
-
-
-async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> _Dial:
+async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> Dial:
     """Ask the deployment's agent to dial the session's agent leg and wait until it did
     (spliced when the agent can be the server of the CLI's tunnel)."""
     dials, pushers = dials_of(websocket), pushers_of(websocket)
@@ -408,7 +336,7 @@ async def _agent_leg(websocket: WebSocket, plan: PullPlan) -> _Dial:
 _DISCARDING: set[asyncio.Task[None]] = set()
 
 
-def _discard(dial: _Dial) -> None:
+def _discard(dial: Dial) -> None:
     """Close an agent leg that arrived for a handshake no longer waiting for it."""
     dial.released.set()  # a spliced leg's handler returns, and its WebSocket closes
     leg = dial.arrived.result()
@@ -462,28 +390,6 @@ async def agent_debug_tunnel(websocket: WebSocket, session_id: str, agent: Agent
     dial.arrived.set_result(connection)
     log.info("agent leg of debug tunnel %s opened", session_id)
     await connection.wait_closed()
-
-
-@router.post("/v1/agent/debug-tunnels/{session_id}/http", status_code=201)
-async def agent_debug_http_leg(request: Request, session_id: str, agent: Agent) -> dict[str, str]:
-    """The agent's leg of a spliced pull-model session over plain HTTP requests, for an agent
-    that long-polls (:mod:`alien.manager.debug_http_leg`): authenticated as the WebSocket leg
-    is; answers the leg's id, which its requests name from then on."""
-    dial = dials_of(request).claim(
-        session_id, agent.deployment_id, request.headers.get(CREDENTIAL_HEADER)
-    )
-    if not dial.splice or dial.arrived.done():
-        raise Conflict(
-            f"debug session {session_id} no longer waits for its agent",
-            field="session_id",
-            code="DEBUG_AGENT_UNAVAILABLE",
-        )
-    assert agent.deployment_id is not None
-    leg = HttpLeg(session_id, agent.deployment_id)
-    legs_of(request).add(leg)
-    dial.arrived.set_result(leg)
-    log.info("agent leg of debug tunnel %s opened (HTTP, spliced)", session_id)
-    return {"leg_id": leg.id}
 
 
 # --- pull model: relaying the CLI's streams to the agent --------------------------------------

@@ -34,7 +34,7 @@ DOWN_WAIT = 20.0
 RETRY_WINDOW = 30.0
 """Seconds a pipe keeps retrying a failed request before the leg is given up."""
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
-BATCH_TYPE = "application/vnd.alien.tunnel-batch"
+BATCH_TYPE = "application/octet-stream"
 FIRST_HEADER = "alien-leg-first"
 GONE = 410
 

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected, Web
 from alien.errors import AlienError, NotFound, ValidationError
 from alien.manager import audit_events
 from alien.manager.agents import POLL, WEBSOCKET, AgentConflict
-from alien.manager.api.deps import Core, get_core, require
+from alien.manager.api.deps import Core, app_held, get_core, require
 from alien.manager.api.errors import error_response
 from alien.manager.auth import Action, Principal
 from alien.manager.commands.agent_session import AgentCommandSession, http_base_url
@@ -214,11 +214,7 @@ class AgentPushers:
 
 def pushers_of(conn: HTTPConnection) -> AgentPushers:
     """The app's :class:`AgentPushers`, created on first use (call from the event loop)."""
-    state = conn.app.state
-    pushers = getattr(state, "agent_pushers", None)
-    if pushers is None:
-        pushers = state.agent_pushers = AgentPushers()
-    return pushers
+    return app_held(conn, "agent_pushers", AgentPushers)
 
 
 def agent_serves(conn: HTTPConnection, deployment_id: str, capability: str) -> bool:

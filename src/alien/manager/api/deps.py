@@ -24,7 +24,7 @@ handler's JSON response as the handshake's denial response.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
@@ -54,6 +54,21 @@ _URL_OPS = {
     Action.COMMAND_RESULT_FETCH: UrlOp.RESULT_GET,
     Action.COMMAND_RESPOND: UrlOp.RESPOND,
 }
+
+
+T = TypeVar("T")
+
+
+def app_held(conn: HTTPConnection, name: str, make: Callable[[], T]) -> T:
+    """What the app keeps under ``name`` in its state (what lives in one manager process's
+    memory: connected agents, pending dials, open legs), made on first use (call from the
+    event loop)."""
+    state = conn.app.state
+    held: T | None = getattr(state, name, None)
+    if held is None:
+        held = make()
+        setattr(state, name, held)
+    return held
 
 
 def get_core(conn: HTTPConnection) -> ManagerCore:
