@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,15 @@ log = logging.getLogger(__name__)
 MAX_UNIX_PATH_BYTES = 103
 """``sun_path`` is 108 bytes on Linux, 104 on macOS (NUL included): stay under both."""
 LOOPBACK_TCP = "tcp:127.0.0.1:0"
+_BOUND_LOOPBACK = re.compile(r"tcp:127\.0\.0\.1:(?P<port>[1-9][0-9]{0,4})")
+"""What a process granted ``LOOPBACK_TCP`` may report: that host and a port, nothing more. A
+looser prefix test would take ``tcp:127.0.0.1:1@example.com:80``, which an HTTP client reads as
+host ``example.com``."""
+
+
+def _bound_loopback(address: str) -> bool:
+    match = _BOUND_LOOPBACK.fullmatch(address)
+    return match is not None and int(match["port"]) <= 65535
 
 
 @dataclass(frozen=True)
@@ -99,9 +109,11 @@ class Grant:
             if self.kind.required:
                 log.warning("function %s reported no %s endpoint", self.function, self.kind.name)
             return None
-        if reported == self.requested or (
-            self.requested == LOOPBACK_TCP and reported.startswith("tcp:127.0.0.1:")
-        ):
+        if self.requested == LOOPBACK_TCP:
+            granted = _bound_loopback(reported)  # the port it bound, not 0
+        else:
+            granted = reported == self.requested
+        if granted:
             return Endpoint(reported, self.token)
         log.warning("function %s reported an unexpected %s address", self.function, self.kind.name)
         return None
