@@ -8,6 +8,8 @@ import random
 import stat
 import sys
 import textwrap
+import time
+import tracemalloc
 from pathlib import Path
 
 import psutil
@@ -18,9 +20,11 @@ from alien.platforms.local.backoff import Backoff
 from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.process import (
     LOG_ROTATE_BYTES,
+    MAX_LINE_BYTES,
     FunctionProcess,
     ProcessSpec,
     _LogWriter,
+    _Output,
 )
 from alien.platforms.local.supervisor import FunctionState, Supervised, Timeouts
 
@@ -108,6 +112,35 @@ async def test_the_log_is_private_whatever_the_umask(tmp_path: Path) -> None:
         os.umask(previous)
     for path in (log, tmp_path / "logs" / "big.log", tmp_path / "logs" / "big.log.1"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_a_huge_line_is_handled_in_linear_time_and_bounded_memory() -> None:
+    """50 MiB without a newline once took seconds of the platform's loop (each chunk was joined
+    to everything before it) and held all of it; now it passes through in capped pieces."""
+    lengths: list[int] = []
+    output = _Output("fn", lambda fn, line: lengths.append(len(line)))
+    chunk = b"x" * 65536
+    tracemalloc.start()
+    started = time.perf_counter()
+    for _ in range(800):  # 50 MiB
+        output.feed(chunk)
+    output.feed(b"yy\nalien-runtime: ready function=fn http=unix:/r/http-1.sock\r\n")
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 0.5 and peak < 4 * 1024 * 1024, (elapsed, peak)
+    assert lengths[:-2] == [MAX_LINE_BYTES] * 800 and lengths[-2] == 2  # in pieces, none lost
+    assert output.ready.is_set() and output.reported["http"] == "unix:/r/http-1.sock"
+    assert output.tail[-1].endswith(".sock") and len(output.tail) == 20
+
+
+def test_lines_split_across_chunks_are_joined() -> None:
+    lines: list[str] = []
+    output = _Output("fn", lambda fn, line: lines.append(line))
+    for chunk in (b"he", b"llo\r", b"\nwor", b"ld\n\nlast"):
+        output.feed(chunk)
+    output.flush()
+    assert lines == ["hello", "world", "", "last"]
 
 
 async def test_exiting_before_ready_fails_with_its_last_output(tmp_path: Path) -> None:

@@ -37,6 +37,8 @@ READY_LINE = re.compile(
     r"(?: control=(?P<control>\S+))?"
 )
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
+"""Longest line the platform handles whole; longer ones reach the tail and the sink in pieces."""
 _TAIL_LINES = 20
 
 OutputSink = Callable[[str, str], None]
@@ -60,7 +62,13 @@ class ProcessSpec:
 
 @dataclass
 class _Output:
-    """Line splitting, the tail kept for error messages, and the ready signal."""
+    """Line splitting, the tail kept for error messages, and the ready signal.
+
+    Runs on the platform's event loop for every chunk a function prints, so it must stay linear
+    and bounded whatever the function prints: each chunk is searched once for newlines, and a
+    line longer than ``MAX_LINE_BYTES`` is cut into pieces of that size (the log file has the
+    raw bytes; the tail, the ready-line match and the sink see the pieces).
+    """
 
     function: str
     sink: OutputSink | None
@@ -68,18 +76,37 @@ class _Output:
     reported: dict[str, str | None] = field(default_factory=dict)
     """Kind name (``http``, ``control``) → the address the ready line gave for it."""
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
-    _partial: bytes = b""
+    _pending: list[bytes] = field(default_factory=list)
+    """The current line's pieces so far (fewer than ``MAX_LINE_BYTES`` bytes in all)."""
+    _pending_bytes: int = 0
 
     def feed(self, chunk: bytes) -> None:
-        data = self._partial + chunk
-        *lines, self._partial = data.split(b"\n")
-        for raw in lines:
-            self._line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            self._extend(chunk[start:end])
+            self._emit(strip_cr=True)
+            start = end + 1
+        self._extend(chunk[start:])
 
     def flush(self) -> None:
-        if self._partial:
-            self._line(self._partial.decode("utf-8", errors="replace"))
-            self._partial = b""
+        if self._pending:
+            self._emit(strip_cr=False)
+
+    def _extend(self, piece: bytes) -> None:
+        """Add to the current line; emit it each time it reaches the cap and more follows."""
+        while self._pending_bytes + len(piece) > MAX_LINE_BYTES:
+            room = MAX_LINE_BYTES - self._pending_bytes
+            self._pending.append(piece[:room])
+            self._emit(strip_cr=False)
+            piece = piece[room:]
+        if piece:
+            self._pending.append(piece)
+            self._pending_bytes += len(piece)
+
+    def _emit(self, *, strip_cr: bool) -> None:
+        text = b"".join(self._pending).decode("utf-8", errors="replace")
+        self._pending, self._pending_bytes = [], 0
+        self._line(text.rstrip("\r") if strip_cr else text)
 
     def _line(self, line: str) -> None:
         self.tail.append(line)
