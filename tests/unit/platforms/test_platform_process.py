@@ -178,6 +178,24 @@ async def test_stop_leaves_nothing_the_function_spawned(tmp_path: Path) -> None:
     assert _gone(grandchild)  # killed with the function's process group
 
 
+async def test_an_exit_is_seen_at_once_though_a_grandchild_holds_the_output(
+    tmp_path: Path,
+) -> None:
+    """The grandchild inherited the stdout pipe: waiting for the pipe to close (what asyncio's
+    ``Process.wait`` does) would leave the dead process's endpoints in use for its whole life."""
+    lines: list[str] = []
+    process = FunctionProcess(_spec(tmp_path, "family"), sink=lambda fn, line: lines.append(line))
+    await process.start()
+    await process.wait_ready(10)
+    grandchild = int(next(x for x in lines if x.startswith("grandchild")).split()[1])
+    assert process.http is not None and process.pid is not None
+    os.kill(process.pid, 9)
+    assert await asyncio.wait_for(process.exited(), 3) == -9
+    assert process.http is None and psutil.pid_exists(grandchild)
+    await process.stop(grace=1)
+    assert _gone(grandchild)
+
+
 def _gone(pid: int, timeout: float = 5.0) -> bool:
     """True once ``pid`` has exited (a zombie awaiting its new parent's reaping counts)."""
     try:

@@ -119,6 +119,23 @@ class _Output:
             self.sink(self.function, line)
 
 
+class _ExitWatch(asyncio.subprocess.SubprocessStreamProtocol):
+    """The standard subprocess protocol, plus an event set the moment the child exits.
+
+    ``Process.wait()`` resolves only once the child's pipes close as well, and a grandchild that
+    inherited its stdout keeps them open for as long as it lives: the platform would go on
+    routing to, and advertising, endpoints of a process that is gone.
+    """
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
 class FunctionProcess:
     """A single run of a function process. Not restartable: the supervisor makes new ones."""
 
@@ -126,6 +143,7 @@ class FunctionProcess:
         self.spec = spec
         self._output = _Output(spec.function, sink)
         self._proc: asyncio.subprocess.Process | None = None
+        self._exit: asyncio.Event | None = None
         self._pump: asyncio.Task[None] | None = None
         kinds = (HTTP, CONTROL) if spec.commands else (HTTP,)
         self._grants = [Grant.issue(kind, spec.run_dir, spec.function) for kind in kinds]
@@ -168,8 +186,10 @@ class FunctionProcess:
         env = dict(self.spec.env)
         for grant in self._grants:
             env |= grant.environment()
+        loop = asyncio.get_running_loop()
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitWatch(limit=2**16, loop=loop),
                 *self.spec.argv,
                 cwd=self.spec.cwd,
                 env=env,
@@ -182,6 +202,8 @@ class FunctionProcess:
             raise PlatformError(
                 f"cannot start function {self.spec.function}: {exc}", field=self.spec.function
             ) from exc
+        self._proc = asyncio.subprocess.Process(transport, protocol, loop)
+        self._exit = protocol.exited
         self.started_at = time.monotonic()
         self._pump = asyncio.create_task(self._pump_output(), name=f"log:{self.spec.function}")
 
@@ -201,7 +223,7 @@ class FunctionProcess:
         """
         proc = self._require()
         ready = asyncio.create_task(self._output.ready.wait())
-        exited = asyncio.create_task(proc.wait())
+        exited = asyncio.create_task(self.exited())
         try:
             done, _ = await asyncio.wait(
                 {ready, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -233,11 +255,23 @@ class FunctionProcess:
             details={"function": self.spec.function, "output": tail},
         )
 
-    async def wait(self) -> int:
-        """Wait for the process to exit (for any reason); return its exit code."""
-        code = await self._require().wait()
+    async def exited(self) -> int:
+        """Wait for the process itself to exit (for any reason); return its exit code.
+
+        Its endpoints are gone from this moment (``http``, ``control``: ``None``); its last
+        output and its socket files are dealt with by ``wait``.
+        """
+        proc = self._require()
+        assert self._exit is not None
+        await self._exit.wait()
         self.exited_at = self.exited_at or time.monotonic()
         self._endpoints.clear()
+        assert proc.returncode is not None
+        return proc.returncode
+
+    async def wait(self) -> int:
+        """``exited``, then its last output captured and its sockets removed."""
+        code = await self.exited()
         for grant in self._grants:
             grant.release()
         await self._finish_output()
@@ -254,7 +288,7 @@ class FunctionProcess:
             self._signal_group(signal.SIGTERM)
             try:
                 async with asyncio.timeout(grace):
-                    await proc.wait()
+                    await self.exited()
             except TimeoutError:
                 self._signal_group(signal.SIGKILL)
         code = await self.wait()
