@@ -314,3 +314,22 @@ async def test_a_dead_process_s_loopback_port_gets_nothing_from_the_platform(
         assert set(controls.control_endpoints()) == {"api"}  # published again once ready
     finally:
         await platform.stop()
+
+
+async def test_the_tokens_are_in_no_process_environment(
+    platform: LocalPlatform, app_dir: Path
+) -> None:
+    """``/proc/<pid>/environ`` keeps a process's initial environment for its whole life, readable
+    by the function's own children: the tokens come through an inherited pipe instead."""
+    api = alien.Function("api").code(src="api", entrypoint="app:app").ingress("public")
+    manifest = alien.Stack("demo").add(api.commands_enabled(), "live").validate()
+    status = await platform.apply(manifest, app_dir, "r1")
+    body = await _get(status.urls["api"])  # the runtime got its http token
+    assert set(platform.control_endpoints()) == {"api"}
+    backend = platform._ingresses["api"].backend
+    assert backend is not None
+    tokens = {backend.endpoint.token, platform.control_endpoints()["api"].token}
+    environ = psutil.Process(body["pid"]).environ()
+    assert "ALIEN_HTTP_ADDRESS" in environ and "ALIEN_CONTROL_ADDRESS" in environ
+    assert not [k for k in environ if k.endswith("_TOKEN")]
+    assert not tokens & set(environ.values())

@@ -2,12 +2,14 @@
 
 For every process the platform issues a :class:`Grant` per endpoint: a fresh secret and the
 address to serve on (``ALIEN_HTTP_ADDRESS``/``ALIEN_HTTP_TOKEN``, ``ALIEN_CONTROL_ADDRESS``/
-``ALIEN_CONTROL_TOKEN``), passed in the process's environment at spawn time only — never in
-``ProcessSpec`` (which is compared to decide whether a function must restart) nor in anything
-logged. The runtime reports the addresses it listens on in its ready line (``http=…``,
-``control=…``); a grant accepts only the one it granted, and the pair becomes the process's
-:class:`Endpoint`. The platform's callers connect only through these: the ingress proxy to the
-app (``proxy.Backend``), the dispatcher to the control API (``control_client``).
+``ALIEN_CONTROL_TOKEN``), given at spawn time only — the address in the process's environment,
+the token through its secrets pipe (``alien.protocol.runtime_secrets``), never in its environment
+(readable in ``/proc`` for its whole life), in ``ProcessSpec`` (which is compared to decide
+whether a function must restart) nor in anything logged. The runtime reports the addresses it
+listens on in its ready line (``http=…``, ``control=…``); a grant accepts only the one it
+granted, and the pair becomes the process's :class:`Endpoint`. The platform's callers connect
+only through these: the ingress proxy to the app (``proxy.Backend``), the dispatcher to the
+control API (``control_client``).
 
 The address is a Unix socket in the area's ``run/`` directory (0700; the socket 0600): only this
 user can connect at all, and the token guards it on top. Socket paths are limited to 103 bytes,
@@ -100,8 +102,12 @@ class Grant:
         return cls(kind, function, requested, secrets.token_urlsafe(32))
 
     def environment(self) -> dict[str, str]:
-        prefix = self.kind.variables
-        return {f"{prefix}_ADDRESS": self.requested, f"{prefix}_TOKEN": self.token}
+        """The address to serve on, for the process's environment."""
+        return {f"{self.kind.variables}_ADDRESS": self.requested}
+
+    def secrets(self) -> dict[str, str]:
+        """The token, for the process's secrets pipe (never its environment)."""
+        return {f"{self.kind.variables}_TOKEN": self.token}
 
     def accept(self, reported: str | None) -> Endpoint | None:
         """The endpoint for the address the process reported, if it is the one granted."""

@@ -63,7 +63,8 @@ class LocalPlatform:
     """Resources, function processes and ingresses of one deployment on this machine.
 
     ``host`` is where ingresses listen: the only TCP ports there are (function processes serve on
-    Unix sockets in ``run/``, see ``endpoints``).
+    Unix sockets in ``run/``, or token-guarded loopback ports when the area's path is too long for
+    a socket, see ``endpoints``).
     ``ports`` pins a public function's ingress port (``alien dev --port``); otherwise the port
     used last time (``state.json``) is reused when free, else a free one is picked. ``sink``
     receives every line functions print (their log files get them regardless).

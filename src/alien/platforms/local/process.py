@@ -8,8 +8,9 @@ them, and watches for the runtime's ready line::
 
 (``http=`` is absent for a function without an HTTP app, ``control=`` for one without commands).
 Every process is granted a fresh endpoint (:class:`~alien.platforms.local.endpoints.Grant`: a
-token and a socket in ``run_dir``) for its app and, with commands, one for its control API, added
-to its environment at spawn time only; the runtime binds them itself and reports them here.
+token and a socket in ``run_dir``) for its app and, with commands, one for its control API, given
+at spawn time only (the addresses in its environment, the tokens through an inherited pipe, see
+``alien.protocol.runtime_secrets``); the runtime binds them itself and reports them here.
 
 The child leads its own process group: a terminal's Ctrl-C reaches only the platform, which stops
 children in order, and a stop can sweep up anything the function itself spawned.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -31,6 +33,7 @@ from typing import BinaryIO
 
 from alien.errors import PlatformError
 from alien.platforms.local.endpoints import CONTROL, HTTP, Endpoint, EndpointKind, Grant
+from alien.protocol.runtime_secrets import SECRETS_FD_VARIABLE
 
 READY_LINE = re.compile(
     r"^alien-runtime: ready function=(?P<function>\S+)(?: http=(?P<http>\S+))?"
@@ -184,8 +187,12 @@ class FunctionProcess:
             raise PlatformError(f"process for {self.spec.function} already started")
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = dict(self.spec.env)
+        secrets: dict[str, str] = {}
         for grant in self._grants:
             env |= grant.environment()
+            secrets |= grant.secrets()
+        pipe = _secrets_pipe(secrets)
+        env[SECRETS_FD_VARIABLE] = str(pipe)
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await loop.subprocess_exec(
@@ -197,11 +204,14 @@ class FunctionProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=(pipe,),
             )
         except OSError as exc:
             raise PlatformError(
                 f"cannot start function {self.spec.function}: {exc}", field=self.spec.function
             ) from exc
+        finally:
+            os.close(pipe)  # the child has its own copy
         self._proc = asyncio.subprocess.Process(transport, protocol, loop)
         self._exit = protocol.exited
         self.started_at = time.monotonic()
@@ -311,6 +321,19 @@ class FunctionProcess:
         if self._proc is None:
             raise PlatformError(f"process for {self.spec.function} not started")
         return self._proc
+
+
+def _secrets_pipe(secrets: dict[str, str]) -> int:
+    """The read end of a pipe already holding ``secrets`` (JSON) and closed for writing.
+
+    A few hundred bytes: far below a pipe's capacity, so the write cannot block.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, json.dumps(secrets).encode())
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 def _open_private(path: Path) -> BinaryIO:
