@@ -18,6 +18,7 @@ import pytest
 import alien
 from alien.errors import PlatformError
 from alien.platforms.local.area import Area
+from alien.platforms.local.control_file import AreaControls
 from alien.platforms.local.platform import LocalPlatform
 from alien.platforms.local.supervisor import Timeouts
 from alien.stack.spec import Manifest
@@ -269,3 +270,66 @@ async def test_an_area_too_deep_for_sockets_guards_the_loopback_port_with_the_to
         assert response.status_code == 401  # any local process could connect: none gets in
     finally:
         await platform.stop()
+
+
+async def test_a_dead_process_s_loopback_port_gets_nothing_from_the_platform(
+    tmp_path: Path, app_dir: Path
+) -> None:
+    """On the loopback fallback a killed process's port is free for any local user to bind.
+    The platform must stop routing to it (client requests carry cookies and the http token) and
+    advertising it in control.json (``alien dev command`` sends the control token) at once, not
+    when the replacement is ready."""
+    api = alien.Function("api").code(src="api", entrypoint="app:app").ingress("public")
+    manifest = alien.Stack("demo").add(api.commands_enabled(), "live").validate()
+    platform = LocalPlatform(Area(tmp_path / ("d" * 100) / "area"))
+    controls = AreaControls(platform.area)
+    impostor_saw: list[bytes] = []
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        impostor_saw.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nspoofed")
+        await writer.drain()
+        writer.close()
+
+    try:
+        status = await platform.apply(manifest, app_dir, "r1")
+        (fn,) = status.functions
+        backend = platform._ingresses["api"].backend
+        assert fn.pid is not None and backend is not None
+        port = int(backend.endpoint.address.rsplit(":", 1)[1])
+        assert set(controls.control_endpoints()) == {"api"}
+        os.kill(fn.pid, signal.SIGKILL)
+        while platform.status().functions[0].state != "restarting":
+            await asyncio.sleep(0.005)
+        server = await asyncio.start_server(impostor, "127.0.0.1", port, reuse_address=True)
+        async with server:
+            async with asyncio.timeout(5):
+                while "api" in controls.control_endpoints():
+                    await asyncio.sleep(0.01)
+            assert platform.status().functions[0].state == "restarting"
+            async with httpx.AsyncClient(timeout=30) as client:
+                response = await client.get(status.urls["api"], headers={"cookie": "s=victim"})
+        assert impostor_saw == []
+        assert response.json()["pid"] not in (fn.pid, None)  # held until the restarted one
+        assert set(controls.control_endpoints()) == {"api"}  # published again once ready
+    finally:
+        await platform.stop()
+
+
+async def test_the_tokens_are_in_no_process_environment(
+    platform: LocalPlatform, app_dir: Path
+) -> None:
+    """``/proc/<pid>/environ`` keeps a process's initial environment for its whole life, readable
+    by the function's own children: the tokens come through an inherited pipe instead."""
+    api = alien.Function("api").code(src="api", entrypoint="app:app").ingress("public")
+    manifest = alien.Stack("demo").add(api.commands_enabled(), "live").validate()
+    status = await platform.apply(manifest, app_dir, "r1")
+    body = await _get(status.urls["api"])  # the runtime got its http token
+    assert set(platform.control_endpoints()) == {"api"}
+    backend = platform._ingresses["api"].backend
+    assert backend is not None
+    tokens = {backend.endpoint.token, platform.control_endpoints()["api"].token}
+    environ = psutil.Process(body["pid"]).environ()
+    assert "ALIEN_HTTP_ADDRESS" in environ and "ALIEN_CONTROL_ADDRESS" in environ
+    assert not [k for k in environ if k.endswith("_TOKEN")]
+    assert not tokens & set(environ.values())

@@ -8,6 +8,8 @@ import random
 import stat
 import sys
 import textwrap
+import time
+import tracemalloc
 from pathlib import Path
 
 import psutil
@@ -18,9 +20,11 @@ from alien.platforms.local.backoff import Backoff
 from alien.platforms.local.endpoints import Endpoint
 from alien.platforms.local.process import (
     LOG_ROTATE_BYTES,
+    MAX_LINE_BYTES,
     FunctionProcess,
     ProcessSpec,
     _LogWriter,
+    _Output,
 )
 from alien.platforms.local.supervisor import FunctionState, Supervised, Timeouts
 
@@ -110,6 +114,35 @@ async def test_the_log_is_private_whatever_the_umask(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
+def test_a_huge_line_is_handled_in_linear_time_and_bounded_memory() -> None:
+    """50 MiB without a newline once took seconds of the platform's loop (each chunk was joined
+    to everything before it) and held all of it; now it passes through in capped pieces."""
+    lengths: list[int] = []
+    output = _Output("fn", lambda fn, line: lengths.append(len(line)))
+    chunk = b"x" * 65536
+    tracemalloc.start()
+    started = time.perf_counter()
+    for _ in range(800):  # 50 MiB
+        output.feed(chunk)
+    output.feed(b"yy\nalien-runtime: ready function=fn http=unix:/r/http-1.sock\r\n")
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 0.5 and peak < 4 * 1024 * 1024, (elapsed, peak)
+    assert lengths[:-2] == [MAX_LINE_BYTES] * 800 and lengths[-2] == 2  # in pieces, none lost
+    assert output.ready.is_set() and output.reported["http"] == "unix:/r/http-1.sock"
+    assert output.tail[-1].endswith(".sock") and len(output.tail) == 20
+
+
+def test_lines_split_across_chunks_are_joined() -> None:
+    lines: list[str] = []
+    output = _Output("fn", lambda fn, line: lines.append(line))
+    for chunk in (b"he", b"llo\r", b"\nwor", b"ld\n\nlast"):
+        output.feed(chunk)
+    output.flush()
+    assert lines == ["hello", "world", "", "last"]
+
+
 async def test_exiting_before_ready_fails_with_its_last_output(tmp_path: Path) -> None:
     process = FunctionProcess(_spec(tmp_path, "crash"))
     await process.start()
@@ -143,6 +176,24 @@ async def test_stop_leaves_nothing_the_function_spawned(tmp_path: Path) -> None:
     grandchild = int(next(x for x in lines if x.startswith("grandchild")).split()[1])
     await process.stop(grace=5)
     assert _gone(grandchild)  # killed with the function's process group
+
+
+async def test_an_exit_is_seen_at_once_though_a_grandchild_holds_the_output(
+    tmp_path: Path,
+) -> None:
+    """The grandchild inherited the stdout pipe: waiting for the pipe to close (what asyncio's
+    ``Process.wait`` does) would leave the dead process's endpoints in use for its whole life."""
+    lines: list[str] = []
+    process = FunctionProcess(_spec(tmp_path, "family"), sink=lambda fn, line: lines.append(line))
+    await process.start()
+    await process.wait_ready(10)
+    grandchild = int(next(x for x in lines if x.startswith("grandchild")).split()[1])
+    assert process.http is not None and process.pid is not None
+    os.kill(process.pid, 9)
+    assert await asyncio.wait_for(process.exited(), 3) == -9
+    assert process.http is None and psutil.pid_exists(grandchild)
+    await process.stop(grace=1)
+    assert _gone(grandchild)
 
 
 def _gone(pid: int, timeout: float = 5.0) -> bool:

@@ -11,7 +11,9 @@ facts that die with the processes::
                                          "token": "…", "release": "r2", "pid": 4242}}}
 
 The platform rewrites it whenever a function's current version changes (an update's switch, a
-crashed process coming back) and removes it when it stops.
+crashed process coming back), drops a function's entry the moment its process dies (on the
+loopback fallback another local user could bind the dead process's port and be sent the token)
+and removes the file when it stops.
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 For every process the platform issues a :class:`Grant` per endpoint: a fresh secret and the
 address to serve on (``ALIEN_HTTP_ADDRESS``/``ALIEN_HTTP_TOKEN``, ``ALIEN_CONTROL_ADDRESS``/
-``ALIEN_CONTROL_TOKEN``), passed in the process's environment at spawn time only — never in
-``ProcessSpec`` (which is compared to decide whether a function must restart) nor in anything
-logged. The runtime reports the addresses it listens on in its ready line (``http=…``,
-``control=…``); a grant accepts only the one it granted, and the pair becomes the process's
-:class:`Endpoint`. The platform's callers connect only through these: the ingress proxy to the
-app (``proxy.Backend``), the dispatcher to the control API (``control_client``).
+``ALIEN_CONTROL_TOKEN``), given at spawn time only — the address in the process's environment,
+the token through its secrets pipe (``alien.protocol.runtime_secrets``), never in its environment
+(readable in ``/proc`` for its whole life), in ``ProcessSpec`` (which is compared to decide
+whether a function must restart) nor in anything logged. The runtime reports the addresses it
+listens on in its ready line (``http=…``, ``control=…``); a grant accepts only the one it
+granted, and the pair becomes the process's :class:`Endpoint`. The platform's callers connect
+only through these: the ingress proxy to the app (``proxy.Backend``), the dispatcher to the
+control API (``control_client``).
 
 The address is a Unix socket in the area's ``run/`` directory (0700; the socket 0600): only this
 user can connect at all, and the token guards it on top. Socket paths are limited to 103 bytes,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,15 @@ log = logging.getLogger(__name__)
 MAX_UNIX_PATH_BYTES = 103
 """``sun_path`` is 108 bytes on Linux, 104 on macOS (NUL included): stay under both."""
 LOOPBACK_TCP = "tcp:127.0.0.1:0"
+_BOUND_LOOPBACK = re.compile(r"tcp:127\.0\.0\.1:(?P<port>[1-9][0-9]{0,4})")
+"""What a process granted ``LOOPBACK_TCP`` may report: that host and a port, nothing more. A
+looser prefix test would take ``tcp:127.0.0.1:1@example.com:80``, which an HTTP client reads as
+host ``example.com``."""
+
+
+def _bound_loopback(address: str) -> bool:
+    match = _BOUND_LOOPBACK.fullmatch(address)
+    return match is not None and int(match["port"]) <= 65535
 
 
 @dataclass(frozen=True)
@@ -90,8 +102,12 @@ class Grant:
         return cls(kind, function, requested, secrets.token_urlsafe(32))
 
     def environment(self) -> dict[str, str]:
-        prefix = self.kind.variables
-        return {f"{prefix}_ADDRESS": self.requested, f"{prefix}_TOKEN": self.token}
+        """The address to serve on, for the process's environment."""
+        return {f"{self.kind.variables}_ADDRESS": self.requested}
+
+    def secrets(self) -> dict[str, str]:
+        """The token, for the process's secrets pipe (never its environment)."""
+        return {f"{self.kind.variables}_TOKEN": self.token}
 
     def accept(self, reported: str | None) -> Endpoint | None:
         """The endpoint for the address the process reported, if it is the one granted."""
@@ -99,9 +115,11 @@ class Grant:
             if self.kind.required:
                 log.warning("function %s reported no %s endpoint", self.function, self.kind.name)
             return None
-        if reported == self.requested or (
-            self.requested == LOOPBACK_TCP and reported.startswith("tcp:127.0.0.1:")
-        ):
+        if self.requested == LOOPBACK_TCP:
+            granted = _bound_loopback(reported)  # the port it bound, not 0
+        else:
+            granted = reported == self.requested
+        if granted:
             return Endpoint(reported, self.token)
         log.warning("function %s reported an unexpected %s address", self.function, self.kind.name)
         return None

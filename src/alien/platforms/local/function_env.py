@@ -50,8 +50,10 @@ def function_environment(
     """Every variable function ``fn`` starts with, but its endpoints' addresses and tokens.
 
     Those (``ALIEN_HTTP_*``, ``ALIEN_CONTROL_*``) are fresh for every process and added only when
-    it is spawned (``process.FunctionProcess``). No ``ALIEN_HOST``/``ALIEN_PORT``: a function's
-    app never listens on a port of its own, which every local user could reach.
+    it is spawned (``process.FunctionProcess``; the tokens through a pipe, not the environment).
+    No ``ALIEN_HOST``/``ALIEN_PORT``: a function's app listens where the platform grants, a Unix
+    socket in ``run/`` — a loopback port, which every local user could reach, only for an area
+    too deep for socket paths (``endpoints``), and guarded by the token there.
     """
     env = base_environment(environ)
     env.update(fn.config.env)

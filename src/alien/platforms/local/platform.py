@@ -63,7 +63,8 @@ class LocalPlatform:
     """Resources, function processes and ingresses of one deployment on this machine.
 
     ``host`` is where ingresses listen: the only TCP ports there are (function processes serve on
-    Unix sockets in ``run/``, see ``endpoints``).
+    Unix sockets in ``run/``, or token-guarded loopback ports when the area's path is too long for
+    a socket, see ``endpoints``).
     ``ports`` pins a public function's ingress port (``alien dev --port``); otherwise the port
     used last time (``state.json``) is reused when free, else a free one is picked. ``sink``
     receives every line functions print (their log files get them regardless).
@@ -202,6 +203,7 @@ class LocalPlatform:
                 spec,
                 release=release,
                 on_ready=self._on_restart,
+                on_exit=self._on_exit,
                 sink=self.sink,
                 backoff=Backoff(),
                 timeouts=self.timeouts,
@@ -261,6 +263,21 @@ class LocalPlatform:
             await backend.aclose()
         if sup is not None:
             await sup.stop()
+
+    async def _on_exit(self, sup: Supervised) -> None:
+        """A current process died: stop routing to it and advertising it, before anything else.
+
+        Its endpoints may outlive it for someone else: on the loopback fallback any local user
+        can bind the freed port and would get the ingress's requests (the client's cookies, the
+        http token) and ``alien dev command``'s (the control token). Requests wait in the proxy
+        for the restarted process meanwhile (up to ``ProxyApp.unavailable_wait``).
+        """
+        if self._functions.get(sup.function) is not sup:
+            return
+        ingress = self._ingresses.get(sup.function)
+        if ingress is not None and (dead := ingress.switch(None)) is not None:
+            await dead.aclose()
+        await self._publish_controls()  # without it: sup.control is None while it restarts
 
     async def _on_restart(self, sup: Supervised, http: Endpoint | None) -> None:
         """A crashed process came back on new sockets: follow it."""

@@ -8,8 +8,9 @@ them, and watches for the runtime's ready line::
 
 (``http=`` is absent for a function without an HTTP app, ``control=`` for one without commands).
 Every process is granted a fresh endpoint (:class:`~alien.platforms.local.endpoints.Grant`: a
-token and a socket in ``run_dir``) for its app and, with commands, one for its control API, added
-to its environment at spawn time only; the runtime binds them itself and reports them here.
+token and a socket in ``run_dir``) for its app and, with commands, one for its control API, given
+at spawn time only (the addresses in its environment, the tokens through an inherited pipe, see
+``alien.protocol.runtime_secrets``); the runtime binds them itself and reports them here.
 
 The child leads its own process group: a terminal's Ctrl-C reaches only the platform, which stops
 children in order, and a stop can sweep up anything the function itself spawned.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -31,12 +33,15 @@ from typing import BinaryIO
 
 from alien.errors import PlatformError
 from alien.platforms.local.endpoints import CONTROL, HTTP, Endpoint, EndpointKind, Grant
+from alien.protocol.runtime_secrets import SECRETS_FD_VARIABLE
 
 READY_LINE = re.compile(
     r"^alien-runtime: ready function=(?P<function>\S+)(?: http=(?P<http>\S+))?"
     r"(?: control=(?P<control>\S+))?"
 )
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
+"""Longest line the platform handles whole; longer ones reach the tail and the sink in pieces."""
 _TAIL_LINES = 20
 
 OutputSink = Callable[[str, str], None]
@@ -60,7 +65,13 @@ class ProcessSpec:
 
 @dataclass
 class _Output:
-    """Line splitting, the tail kept for error messages, and the ready signal."""
+    """Line splitting, the tail kept for error messages, and the ready signal.
+
+    Runs on the platform's event loop for every chunk a function prints, so it must stay linear
+    and bounded whatever the function prints: each chunk is searched once for newlines, and a
+    line longer than ``MAX_LINE_BYTES`` is cut into pieces of that size (the log file has the
+    raw bytes; the tail, the ready-line match and the sink see the pieces).
+    """
 
     function: str
     sink: OutputSink | None
@@ -68,18 +79,37 @@ class _Output:
     reported: dict[str, str | None] = field(default_factory=dict)
     """Kind name (``http``, ``control``) → the address the ready line gave for it."""
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
-    _partial: bytes = b""
+    _pending: list[bytes] = field(default_factory=list)
+    """The current line's pieces so far (fewer than ``MAX_LINE_BYTES`` bytes in all)."""
+    _pending_bytes: int = 0
 
     def feed(self, chunk: bytes) -> None:
-        data = self._partial + chunk
-        *lines, self._partial = data.split(b"\n")
-        for raw in lines:
-            self._line(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            self._extend(chunk[start:end])
+            self._emit(strip_cr=True)
+            start = end + 1
+        self._extend(chunk[start:])
 
     def flush(self) -> None:
-        if self._partial:
-            self._line(self._partial.decode("utf-8", errors="replace"))
-            self._partial = b""
+        if self._pending:
+            self._emit(strip_cr=False)
+
+    def _extend(self, piece: bytes) -> None:
+        """Add to the current line; emit it each time it reaches the cap and more follows."""
+        while self._pending_bytes + len(piece) > MAX_LINE_BYTES:
+            room = MAX_LINE_BYTES - self._pending_bytes
+            self._pending.append(piece[:room])
+            self._emit(strip_cr=False)
+            piece = piece[room:]
+        if piece:
+            self._pending.append(piece)
+            self._pending_bytes += len(piece)
+
+    def _emit(self, *, strip_cr: bool) -> None:
+        text = b"".join(self._pending).decode("utf-8", errors="replace")
+        self._pending, self._pending_bytes = [], 0
+        self._line(text.rstrip("\r") if strip_cr else text)
 
     def _line(self, line: str) -> None:
         self.tail.append(line)
@@ -92,6 +122,23 @@ class _Output:
             self.sink(self.function, line)
 
 
+class _ExitWatch(asyncio.subprocess.SubprocessStreamProtocol):
+    """The standard subprocess protocol, plus an event set the moment the child exits.
+
+    ``Process.wait()`` resolves only once the child's pipes close as well, and a grandchild that
+    inherited its stdout keeps them open for as long as it lives: the platform would go on
+    routing to, and advertising, endpoints of a process that is gone.
+    """
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
 class FunctionProcess:
     """A single run of a function process. Not restartable: the supervisor makes new ones."""
 
@@ -99,6 +146,7 @@ class FunctionProcess:
         self.spec = spec
         self._output = _Output(spec.function, sink)
         self._proc: asyncio.subprocess.Process | None = None
+        self._exit: asyncio.Event | None = None
         self._pump: asyncio.Task[None] | None = None
         kinds = (HTTP, CONTROL) if spec.commands else (HTTP,)
         self._grants = [Grant.issue(kind, spec.run_dir, spec.function) for kind in kinds]
@@ -139,10 +187,16 @@ class FunctionProcess:
             raise PlatformError(f"process for {self.spec.function} already started")
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = dict(self.spec.env)
+        secrets: dict[str, str] = {}
         for grant in self._grants:
             env |= grant.environment()
+            secrets |= grant.secrets()
+        pipe = _secrets_pipe(secrets)
+        env[SECRETS_FD_VARIABLE] = str(pipe)
+        loop = asyncio.get_running_loop()
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitWatch(limit=2**16, loop=loop),
                 *self.spec.argv,
                 cwd=self.spec.cwd,
                 env=env,
@@ -150,11 +204,16 @@ class FunctionProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=(pipe,),
             )
         except OSError as exc:
             raise PlatformError(
                 f"cannot start function {self.spec.function}: {exc}", field=self.spec.function
             ) from exc
+        finally:
+            os.close(pipe)  # the child has its own copy
+        self._proc = asyncio.subprocess.Process(transport, protocol, loop)
+        self._exit = protocol.exited
         self.started_at = time.monotonic()
         self._pump = asyncio.create_task(self._pump_output(), name=f"log:{self.spec.function}")
 
@@ -174,7 +233,7 @@ class FunctionProcess:
         """
         proc = self._require()
         ready = asyncio.create_task(self._output.ready.wait())
-        exited = asyncio.create_task(proc.wait())
+        exited = asyncio.create_task(self.exited())
         try:
             done, _ = await asyncio.wait(
                 {ready, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -206,11 +265,23 @@ class FunctionProcess:
             details={"function": self.spec.function, "output": tail},
         )
 
-    async def wait(self) -> int:
-        """Wait for the process to exit (for any reason); return its exit code."""
-        code = await self._require().wait()
+    async def exited(self) -> int:
+        """Wait for the process itself to exit (for any reason); return its exit code.
+
+        Its endpoints are gone from this moment (``http``, ``control``: ``None``); its last
+        output and its socket files are dealt with by ``wait``.
+        """
+        proc = self._require()
+        assert self._exit is not None
+        await self._exit.wait()
         self.exited_at = self.exited_at or time.monotonic()
         self._endpoints.clear()
+        assert proc.returncode is not None
+        return proc.returncode
+
+    async def wait(self) -> int:
+        """``exited``, then its last output captured and its sockets removed."""
+        code = await self.exited()
         for grant in self._grants:
             grant.release()
         await self._finish_output()
@@ -227,7 +298,7 @@ class FunctionProcess:
             self._signal_group(signal.SIGTERM)
             try:
                 async with asyncio.timeout(grace):
-                    await proc.wait()
+                    await self.exited()
             except TimeoutError:
                 self._signal_group(signal.SIGKILL)
         code = await self.wait()
@@ -250,6 +321,19 @@ class FunctionProcess:
         if self._proc is None:
             raise PlatformError(f"process for {self.spec.function} not started")
         return self._proc
+
+
+def _secrets_pipe(secrets: dict[str, str]) -> int:
+    """The read end of a pipe already holding ``secrets`` (JSON) and closed for writing.
+
+    A few hundred bytes: far below a pipe's capacity, so the write cannot block.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, json.dumps(secrets).encode())
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 def _open_private(path: Path) -> BinaryIO:

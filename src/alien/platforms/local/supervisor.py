@@ -2,10 +2,12 @@
 
 A ``Supervised`` is one *version* of a function (one release, one configuration). It starts a
 process, and whenever that process exits without being asked to, starts a fresh one after the
-backoff delay. Every time a process becomes ready, ``on_ready`` is told its app's endpoint, so the
-ingress can follow restarts (each process has its own socket). Replacing a version by another (an
-update) is not done here: the platform starts the new ``Supervised`` next to the old one and
-switches.
+backoff delay. The moment a process exits, ``on_exit`` is told, so the platform stops routing to
+and advertising its endpoints at once (with the loopback fallback, another local user could bind
+a dead process's port); every time a new one becomes ready, ``on_ready`` is told its app's
+endpoint, so the ingress can follow restarts (each process has its own socket). Replacing a
+version by another (an update) is not done here: the platform starts the new ``Supervised`` next
+to the old one and switches.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from alien.platforms.local.process import FunctionProcess, OutputSink, ProcessSp
 log = logging.getLogger(__name__)
 
 ReadyCallback = Callable[["Supervised", Endpoint | None], Awaitable[None]]
+ExitCallback = Callable[["Supervised"], Awaitable[None]]
 
 
 class FunctionState(StrEnum):
@@ -51,6 +54,7 @@ class Supervised:
         *,
         release: str,
         on_ready: ReadyCallback | None = None,
+        on_exit: ExitCallback | None = None,
         sink: OutputSink | None = None,
         backoff: Backoff | None = None,
         timeouts: Timeouts | None = None,
@@ -58,6 +62,7 @@ class Supervised:
         self.spec = spec
         self.release = release
         self.on_ready = on_ready
+        self.on_exit = on_exit
         self.sink = sink
         self.backoff = backoff or Backoff()
         self.timeouts = timeouts or Timeouts()
@@ -112,10 +117,13 @@ class Supervised:
     async def _keep_running(self) -> None:
         while True:
             assert self._process is not None
-            code = await self._process.wait()
+            code = await self._process.exited()
             self.last_exit = code
-            delay = self.backoff.next_delay(self._process.uptime)
             self.state = FunctionState.RESTARTING
+            if self.on_exit is not None:
+                await self.on_exit(self)
+            await self._process.wait()  # its last output, its socket files
+            delay = self.backoff.next_delay(self._process.uptime)
             log.warning(
                 "function %s exited with code %s; restarting in %.1fs", self.function, code, delay
             )

@@ -24,8 +24,8 @@ from typing import Any
 import uvicorn
 
 from alien.errors import PlatformError
+from alien.sdk.runtime import http_limits
 from alien.sdk.runtime.address import ListenAddress
-from alien.serving import CoalescingHttp
 
 
 def _bind(host: str, port: int, variable: str) -> socket.socket:
@@ -130,7 +130,10 @@ class HttpServer:
             # Only the platform can connect to a 0600 socket, and a Unix peer has no address
             # to check: its X-Forwarded-* (the ingress's) are trusted; on TCP, loopback's.
             forwarded_allow_ips="*" if path is not None else "127.0.0.1",
-            http=CoalescingHttp,  # a response's head and body in one send
+            # A response's head and body in one send; callers that never finish a request
+            # head, or pile up connections, cannot hold the server (see http_limits).
+            http=http_limits.HeadDeadlineHttp,
+            limit_concurrency=http_limits.CONCURRENCY_LIMIT,
         )
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")

@@ -11,8 +11,12 @@ everything is up it prints one line on stdout that the platform waits for::
 
     alien-runtime: ready function=api http=unix:/…/http-9c1d.sock control=unix:/…/control-1f2e.sock
 
-The tokens are removed from ``os.environ`` before app code is imported: the app, and any process
-it spawns, has no business holding the keys to its own endpoints.
+The app, and any process it spawns, has no business holding the keys to its own endpoints. The
+local platform passes the tokens through an inherited pipe (``ALIEN_SECRETS_FD``, see
+``alien.protocol.runtime_secrets``), read and closed before app code is imported, so they are in
+no environment at all. Tokens given in the environment instead (a runtime started by hand) are
+removed from ``os.environ`` before app code is imported, but ``/proc/<pid>/environ`` still shows
+them to this user's processes, the function's children included.
 
 SIGTERM (or SIGINT) starts a graceful stop: no new requests, messages or commands are taken,
 in-flight requests, handlers and commands finish, the app's lifespan shutdown runs, and the
@@ -49,6 +53,7 @@ from alien.sdk.runtime.http import HttpServer
 from alien.sdk.runtime.http_guard import platform_only
 from alien.sdk.runtime.loader import import_entrypoint
 from alien.sdk.runtime.loops import pause
+from alien.sdk.runtime.secrets_fd import read_secrets
 from alien.sdk.runtime.wiring import build_loops
 
 log = logging.getLogger("alien.runtime")
@@ -168,12 +173,13 @@ def main() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Every log line of the function (its own, the runtime's, uvicorn's) is redacted: vault
-    # values as they are read, secret environment variables from the start.
-    register_environment_secrets(os.environ)
-    install_logging_redaction()
     try:
-        config = RuntimeConfig.from_environ()
+        environ = {**os.environ, **read_secrets(os.environ)}
+        # Every log line of the function (its own, the runtime's, uvicorn's) is redacted: vault
+        # values as they are read, secret environment variables and the tokens from the start.
+        register_environment_secrets(environ)
+        install_logging_redaction()
+        config = RuntimeConfig.from_environ(environ)
         uvloop.run(run(config))  # a function's loop carries every request and command
     except AlienError as exc:
         where = f" ({exc.field})" if exc.field else ""
