@@ -94,6 +94,7 @@ from alien.tunnel.forward import (
 )
 from alien.tunnel.http import serve_http_stream
 from alien.tunnel.http_leg import HttpLegClient, LegRefused
+from alien.tunnel.proxy_connect import describe, http_proxy, open_connection
 from alien.tunnel.transport import MessageTransport
 from alien.tunnel.websocket_client import HandshakeFailed, HandshakeRefused, dial, websocket_url
 
@@ -179,7 +180,10 @@ class ConnectUpstream:
     """``CONNECT host:port``: a raw byte stream to an allowed destination (the request body is
     what the client sends, the response body what the destination answers). The name is
     resolved and its addresses screened here, and the checked address is what is connected to
-    (:meth:`HostAllowlist.address`): the vendor may control an allowed name's DNS."""
+    (:meth:`HostAllowlist.address`): the vendor may control an allowed name's DNS. Where the
+    environment's proxy applies to the name (``HTTPS_PROXY``, as for any TLS destination, unless
+    ``NO_PROXY`` exempts it), the tunnel is asked of it for that checked address, never the
+    name: the proxy does not resolve a vendor-controlled name again."""
 
     def __init__(self, allow: HostAllowlist, resolve: Resolver = system_resolver) -> None:
         self._allow = allow
@@ -192,10 +196,10 @@ class ConnectUpstream:
         address = await self._allow.address("https", host, port, self._resolve)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                reader, writer = await asyncio.open_connection(address, port)
+                reader, writer = await open_connection(address, port, http_proxy(True, host, port))
         except (OSError, TimeoutError) as exc:
             raise UpstreamUnreachable(
-                f"could not reach {host}:{port}: {type(exc).__name__}", field="host"
+                f"could not reach {host}:{port}: {describe(exc)}", field="host"
             ) from None
         pump = asyncio.create_task(_to_socket(body, writer), name=f"connect-{host}:{port}")
 

@@ -17,6 +17,17 @@ customer means to open.
 Requests and responses stream through unchanged: the request target is sent byte for byte (a
 re-encoded path would break a signature), only hop-by-hop headers are dropped, the response body
 is passed on as received (no decompression).
+
+Where the customer's network lets traffic out only through an HTTP proxy, requests go through the
+one the environment names, exactly when httpx would send them there
+(:func:`~alien.tunnel.proxy_connect.http_proxy`: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``,
+``NO_PROXY`` judged on the name the request gives). The DNS-rebinding defence holds through the
+proxy: the ``CONNECT`` tunnel is asked for the checked address, not the name (TLS inside it
+still names and verifies the host), and a plain-HTTP request is sent in absolute form to that
+address, its ``Host`` header the original one — so the proxy never resolves a name the vendor may
+control. A proxy that cannot be reached or refuses (a non-2xx answer to ``CONNECT``, ``407`` to a
+plain request) is :class:`UpstreamUnreachable`, naming the proxy but never its credentials. A
+plain request's other answers, ``403`` included, are passed on: they may be the destination's.
 """
 
 from __future__ import annotations
@@ -40,10 +51,13 @@ from alien.protocol.http_exchange import (
     UpstreamResponse,
 )
 from alien.tunnel.errors import UpstreamUnreachable
+from alien.tunnel.proxy_connect import Proxy, ProxyError, http_proxy
+from alien.tunnel.proxy_transport import proxied_transports
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+PROXY_AUTHENTICATION_REQUIRED = 407
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"  # at most 63 characters, as DNS (and IDNA) allow
 _LABELS = rf"(?:{_LABEL}\.)*{_LABEL}\.?"
@@ -266,15 +280,24 @@ def endpoint_base(url: str, field: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc.decode()}"
 
 
-def forwarding_client(*, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+def forwarding_client(
+    *, verify: ssl.SSLContext | bool = True, proxy: Proxy | None = None
+) -> httpx.AsyncClient:
     """An HTTP client that adds no headers of its own and never follows redirects (a redirect
     could lead outside the allowlist): what arrives is what the caller sent. ``verify``: how
-    https destinations are checked (a context trusting a private CA, say)."""
+    https destinations are checked (a context trusting a private CA, say); ``proxy``: the one
+    every request goes through (``None``: direct — the environment's proxy variables are not
+    read by httpx here, the caller picks the proxy with our rules)."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+    transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    if proxy is not None:
+        transport, mounts = proxied_transports(proxy, verify=verify, limits=limits)
     client = httpx.AsyncClient(
-        verify=verify,
+        transport=transport,  # with a transport given, httpx reads no proxy variables
+        mounts=mounts,
         timeout=httpx.Timeout(30.0, read=300.0, write=300.0),
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
     )
     client.headers.clear()
     return client
@@ -288,8 +311,8 @@ class ForwardingUpstream:
     addresses, which are screened and connected to (see the module docstring) — ``None`` for
     destinations the customer configured as endpoints (the caller picks none of them), which are
     connected to by name. Refusals raise ``Forbidden`` (field ``host``); a destination that
-    cannot be reached raises :class:`UpstreamUnreachable`; both become error responses where the
-    request entered.
+    cannot be reached, directly or through the environment's proxy, raises
+    :class:`UpstreamUnreachable`; both become error responses where the request entered.
     """
 
     def __init__(
@@ -305,7 +328,16 @@ class ForwardingUpstream:
         self._allow = HostAllowlist(allow)
         self._scheme = scheme
         self._resolve = resolve
-        self._client = forwarding_client(verify=verify)
+        self._verify = verify
+        self._clients: dict[Proxy | None, httpx.AsyncClient] = {}
+
+    def _client(self, proxy: Proxy | None) -> httpx.AsyncClient:
+        """The client going through ``proxy`` (made on first use; the environment seldom names
+        more than one)."""
+        client = self._clients.get(proxy)
+        if client is None:
+            client = self._clients[proxy] = forwarding_client(verify=self._verify, proxy=proxy)
+        return client
 
     async def send(self, head: RequestHead, body: Body) -> UpstreamResponse:
         url, target, headers = self._destination(head)
@@ -317,8 +349,17 @@ class ForwardingUpstream:
         else:
             address = await self._allow.address(url.scheme, host, url.port, self._resolve)
             url, headers = _pinned(url, address, headers, extensions)
+        try:  # the proxy is judged on the name, as the request gave it
+            proxy = http_proxy(url.scheme == "https", host, url.port)
+        except ProxyError as exc:
+            raise UpstreamUnreachable(f"could not reach {where}: {exc}", field="host") from None
+        if proxy is not None and url.scheme == "http":
+            # httpcore's forwarding to the proxy sends the "target" extension as it is: it must
+            # be the absolute form, naming where the request is connected (the checked address).
+            extensions["target"] = f"http://{url.netloc.decode()}{target}".encode("latin-1")
+        client = self._client(proxy)
         has_body = head.get("content-length") not in (None, "0") or head.get("transfer-encoding")
-        request = self._client.build_request(
+        request = client.build_request(
             head.method,
             url,
             headers=headers,
@@ -326,11 +367,15 @@ class ForwardingUpstream:
             extensions=extensions,
         )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(
-                f"could not reach {where}: {type(exc).__name__}", field="host"
+                f"could not reach {where}: {_failure(exc, proxy)}", field="host"
             ) from None
+        if proxy is not None and response.status_code == PROXY_AUTHENTICATION_REQUIRED:
+            await response.aclose()  # the proxy's answer to a plain request: never the caller's
+            refused = proxy.refused(f"the request to {where}", "407 Proxy Authentication Required")
+            raise UpstreamUnreachable(f"could not reach {where}: {refused}", field="host")
         return UpstreamResponse(
             head=ResponseHead.create(
                 response.status_code, end_to_end(response.headers.multi_items())
@@ -359,4 +404,14 @@ class ForwardingUpstream:
         return url, target, headers
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+def _failure(exc: httpx.HTTPError, proxy: Proxy | None) -> str:
+    """Why a request failed: a proxy's refusal as it was said (the message names the proxy),
+    otherwise the error's type, and the proxy the request went through if any."""
+    if isinstance(exc, httpx.ProxyError):
+        return str(exc)
+    return type(exc).__name__ + (f" (through the proxy {proxy})" if proxy is not None else "")

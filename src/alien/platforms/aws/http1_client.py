@@ -7,6 +7,12 @@ filling memory). :class:`Pool` keeps connections that ended their exchange clean
 for the next request. Request bodies are written as they come, with ``Content-Length`` when the
 caller sent one and chunked otherwise; the socket's write buffer is waited on like a stream's
 ``drain``.
+
+Connections go through the environment's HTTP proxy when httpx's would
+(:func:`~alien.tunnel.proxy_connect.http_proxy`): to an ``https`` origin through a ``CONNECT``
+tunnel, TLS inside it naming the origin's host; to an ``http`` origin (an emulator, a private
+endpoint) to the proxy itself, each request in absolute form — ``origin`` followed by the target
+byte for byte, the ``Host`` header untouched: a SigV4 signature covers both.
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ from urllib.parse import urlsplit
 from alien.errors import ValidationError
 from alien.platforms.aws.http1 import LAST_CHUNK, ResponseError, ResponseParser, chunk, request_head
 from alien.protocol.http_exchange import Body
+from alien.tunnel.proxy_connect import Proxy, http_proxy
 
 HIGH_WATER = 1024 * 1024
 """Body bytes received but not yet taken, above which reading from the socket pauses."""
 LOW_WATER = 256 * 1024
 MAX_IDLE = 16
 """Idle connections kept per origin."""
+
+PROXY_AUTHENTICATION_REQUIRED = 407
 
 Origin = tuple[str, str, int]
 
@@ -60,8 +69,14 @@ class Response:
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, read_timeout: float) -> None:
+    def __init__(
+        self, read_timeout: float, *, proxy: Proxy | None = None, origin: str = ""
+    ) -> None:
+        """``proxy``: the forwarding proxy this connection is to, which gets each request for
+        ``origin`` (``scheme://host[:port]``) in absolute form."""
         self._read_timeout = read_timeout
+        self._proxy = proxy
+        self._origin = origin
         self._transport: asyncio.Transport | None = None
         self._parser: ResponseParser | None = None
         self._wakeup: asyncio.Future[None] | None = None
@@ -149,11 +164,14 @@ class Connection(asyncio.Protocol):
     async def exchange(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: Body | None
     ) -> ResponseParser:
-        """Send the request; return the parser once the response head is in."""
+        """Send the request; return the parser once the response head is in (raises
+        :class:`~alien.tunnel.proxy_connect.ProxyError` if the proxy wants credentials)."""
         parser = self._parser = ResponseParser(head_only=method == "HEAD")
         declared = _declared_length(headers)
         chunked = body is not None and declared is None
         extra = [("transfer-encoding", "chunked")] if chunked else []
+        if self._proxy is not None:
+            target, extra = self._origin + target, [*extra, *self._proxy.headers]
         await self._write(request_head(method, target, [*headers, *extra]))
         if body is not None:
             sent = 0
@@ -170,6 +188,10 @@ class Connection(asyncio.Protocol):
         while not parser.head_done:
             self._check()
             await self._wait()
+        if self._proxy is not None and parser.status == PROXY_AUTHENTICATION_REQUIRED:
+            raise self._proxy.refused(
+                f"the request to {self._origin}", "407 Proxy Authentication Required"
+            )
         return parser
 
     async def body(self, parser: ResponseParser) -> AsyncIterator[bytes]:
@@ -267,9 +289,23 @@ class Pool:
             tls = self._tls
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout):
-            _, connection = await loop.create_connection(
-                lambda: Connection(self._read_timeout), host, port, ssl=tls
-            )
+            proxy = http_proxy(tls is not None, host, port)
+            if proxy is None:
+                _, connection = await loop.create_connection(
+                    lambda: Connection(self._read_timeout), host, port, ssl=tls
+                )
+            elif tls is not None:
+                _, connection = await loop.create_connection(
+                    lambda: Connection(self._read_timeout),
+                    sock=await proxy.connect(host, port),
+                    ssl=tls,
+                    server_hostname=host,
+                )
+            else:
+                _, connection = await loop.create_connection(
+                    lambda: Connection(self._read_timeout, proxy=proxy, origin=_netloc(key)),
+                    sock=await proxy.open(),
+                )
         return connection
 
     async def aclose(self) -> None:
@@ -277,6 +313,14 @@ class Pool:
             for connection in idle:
                 connection.close()
         self._idle.clear()
+
+
+def _netloc(key: Origin) -> str:
+    """``scheme://host[:port]`` of ``key`` (the port only when not the scheme's default)."""
+    scheme, host, port = key
+    name = f"[{host}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{name}" if port == default else f"{scheme}://{name}:{port}"
 
 
 def _origin(origin: str) -> Origin:

@@ -43,6 +43,7 @@ from alien.protocol.http_exchange import (
     first_chunk,
     prepend,
 )
+from alien.tunnel.proxy_connect import describe
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class AwsResigningUpstream:
             return _refused(head, exc)
         except (OSError, TimeoutError, ResponseError) as exc:
             error = PlatformError(
-                f"could not reach {outgoing.origin}: {exc.__class__.__name__}",
+                f"could not reach {outgoing.origin}: {describe(exc)}",
                 details={"aws_code": "ServiceUnavailable"},
             )
             return aws_error_response(head, error)

@@ -10,6 +10,10 @@ head. On ``101`` the tunnel stream then carries the upgraded protocol as it is: 
 is what the client sends after the handshake, the response body what the API server sends.
 Whatever the protocol (WebSocket for kubectl 1.30+, SPDY for older clients), the agent does not
 parse it. Any other answer (403, 404, …) is passed back as an ordinary response.
+
+The connection follows the environment's proxy as every other of the agent's does
+(:func:`~alien.tunnel.proxy_connect.http_proxy`): an in-cluster API server is usually exempted
+by ``NO_PROXY``; otherwise the TLS connection runs inside a ``CONNECT`` tunnel.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from alien.errors import AlienError
 from alien.platforms.aws.http1 import request_head
 from alien.protocol.http_exchange import Body, RequestHead, ResponseHead, UpstreamResponse
 from alien.tunnel.forward import end_to_end
+from alien.tunnel.proxy_connect import http_proxy, open_connection
 
 MAX_HEAD = 64 * 1024
 """The largest response head accepted from the API server."""
@@ -50,8 +55,9 @@ async def send_upgrade(
     raw_head = request_head(head.method, head.target, _handshake_headers(head, authority))
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=host, limit=MAX_HEAD
+            proxy = http_proxy(True, host, port)
+            reader, writer = await open_connection(
+                host, port, proxy, ssl=tls, server_hostname=host, limit=MAX_HEAD
             )
     except (OSError, TimeoutError) as exc:
         raise UpgradeFailed(
