@@ -87,6 +87,13 @@ class Gone(AlienError):
     status = 410
 
 
+class TooManyRequests(AlienError):
+    """Another request of the same kind is still being answered; retry shortly."""
+
+    code = "TOO_MANY_REQUESTS"
+    status = 429
+
+
 class PayloadTooLarge(AlienError):
     """An upload over the configured size limit; ``field`` names the part that was too big."""
 

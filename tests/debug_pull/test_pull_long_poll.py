@@ -82,7 +82,7 @@ def test_the_legs_requests_are_the_opening_agents_alone(
     world: World, polling: PullDeployment, deployment: PullDeployment
 ) -> None:
     """Opening needs the one-time credential; every leg route answers 404 for a leg id that
-    is not the caller's (another deployment's token, or a made-up id)."""
+    is not the caller's (another deployment's token, or a made-up id) or for none at all."""
     session_path = f"/v1/agent/debug-tunnels/dbg_{'a' * 26}/http"
     with httpx.Client(base_url=world.manager.url, timeout=10) as http:
         own = {"Authorization": f"Bearer {_deployment_token(polling)}"}
@@ -97,11 +97,16 @@ def test_the_legs_requests_are_the_opening_agents_alone(
         ):
             for headers in (own, other):
                 answer = http.request(
-                    method, f"{session_path}/leg-made-up{tail}", headers=headers, params=params
+                    method,
+                    f"{session_path}{tail}",
+                    headers={**headers, "alien-leg": "made-up"},
+                    params=params,
                 )
                 assert answer.status_code == 404, (method, tail, answer.text)
                 assert answer.json()["error"]["code"] == "NOT_FOUND"
-        anonymous = http.get(f"{session_path}/x/down", params={"ack": 0})
+            unnamed = http.request(method, f"{session_path}{tail}", headers=own, params=params)
+            assert unnamed.status_code == 422, unnamed.text
+        anonymous = http.get(f"{session_path}/down", params={"ack": 0})
         assert anonymous.status_code == 401
 
 

@@ -101,6 +101,7 @@ class Call:
     content: bytes | None = None
     tokens: Mapping[str, str] = field(default_factory=dict)  # callers bound to a fresh resource
     ref: str = ""  # the name the answer may quote (normalised when comparing with the ghost)
+    headers: Mapping[str, str] = field(default_factory=dict)  # besides the caller's token
 
 
 @dataclass(frozen=True)
@@ -614,12 +615,14 @@ ROWS: list[Row] = [
     ),
     *(
         Row(
-            (method, f"/v1/agent/debug-tunnels/{{session_id}}/http/{{leg_id}}{tail}"),
+            (method, f"/v1/agent/debug-tunnels/{{session_id}}/http{tail}"),
             Action.AGENT,
             frozenset(),
             ok,
             lambda w, s, method=method, tail=tail, query=query: Call(
-                method, f"/v1/agent/debug-tunnels/{w.session('own')}/http/leg{tail}{query}"
+                method,
+                f"/v1/agent/debug-tunnels/{w.session('own')}/http{tail}{query}",
+                headers={"alien-leg": "made-up"},
             ),
             Scope.GLOBAL,
             refusals={"dep": 404, "dep_other": 404},
@@ -1033,7 +1036,7 @@ class Answer:
 
 
 def _send(w: World, call: Call, token: str | None) -> Answer:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**call.headers, **({"Authorization": f"Bearer {token}"} if token else {})}
     if call.method == "WS":
         try:
             with connect(w.manager.ws_url + call.path, additional_headers=headers, open_timeout=10):

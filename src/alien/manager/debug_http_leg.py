@@ -4,11 +4,15 @@ manager by long-polling only (a proxy on its way refuses WebSockets, see ``agent
 Such an agent is told ``tunnel_open`` with ``leg="http"`` in the answer to its long poll. It
 opens the leg with ``POST /v1/agent/debug-tunnels/{session}/http`` (its deployment token and
 the one-time credential, as the WebSocket leg would), and gets a leg id. From then on it moves
-the tunnel's messages with ``POST …/http/{leg}/up`` and ``GET …/http/{leg}/down`` (numbered
-batches, :mod:`alien.protocol.tunnel_leg`) until the manager answers 410 ``LEG_CLOSED``, and
-says it leaves with ``DELETE …/http/{leg}``. The leg is a
+the tunnel's messages with ``POST …/http/up`` and ``GET …/http/down`` (numbered batches,
+:mod:`alien.protocol.tunnel_leg`; the leg id in the ``alien-leg`` header) until the manager
+answers 410 ``LEG_CLOSED``, and says it leaves with ``DELETE …/http``. The leg is a
 :class:`~alien.tunnel.transport.MessageTransport`, so the CLI's tunnel is spliced to it exactly
 as to a WebSocket (:mod:`alien.tunnel.splice`: frames scanned, audited, passed through).
+
+Bounded memory whatever the agent does: one ``up`` and one ``down`` at a time per leg (another
+is 429 ``LEG_BUSY``), an ``up``'s batch taken only while less than :data:`RECEIVE_LIMIT` waits
+for the splice, and ``send`` waiting while more than :data:`SEND_LIMIT` is unacknowledged.
 
 The leg id is a random secret, and good only with the deployment token it was opened with: a
 request naming another deployment's leg, or none, is answered 404. A leg no request came for
@@ -23,12 +27,13 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from alien.errors import Conflict, Gone, NotFound
+from alien.errors import Conflict, Gone, NotFound, TooManyRequests
 from alien.manager.api.deps import app_held, require
 from alien.manager.auth import Action, Principal
 from alien.manager.debug_dials import CREDENTIAL_HEADER, dials_of
@@ -53,16 +58,19 @@ SEND_LIMIT = 16 * 1024 * 1024
 """Bytes sent to the agent and not acknowledged before ``send`` waits (what a resend needs)."""
 RECEIVE_LIMIT = 16 * 1024 * 1024
 """Bytes received from the agent and not yet taken by the splice before ``up`` answers."""
+UP_WAIT = 15.0
+"""The longest an ``up`` waits for room before answering without taking its batch."""
 LINGER = 5.0
 """Seconds a closed leg still answers ``down``, so the agent collects the last messages."""
 LEG_HEADER = "alien-leg-first"
+LEG_ID_HEADER = "alien-leg"
 """On a ``down`` answer: the number of its first message."""
 BATCH_TYPE = "application/octet-stream"
 
 
 class HttpLeg:
     """One agent leg over HTTP requests: a message transport for the splice on one side, the
-    ``up``/``down`` requests on the other."""
+    ``up``/``down`` requests on the other (one of each at a time)."""
 
     def __init__(self, session_id: str, deployment_id: str) -> None:
         self.id = secrets.token_urlsafe(32)
@@ -75,6 +83,8 @@ class HttpLeg:
         self._changed = asyncio.Condition()
         self._closing = False  # no more sends; the agent may still collect what is left
         self._finished = asyncio.Event()  # gone for good: every request is answered 410
+        self._waking: asyncio.Task[None] | None = None
+        self._busy: set[str] = set()
         self.seen = time.monotonic()
 
     # --- the transport side (the splice) ------------------------------------------------------
@@ -115,17 +125,22 @@ class HttpLeg:
         self._closing = True
         async with self._changed:
             self._changed.notify_all()
-        loop = asyncio.get_running_loop()
-        loop.call_later(LINGER, self._finish)
+        asyncio.get_running_loop().call_later(LINGER, self._finish)
 
     async def abort(self) -> None:
         self._closing = True
         self._finish()
-        async with self._changed:
-            self._changed.notify_all()
 
     def _finish(self) -> None:
+        """Gone for good; whoever waits is woken (from a task: the lock must be taken)."""
+        if self._finished.is_set():
+            return
         self._finished.set()
+        self._waking = asyncio.get_running_loop().create_task(self._wake_all())
+
+    async def _wake_all(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     @property
     def finished(self) -> bool:
@@ -133,19 +148,40 @@ class HttpLeg:
 
     # --- the HTTP side (the agent's requests) -------------------------------------------------
 
-    async def up(self, first: int, messages: list[bytes]) -> int:
-        """Take a batch starting at message ``first``; answers once the splice has room for
-        more, with the number of messages received in all."""
+    @contextlib.contextmanager
+    def one_at_a_time(self, kind: str) -> Iterator[None]:
+        """Hold the leg's ``kind`` (``up`` or ``down``) for one request: a second one at the
+        same time is refused (429), so one agent cannot stack requests (and their bodies)."""
+        self._check_open()
+        if kind in self._busy:
+            raise TooManyRequests(
+                f"another {kind} request of this leg is still being answered",
+                field="leg",
+                code="LEG_BUSY",
+            )
+        self._busy.add(kind)
+        try:
+            yield
+        finally:
+            self._busy.discard(kind)
+
+    async def up(self, first: int, messages: list[bytes], wait: float = UP_WAIT) -> int:
+        """Take a batch starting at message ``first`` once the splice has room for it (waiting
+        up to ``wait`` seconds: past that, nothing is taken and the agent sends it again);
+        answers the number of messages received in all."""
         self._check_open()
         async with self._changed:
-            for message in self._inbox.accept(first, messages):
-                self._received.put_nowait(message)
-                self._received_bytes += len(message)
-            await self._changed.wait_for(
-                lambda: self._received_bytes <= RECEIVE_LIMIT or self._finished.is_set()
-            )
-        self._check_open()
-        return self._inbox.received
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._changed.wait_for(
+                        lambda: self._received_bytes <= RECEIVE_LIMIT or self.finished
+                    )
+            self._check_open()
+            if self._received_bytes <= RECEIVE_LIMIT:
+                for message in self._inbox.accept(first, messages):
+                    self._received.put_nowait(message)
+                    self._received_bytes += len(message)
+            return self._inbox.received
 
     async def down(self, acknowledged: int, wait: float) -> tuple[int, list[bytes]]:
         """Forget the messages the agent holds, then the next ones (waiting up to ``wait``
@@ -249,30 +285,42 @@ async def agent_debug_http_leg(request: Request, session_id: str, agent: Agent) 
     return {"leg_id": leg.id}
 
 
-@router.post("/v1/agent/debug-tunnels/{session_id}/http/{leg_id}/up", openapi_extra=_BATCH_BODY)
+LegId = Annotated[
+    str,
+    Header(
+        alias=LEG_ID_HEADER,
+        max_length=64,
+        description="the leg's id, as its opening answered (a header: never in a URL a proxy logs)",
+    ),
+]
+
+
+@router.post("/v1/agent/debug-tunnels/{session_id}/http/up", openapi_extra=_BATCH_BODY)
 async def leg_up(
     request: Request,
     session_id: str,
-    leg_id: str,
+    leg_id: LegId,
     caller: Agent,
     seq: Annotated[int, Query(ge=0, description="the number of the batch's first message")],
 ) -> dict[str, int]:
-    """Messages from the agent (a batch, see :mod:`alien.protocol.tunnel_leg`); answers how
-    many the manager has received in all once it can take more."""
+    """Messages from the agent (a batch, see :mod:`alien.protocol.tunnel_leg`), taken once the
+    manager has room for them (else, after 15 s, not taken: send them again); answers how many
+    messages the manager has received in all."""
     leg = legs_of(request).get(leg_id, session_id, caller)
-    body = await request.body()  # at most 4 MiB (body_limit.py)
     try:
-        received = await leg.up(seq, decode_batch(body))
+        with leg.one_at_a_time("up"):
+            body = await request.body()  # at most 4 MiB (body_limit.py)
+            received = await leg.up(seq, decode_batch(body))
     except TunnelClosed:
         raise _closed(leg) from None
     return {"received": received}
 
 
-@router.get("/v1/agent/debug-tunnels/{session_id}/http/{leg_id}/down", responses=_BATCH_ANSWER)
+@router.get("/v1/agent/debug-tunnels/{session_id}/http/down", responses=_BATCH_ANSWER)
 async def leg_down(
     request: Request,
     session_id: str,
-    leg_id: str,
+    leg_id: LegId,
     caller: Agent,
     ack: Annotated[int, Query(ge=0, description="how many messages the agent has received")],
     wait: Annotated[float, Query(ge=0, le=MAX_DOWN_WAIT)] = MAX_DOWN_WAIT,
@@ -281,14 +329,15 @@ async def leg_down(
     the ``alien-leg-first`` header numbers the first."""
     leg = legs_of(request).get(leg_id, session_id, caller)
     try:
-        first, messages = await leg.down(ack, wait)
+        with leg.one_at_a_time("down"):
+            first, messages = await leg.down(ack, wait)
     except TunnelClosed:
         raise _closed(leg) from None
     return Response(encode_batch(messages), media_type=BATCH_TYPE, headers={LEG_HEADER: str(first)})
 
 
-@router.delete("/v1/agent/debug-tunnels/{session_id}/http/{leg_id}", status_code=204)
-async def leg_close(request: Request, session_id: str, leg_id: str, caller: Agent) -> Response:
+@router.delete("/v1/agent/debug-tunnels/{session_id}/http", status_code=204)
+async def leg_close(request: Request, session_id: str, leg_id: LegId, caller: Agent) -> Response:
     """The agent leaves the tunnel."""
     await legs_of(request).get(leg_id, session_id, caller).abort()
     return Response(status_code=204)

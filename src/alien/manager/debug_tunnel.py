@@ -409,7 +409,9 @@ async def _pull(core: ManagerCore, websocket: WebSocket, plan: PullPlan) -> None
             log.info("debug tunnel for %s opened (spliced to the agent)", plan.session_id)
             await _serve_spliced(core, websocket, plan, agent)
         finally:
-            dial.released.set()
+            dial.released.set()  # a WebSocket leg's handler returns: its socket closes
+            if isinstance(agent, HttpLeg):
+                await agent.close()  # the splice may not have started: nobody else would
         return
     try:
         await websocket.accept()

@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 
@@ -36,7 +37,12 @@ RETRY_WINDOW = 30.0
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 BATCH_TYPE = "application/octet-stream"
 FIRST_HEADER = "alien-leg-first"
+LEG_ID_HEADER = "alien-leg"
 GONE = 410
+
+
+class _Ended(Exception):
+    """Ends a pipe's loop once the leg has ended."""
 
 
 class LegRefused(Exception):
@@ -60,8 +66,8 @@ class HttpLegClient:
         self._changed = asyncio.Event()  # something was sent, acknowledged, or the leg ended
         self._ended: str | None = None
         self._loops = [
-            asyncio.create_task(self._up(), name="http-leg-up"),
-            asyncio.create_task(self._down(), name="http-leg-down"),
+            asyncio.create_task(self._pipe(self._up), name="http-leg-up"),
+            asyncio.create_task(self._pipe(self._down), name="http-leg-down"),
         ]
 
     @classmethod
@@ -86,11 +92,11 @@ class HttpLegClient:
             answer = await client.post(f"{tunnel_path}/http", headers=headers)
             if answer.status_code != 201:
                 raise LegRefused(answer.status_code, answer.content[:4096])
-            leg_id = answer.json()["leg_id"]
+            client.headers[LEG_ID_HEADER] = str(answer.json()["leg_id"])
         except BaseException:
             await client.aclose()
             raise
-        return cls(client, f"{tunnel_path}/http/{leg_id}")
+        return cls(client, f"{tunnel_path}/http")
 
     # --- the transport ------------------------------------------------------------------------
 
@@ -150,7 +156,8 @@ class HttpLegClient:
             )
             if answer is None:
                 return
-            self._outbox.acknowledge(int(answer.json()["received"]))
+            with self._ending_on_nonsense("up"):
+                self._outbox.acknowledge(int(answer.json()["received"]))
             self._wake()
 
     async def _down(self) -> None:
@@ -162,15 +169,28 @@ class HttpLegClient:
             )
             if answer is None:
                 return
-            first = int(answer.headers[FIRST_HEADER])
-            for message in self._inbox.accept(first, decode_batch(answer.content)):
+            with self._ending_on_nonsense("down"):
+                first = int(answer.headers[FIRST_HEADER])
+                fresh = self._inbox.accept(first, decode_batch(answer.content))
+            for message in fresh:
                 await self._received.put(message)
             self._wake()
 
+    @contextlib.contextmanager
+    def _ending_on_nonsense(self, pipe: str) -> Iterator[None]:
+        """An answer that is not the manager's (a proxy's page, a broken batch, numbers that
+        do not add up) ends the leg: going on could only lose or repeat messages."""
+        try:
+            yield
+        except Exception as exc:
+            self._end(f"the {pipe} answer made no sense ({type(exc).__name__})")
+            raise _Ended from None
+
     async def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response | None:
         """The answer to a request made until it succeeds; ``None`` once the leg has ended
-        (the manager closed it, refused the request, or could not be reached in time)."""
-        deadline = time.monotonic() + RETRY_WINDOW
+        (the manager closed it, refused the request, or could not be reached for
+        :data:`RETRY_WINDOW` seconds from the first failure)."""
+        deadline: float | None = None
         for attempt in itertools.count():
             try:
                 answer = await self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
@@ -186,11 +206,17 @@ class HttpLegClient:
                 if answer.status_code < 500 and answer.status_code != 429:
                     self._end(why)
                     return None
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            deadline = deadline or now + RETRY_WINDOW
+            if now >= deadline:
                 self._end(why)
                 return None
             await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
         raise AssertionError("unreachable")
+
+    async def _pipe(self, loop: Callable[[], Awaitable[None]]) -> None:
+        with contextlib.suppress(_Ended):
+            await loop()
 
     def _wake(self) -> None:
         self._changed.set()

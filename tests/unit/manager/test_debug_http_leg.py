@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from alien.errors import ValidationError
+from alien.errors import TooManyRequests, ValidationError
 from alien.manager import debug_http_leg
 from alien.manager.debug_http_leg import HttpLeg
 from alien.tunnel.errors import TunnelClosed
@@ -78,13 +78,38 @@ async def test_send_waits_while_too_much_is_unacknowledged(
     await asyncio.wait_for(sending, 1)
 
 
-async def test_up_answers_only_once_the_splice_took_enough(
+async def test_up_takes_a_batch_only_while_the_splice_has_room(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(debug_http_leg, "RECEIVE_LIMIT", 4)
     leg = _leg()
-    posting = asyncio.create_task(leg.up(0, [b"12345"]))
+    assert await leg.up(0, [b"12345"]) == 1  # room: taken at once
+    waiting = asyncio.create_task(leg.up(1, [b"6"], wait=10))
     await asyncio.sleep(0.05)
-    assert not posting.done()
+    assert not waiting.done()  # more than the limit waits for the splice: nothing taken
+    assert await leg.up(1, [b"6"], wait=0) == 1  # a wait that runs out takes nothing
     assert await leg.recv() == b"12345"
-    assert await asyncio.wait_for(posting, 1) == 1
+    assert await asyncio.wait_for(waiting, 1) == 2
+    assert await leg.recv() == b"6"
+
+
+async def test_the_legs_end_wakes_an_up_waiting_for_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(debug_http_leg, "RECEIVE_LIMIT", 4)
+    monkeypatch.setattr(debug_http_leg, "LINGER", 0.05)
+    leg = _leg()
+    await leg.up(0, [b"12345"])
+    waiting = asyncio.create_task(leg.up(1, [b"6"], wait=30))
+    await asyncio.sleep(0.01)
+    await leg.close()  # the splice ended; the leg finishes after LINGER
+    with pytest.raises(TunnelClosed):
+        await asyncio.wait_for(waiting, 1)
+
+
+async def test_one_request_of_each_kind_at_a_time() -> None:
+    leg = _leg()
+    with leg.one_at_a_time("up"), leg.one_at_a_time("down"):
+        with pytest.raises(TooManyRequests) as refused, leg.one_at_a_time("up"):
+            pass
+        assert refused.value.status == 429 and refused.value.code == "LEG_BUSY"
+    with leg.one_at_a_time("up"):  # free again
+        pass

@@ -41,6 +41,8 @@ from alien.protocol.agent_channel import (
     AGENT_COMMAND_MESSAGES,
     AGENT_INSTANCE_HEADER,
     AGENT_INSTANCE_PATTERN,
+    CAPABILITY_DEBUG_SPLICE,
+    CAPABILITY_DEBUG_TUNNELS,
     AgentMessage,
     AgentPoll,
     ChannelError,
@@ -390,6 +392,8 @@ async def agent_next(
                 sub.wake()
 
             listed = {name for name in capabilities.split(",") if name}
+            if CAPABILITY_DEBUG_SPLICE not in listed:  # an HTTP leg is only ever spliced
+                listed.discard(CAPABILITY_DEBUG_TUNNELS)
             leave = pushers_of(request).join(dep_id, listed, post, poll=True)
             try:
                 return await _next_messages(core, dep_id, known, deadline, sub, mailbox)
