@@ -67,8 +67,16 @@ _PATTERN = re.compile(
 _HOST_HEADER = re.compile(rf"(?:{_LABELS}|\[[0-9a-f:.]+\])(?::\d{{1,5}})?", re.IGNORECASE)
 
 NOT_ALLOWED = "DESTINATION_NOT_ALLOWED"
-METADATA_V6 = ipaddress.IPv6Address("fd00:ec2::254")
-"""AWS's instance metadata service over IPv6 (in fc00::/7, so not caught as link-local)."""
+CLOUD_METADATA: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = frozenset(
+    {
+        ipaddress.IPv6Address("fd00:ec2::254"),  # AWS's metadata service over IPv6 (in fc00::/7)
+        ipaddress.IPv4Address("100.100.100.200"),  # Alibaba Cloud's (RAM role credentials)
+        ipaddress.IPv4Address("168.63.129.16"),  # Azure's WireServer (the VM agent's channel)
+    }
+)
+"""Clouds' metadata and host services at addresses not caught as link-local (169.254.169.254,
+AWS's, Google's, Azure's and Oracle's IPv4 metadata service, is): an agent on such a cloud
+reaches its credentials there."""
 THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 """Connecting to 0.0.0.0 reaches the local host on Linux; the rest of 0/8 is never a host."""
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -108,8 +116,9 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
 
 def internal_only(address: IPAddress) -> bool:
     """Whether ``address`` is one no host name should lead to: this machine (loopback,
-    unspecified, 0/8), link-local (the metadata service at 169.254.169.254 among them), AWS's
-    IPv6 metadata address, multicast, reserved or broadcast. An IPv6 form of an IPv4 address
+    unspecified, 0/8), link-local (the metadata service at 169.254.169.254 among them), the
+    other clouds' metadata addresses (:data:`CLOUD_METADATA`), deprecated IPv6 site-local
+    (``fec0::/10``), multicast, reserved or broadcast. An IPv6 form of an IPv4 address
     (:func:`embedded_ipv4`) is judged as that address: ``2002:a9fe:a9fe::`` is the metadata
     service, and a NAT64 address of a public host is as reachable as the host."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -122,7 +131,8 @@ def internal_only(address: IPAddress) -> bool:
         or address.is_unspecified
         or address.is_multicast
         or address.is_reserved
-        or address == METADATA_V6
+        or address in CLOUD_METADATA
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
     )
 
 

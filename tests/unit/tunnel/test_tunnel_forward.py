@@ -323,6 +323,12 @@ def resolver(table: dict[str, list[str]]) -> Callable[[str, int], Awaitable[list
         ("100.64.0.1", False),
         ("fc00::1", False),
         ("fd00:ec2::253", False),
+        ("100.100.100.200", True),  # Alibaba Cloud's metadata service
+        ("100.100.100.201", False),  # the rest of 100.64/10 is someone's private network
+        ("168.63.129.16", True),  # Azure's WireServer
+        ("::ffff:168.63.129.16", True),
+        ("fec0::1", True),  # deprecated site-local
+        ("fd00:ec2::254", True),
         ("93.184.216.34", False),
         ("2606:2800:220:1::1", False),
     ],
