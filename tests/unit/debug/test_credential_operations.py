@@ -252,3 +252,27 @@ def test_both_re_signers_assume_their_role_with_the_session_policy() -> None:
     )
     for provider in (push, pull):
         assert json.loads(provider._request["Policy"]) == SESSION_POLICY  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/authorization-token?domain=d&duration=43200",
+        "/v1//authorization-token?domain=d",
+        "/v1/Authorization-Token?domain=d",
+        "/v1/%61uthorization-token?domain=d",
+        "/x/../v1/authorization-token?domain=d",
+    ],
+)
+def test_a_codeartifact_token_is_refused_by_its_path_however_spelled(target: str) -> None:
+    """CodeArtifact is a REST API: its token call is refused by method and path, also for an
+    agent using its own identity (no session policy to deny it)."""
+    with pytest.raises(Forbidden) as refused:
+        screen("codeartifact", head(target))
+    assert "codeartifact:GetAuthorizationToken" in refused.value.message
+
+
+def test_other_codeartifact_calls_pass() -> None:
+    listing = head("/v1/domains", method="POST")
+    assert screen("codeartifact", listing, b"{}") == b"{}"
+    assert screen("codeartifact", head("/v1/authorization-token", method="GET")) == b""

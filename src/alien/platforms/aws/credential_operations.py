@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 
 from alien.errors import Forbidden
 from alien.platforms.credential_screen import read_whole
+from alien.platforms.path_readings import Reading, path_readings
 from alien.protocol.http_exchange import Body, RequestHead, iterate_once
 
 MAX_SCREENED_BODY = 64 * 1024
@@ -98,9 +99,17 @@ REFUSED_OPERATIONS: dict[str, frozenset[str]] = {
 }
 """By SigV4 signing name; compared case-insensitively."""
 
+REST_REFUSED: dict[str, tuple[tuple[str, Reading, str], ...]] = {
+    # CodeArtifact's repository token, up to 12 hours: a REST API, named by method and path
+    "codeartifact": (("POST", ("v1", "authorization-token"), "GetAuthorizationToken"),),
+}
+"""Operations of REST-protocol services refused by method and path (every reading of the path,
+:mod:`alien.platforms.path_readings`), for an agent using its own identity with no session
+policy; the session policy denies them too (:data:`POLICY_ONLY_DENIES`)."""
+
 POLICY_ONLY_DENIES = frozenset(
     {
-        # a CodeArtifact repository token, up to 12 hours (REST: the screen cannot name it)
+        # a CodeArtifact repository token, up to 12 hours (also refused by path: REST_REFUSED)
         "codeartifact:GetAuthorizationToken",
         # the STS bearer token behind it and other services' (an IAM action, no API of its own)
         "sts:GetServiceBearerToken",
@@ -215,6 +224,9 @@ async def screen_operations(service: str, head: RequestHead, body: Body) -> Body
     """The body to send on in place of ``body`` (the same bytes) once the request is known to
     name no refused operation; raises ``Forbidden`` or ``PayloadTooLarge`` otherwise. Requests
     to other services pass untouched and unread."""
+    for method, path, operation in REST_REFUSED.get(service, ()):
+        if head.method == method and path in path_readings(head.target):
+            raise _refused(service, operation)
     if service not in _LOWERED:
         return body
     _check_framing(service, head)
