@@ -38,7 +38,11 @@ from alien.manager.api.deps import app_held, require
 from alien.manager.auth import Action, Principal
 from alien.manager.debug_dials import CREDENTIAL_HEADER, dials_of
 from alien.protocol.tunnel_leg import (
+    BATCH_TYPE,
+    FIRST_HEADER,
+    LEG_ID_HEADER,
     MAX_BATCH_BYTES,
+    MAX_DOWN_WAIT,
     Inbox,
     Outbox,
     decode_batch,
@@ -52,20 +56,15 @@ Agent = Annotated[Principal, Depends(require(Action.AGENT))]
 
 IDLE_TIMEOUT = 30.0
 """Seconds without any request of the agent after which its leg is taken for lost."""
-MAX_DOWN_WAIT = 20.0
-"""The longest a ``down`` request is held open waiting for messages."""
 SEND_LIMIT = 16 * 1024 * 1024
 """Bytes sent to the agent and not acknowledged before ``send`` waits (what a resend needs)."""
 RECEIVE_LIMIT = 16 * 1024 * 1024
-"""Bytes received from the agent and not yet taken by the splice before ``up`` answers."""
+"""Bytes received from the agent and not yet taken by the splice past which ``up`` takes no
+batch (it waits for room)."""
 UP_WAIT = 15.0
 """The longest an ``up`` waits for room before answering without taking its batch."""
 LINGER = 5.0
 """Seconds a closed leg still answers ``down``, so the agent collects the last messages."""
-LEG_HEADER = "alien-leg-first"
-LEG_ID_HEADER = "alien-leg"
-"""On a ``down`` answer: the number of its first message."""
-BATCH_TYPE = "application/octet-stream"
 
 
 class HttpLeg:
@@ -333,7 +332,8 @@ async def leg_down(
             first, messages = await leg.down(ack, wait)
     except TunnelClosed:
         raise _closed(leg) from None
-    return Response(encode_batch(messages), media_type=BATCH_TYPE, headers={LEG_HEADER: str(first)})
+    body = encode_batch(messages)
+    return Response(body, media_type=BATCH_TYPE, headers={FIRST_HEADER: str(first)})
 
 
 @router.delete("/v1/agent/debug-tunnels/{session_id}/http", status_code=204)

@@ -340,15 +340,15 @@ def _discard(dial: Dial) -> None:
     """Close an agent leg that arrived for a handshake no longer waiting for it."""
     dial.released.set()  # a spliced leg's handler returns, and its WebSocket closes
     leg = dial.arrived.result()
-    if isinstance(leg, TunnelConnection | HttpLeg):
-        aborting = (
-            leg.abort("the debug session's tunnel is gone", code=SESSION_ENDED)
-            if isinstance(leg, TunnelConnection)
-            else leg.abort()
-        )
-        closing = asyncio.get_running_loop().create_task(aborting)
-        _DISCARDING.add(closing)
-        closing.add_done_callback(_DISCARDING.discard)
+    if isinstance(leg, TunnelConnection):
+        aborting = leg.abort("the debug session's tunnel is gone", code=SESSION_ENDED)
+    elif isinstance(leg, HttpLeg):
+        aborting = leg.abort()
+    else:
+        return  # a WebSocket leg: released above
+    closing = asyncio.get_running_loop().create_task(aborting)
+    _DISCARDING.add(closing)
+    closing.add_done_callback(_DISCARDING.discard)
 
 
 def _agent_unavailable(plan: PullPlan, why: str) -> Conflict:

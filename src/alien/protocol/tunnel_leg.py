@@ -1,6 +1,7 @@
 """A tunnel's messages carried by plain HTTP requests: the agent's leg of a debug session when
 the agent reaches the manager by HTTPS long-polling only (a proxy on the way refuses
-WebSockets). Pure: the batch body format and the numbering that makes retries safe.
+WebSockets). Pure: the batch body format, the numbering that makes retries safe, and the names
+both ends must spell alike (the manager's ``debug_http_leg``, the agent's ``tunnel.http_leg``).
 
 The leg is two one-way pipes, each a sequence of messages numbered from 0:
 
@@ -37,6 +38,14 @@ MAX_BATCH_BYTES = 3 * 1024 * 1024
 """The most message bytes a sender packs into one request or answer (but a single larger
 message goes alone): an ``up`` body stays under the manager's body limit (4 MiB)."""
 MAX_BATCH_MESSAGES = 4096
+BATCH_TYPE = "application/octet-stream"
+"""The media type of a batch body (an ``up`` request's, a ``down`` answer's)."""
+FIRST_HEADER = "alien-leg-first"
+"""On a ``down`` answer: the number of its first message."""
+LEG_ID_HEADER = "alien-leg"
+"""On every request after the opening: the leg's id (a header, never in a URL a proxy logs)."""
+MAX_DOWN_WAIT = 20.0
+"""The longest a ``down`` is held open waiting for messages (the agent asks for that long)."""
 
 
 class LegBatchError(ValidationError):

@@ -23,7 +23,16 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 
-from alien.protocol.tunnel_leg import Inbox, Outbox, decode_batch, encode_batch
+from alien.protocol.tunnel_leg import (
+    BATCH_TYPE,
+    FIRST_HEADER,
+    LEG_ID_HEADER,
+    MAX_DOWN_WAIT,
+    Inbox,
+    Outbox,
+    decode_batch,
+    encode_batch,
+)
 from alien.tunnel.errors import TunnelClosed
 
 log = logging.getLogger(__name__)
@@ -31,13 +40,9 @@ log = logging.getLogger(__name__)
 SEND_LIMIT = 8 * 1024 * 1024
 RECEIVED_LIMIT = 64
 """Messages received and not yet taken by the tunnel before ``down`` stops asking."""
-DOWN_WAIT = 20.0
 RETRY_WINDOW = 30.0
 """Seconds a pipe keeps retrying a failed request before the leg is given up."""
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
-BATCH_TYPE = "application/octet-stream"
-FIRST_HEADER = "alien-leg-first"
-LEG_ID_HEADER = "alien-leg"
 GONE = 410
 
 
@@ -85,7 +90,7 @@ class HttpLegClient:
         client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={k: v for k, v in headers.items() if k.lower() == "authorization"},
-            timeout=httpx.Timeout(timeout, read=DOWN_WAIT + timeout),
+            timeout=httpx.Timeout(timeout, read=MAX_DOWN_WAIT + timeout),
             transport=transport,
         )
         try:
@@ -165,7 +170,7 @@ class HttpLegClient:
             answer = await self._request(
                 "GET",
                 f"{self._path}/down",
-                params={"ack": self._inbox.received, "wait": DOWN_WAIT},
+                params={"ack": self._inbox.received, "wait": MAX_DOWN_WAIT},
             )
             if answer is None:
                 return
