@@ -97,6 +97,42 @@ def test_revoking_stops_the_commands_traffic_within_a_second(world: World) -> No
     assert final["state"] == "revoked" and final["exit_code"] == 4
 
 
+def test_a_revoke_while_the_role_is_assumed_ends_the_tunnel_before_any_call(
+    world: World, moto: MotoServer
+) -> None:
+    """The session is revoked after the tunnel's set-up read it (the manager is waiting for the
+    deployment role's credentials: the cloud is stopped) but before the tunnel was watched:
+    once the credentials come, the tunnel ends at once, and no call of the command's passes."""
+    moto.process.send_signal(signal.SIGSTOP)
+    try:
+        process = world.start_debug("python3", "-c", LOOP)
+        deadline = time.monotonic() + 10
+        while not [s for s in world.sessions() if s["state"] == "active"]:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        session = world.latest_session()
+        time.sleep(0.5)  # the tunnel's handshake reached the manager, which waits for the role
+        revoked = world.admin.post(
+            f"/v1/debug-sessions/{session['id']}/revoke", json={"reason": "changed my mind"}
+        )
+        assert revoked.status_code == 200, revoked.text
+    finally:
+        moto.process.send_signal(signal.SIGCONT)
+    traffic = Traffic()
+    try:
+        stderr = traffic.read_to_end(process)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code != 0, stderr
+    assert traffic.ok == []
+    last_line = stderr.strip().splitlines()[-1]
+    assert "was revoked by" in last_line and "changed my mind" in last_line
+    assert world.session_dirs() == []
+
+
 def test_expiry_stops_the_commands_traffic_within_a_second(world: World) -> None:
     process = world.start_debug("python3", "-c", LOOP, options=("--ttl", "4"))
     traffic = Traffic()

@@ -89,7 +89,7 @@ class Manager:
             await websocket.wait_closed()
             return
         assert self.agent is not None
-        self.splice = TunnelSplice(
+        self.splice = await TunnelSplice(
             transport,
             self.agent,
             self.watched,
@@ -212,18 +212,18 @@ async def test_bytes_that_are_not_the_protocol_are_not_forwarded() -> None:
     assert error.details["goaway_code"] == ErrorCode.PROTOCOL_ERROR
 
 
-def _bare_splice() -> tuple[TunnelSplice, MemoryTransport, MemoryTransport]:
+async def _bare_splice() -> tuple[TunnelSplice, MemoryTransport, MemoryTransport]:
     """A splice between two in-memory ends the test plays by hand: (splice, cli, agent)."""
     cli, cli_side = memory_pair()
     agent_side, agent = memory_pair()
-    splice = TunnelSplice(cli_side, agent_side, Watched()).start()
+    splice = await TunnelSplice(cli_side, agent_side, Watched()).start()
     return splice, cli, agent
 
 
 async def test_an_abort_whose_caller_is_cancelled_still_closes_both_sides() -> None:
     """Cancelled while ending (e.g. the server shutting down): no transport is left open and
     nobody waits for the splice forever."""
-    splice, cli, agent = _bare_splice()
+    splice, cli, agent = await _bare_splice()
     # The agent's side stops taking messages: the pump towards it blocks in a send.
     for _ in range(20):
         await cli.send(encode_frame(Hello(SETTINGS)))
@@ -245,7 +245,7 @@ async def test_an_abort_whose_caller_is_cancelled_still_closes_both_sides() -> N
 async def test_a_goaway_is_preceded_by_a_hello_the_receiver_never_got() -> None:
     """The CLI's first message holds its HELLO and then garbage: nothing of it is forwarded, so
     the GOAWAY the agent gets must come after a HELLO of the manager's own."""
-    splice, cli, agent = _bare_splice()
+    splice, cli, agent = await _bare_splice()
     await cli.send(encode_frame(Hello(SETTINGS)) + encode_frame(End(1))[:4] + b"\xff" + b"\0" * 4)
     async with asyncio.timeout(5):
         await splice.wait_closed()

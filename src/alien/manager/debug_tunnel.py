@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -228,8 +228,7 @@ async def _serve(
     await recorder.start()
     try:
         with core.hub.subscribe(session_key(plan.session_id)) as sub:
-            await connection.start()
-            ended = await _watch(core, connection, sub, plan)
+            ended = await _watch(core, connection, sub, plan, start=connection.start)
         if ended is not None:
             log.info("debug tunnel for %s closed: %s", plan.session_id, ended)
             await connection.abort(ended, code=SESSION_ENDED)
@@ -254,7 +253,7 @@ async def _watch(
     sub: Subscription,
     plan: TunnelPlan | PullPlan,
     *also: _Closable,
-    start: Callable[[], object] | None = None,
+    start: Callable[[], Awaitable[object]] | None = None,
 ) -> str | None:
     """Wait until the tunnel (or one of ``also``) closes (``None``) or the session ends (the
     reason to tell the peer). Wakes on every change of the session and at its expiry time.
@@ -262,9 +261,9 @@ async def _watch(
     The state is read first, before any wait: ``sub`` (taken before this call) wakes on the
     changes after it was taken, while the tunnel's set-up — waiting for the agent to dial its
     leg, for the role's credentials — began with a state read earlier. A revoke in between
-    must end the tunnel as soon as it opens, not at the session's expiry. ``start``, if given,
-    lets the tunnel's traffic flow, and is called only once that first read found the session
-    active: not a frame passes for a session revoked during the set-up."""
+    must end the tunnel as soon as it opens, not at the session's expiry. ``start`` lets the
+    tunnel's traffic flow, and is called only once that first read found the session active:
+    not a frame passes for a session revoked during the set-up."""
     closed = asyncio.create_task(_first_closed(connection, *also))
     try:
         while True:
@@ -274,7 +273,7 @@ async def _watch(
             if state is not SessionState.ACTIVE:
                 return f"debug session {plan.session_id} {state.value}: {reason or 'ended'}"
             if start is not None:
-                start()
+                await start()
                 start = None
             until_expiry = max(0.0, (plan.expires_at - utcnow()).total_seconds())
             woke = asyncio.create_task(sub.wait(until_expiry))
@@ -441,8 +440,7 @@ async def _serve_pull(
     await recorder.start()
     try:
         with core.hub.subscribe(session_key(plan.session_id)) as sub:
-            await connection.start()
-            ended = await _watch(core, connection, sub, plan, agent)
+            ended = await _watch(core, connection, sub, plan, agent, start=connection.start)
         if ended is not None:
             log.info("debug tunnel for %s closed: %s", plan.session_id, ended)
             await asyncio.gather(

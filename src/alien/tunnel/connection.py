@@ -411,8 +411,16 @@ class TunnelConnection:
         self._io.notify()
 
     async def _flush(self) -> None:
-        """Wait until everything queued so far has been handed to the transport."""
+        """Wait until everything queued so far has been handed to the transport. A connection
+        that was never started (ended before its traffic was let through) has no writer: what
+        it queued — its HELLO and a GOAWAY saying why — is sent from here."""
         writer = self._writer
+        if writer is None:
+            buffers = self._proto.buffers_to_send()
+            total = sum(len(buffer) for buffer in buffers)
+            for message in _messages(buffers, self._piece_size(total)) if total else ():
+                await self._transport.send(message)
+            return
         self._kick()
         await self._io.wait_for(
             lambda: (

@@ -87,7 +87,9 @@ class TunnelSplice:
         self.left: Side | None = None
         """The side whose leaving ended the splice (``None``: aborted, or not ended)."""
 
-    def start(self) -> TunnelSplice:
+    async def start(self) -> TunnelSplice:
+        """Let messages flow (a coroutine, as :meth:`TunnelConnection.start` is: whoever lets a
+        tunnel's traffic flow takes either alike)."""
         self._tasks = [
             asyncio.create_task(self._pump(d), name=f"splice-from-{d.sender}")
             for d in self._directions

@@ -393,6 +393,26 @@ async def test_a_protocol_error_is_answered_with_goaway_and_fails_the_connection
     assert "protocol" in str(conn.close_error)
 
 
+async def test_a_connection_aborted_before_it_started_still_tells_the_peer_why() -> None:
+    """A tunnel whose session ended during its set-up is aborted unstarted: no stream was ever
+    served, yet the peer gets the HELLO and a GOAWAY with the reason, not a bare close."""
+    a, b = memory_pair()
+    conn = TunnelConnection(a, "server", handler=echo)
+    async with asyncio.timeout(2):
+        await conn.abort("debug session dbg_1 revoked", code=ErrorCode.CANCEL)
+        received = b""
+        while True:
+            try:
+                received += await b.recv()
+            except TunnelClosed:
+                break
+    frames = decode_frames(received)
+    assert isinstance(frames[0], Hello)
+    assert isinstance(frames[-1], GoAway) and frames[-1].code == ErrorCode.CANCEL
+    assert "revoked" in frames[-1].reason
+    assert conn.closed and not [f for f in frames if isinstance(f, Data)]
+
+
 async def test_small_frames_share_messages_and_big_ones_are_cut_to_the_cap() -> None:
     a, b = memory_pair()
     peer = RawPeer(b)
