@@ -6,7 +6,8 @@
 * ``pull_manager`` — a manager without any AWS identity of its own;
 * ``deployment`` — one deployment run by a real agent that holds the AWS identity and the
   debug configuration;
-* ``world`` — a debugger key and a private runtime dir for one test.
+* ``world`` — a debugger key and a private runtime dir for one test;
+* ``azurite`` — Azurite's blob service (it checks Shared Key signatures), for the ``az`` tests.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from debug_moto import MotoServer, start_moto
 from pull_world import PullDeployment, debug_config, make_world, pull_manager_env, start_agent
 from targets import Targets, start_target
 
+from support.azurite import Azurite, start_azurite
 from support.manager import ManagerProcess
 
 
@@ -67,6 +69,13 @@ def deployment(
     found = start_agent(pull_manager, moto, tmp_path_factory.mktemp("pull"), config)
     yield found
     found.agent.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

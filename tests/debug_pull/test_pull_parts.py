@@ -391,6 +391,14 @@ def test_tunnel_open_refuses_what_could_send_the_agent_elsewhere(
             '{"kubernetes": {"server": "https://h", "ca_file": "/etc/hostname"}}',
             "kubernetes.ca_file",
         ),
+        ('{"azure": {"account": "Acme", "key_file": "/etc/hostname"}}', "azure.account"),
+        ('{"azure": {"account": "acme"}}', "azure.key_file"),
+        ('{"azure": {"account": "acme", "key_file": "/etc/hostname"}}', "azure.key_file"),
+        (
+            '{"azure": {"account": "acme", "key_file": "/etc/hostname",'
+            ' "blob_endpoint": "ftp://h"}}',
+            "azure.blob_endpoint",
+        ),
     ],
 )
 def test_a_bad_debug_config_names_the_field(tmp_path: Path, content: str, field: str) -> None:
@@ -431,7 +439,7 @@ class _Pushers:
         return True
 
 
-UNLIMITED = DebugLimits(channels=("aws", "gcp", "kubernetes", "http"))
+UNLIMITED = DebugLimits(channels=("aws", "gcp", "kubernetes", "azure", "http"))
 
 
 def _websocket(dials: AgentDials, pushers: _Pushers) -> Any:
@@ -468,13 +476,15 @@ def test_a_session_reaches_no_more_than_the_policy_leaves_of_debug_json() -> Non
             "aws": {"region": "eu-west-1", "allowed_services": ["s3"]},
             "http": {"allow": ["*.internal:5432", "api.vendor.example"]},
             "kubernetes": {"server": "https://10.0.0.1", "ca_file": None},
+            "azure": {"account": "acme", "key_file": "/run/secrets/acme-key"},
         }
     )
     assert narrowed(config, None) is config
     only = narrowed(
         config, DebugLimits(channels=("http", "gcp"), egress_allow=("db.internal:5432",))
     )
-    assert (only.aws, only.kubernetes, only.gcp) == (None, None, None)
+    assert (only.aws, only.kubernetes, only.gcp, only.azure) == (None, None, None, None)
+    assert narrowed(config, DebugLimits(channels=("azure",))).azure == config.azure
     assert only.http is not None and only.http.allow == ("db.internal:5432",)
     none = narrowed(config, DebugLimits(channels=("aws", "http"), egress_allow=("x.io",)))
     assert none.http is None and none.aws == config.aws

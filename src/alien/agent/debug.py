@@ -17,6 +17,9 @@ engineer's CLI:
   with the agent's own access token (:mod:`alien.platforms.gcp.upstream`);
 * a Kubernetes API call (absolute form to ``https://kubernetes.default.svc``): to the cluster's
   API server, with the agent's service account token (:mod:`alien.platforms.kubernetes.upstream`);
+* an Azure Blob storage call (absolute form to ``https://<account>.blob.core.windows.net``): to
+  the configured account's blob endpoint, signed with its key
+  (:mod:`alien.platforms.azure.upstream`);
 * an HTTP forward-proxy request (absolute form) and ``CONNECT host:port`` (HTTPS through the
   proxy, relayed as raw bytes): only to destinations on the configured allowlist.
 
@@ -45,6 +48,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 from alien.agent.debug_config import (
     CONFIG_FILE,
     AwsDebugConfig,
+    AzureDebugConfig,
     DebugConfig,
     GcpDebugConfig,
     KubernetesDebugConfig,
@@ -65,6 +69,8 @@ from alien.platforms.aws.credentials import (
 )
 from alien.platforms.aws.error_shape import aws_error_response
 from alien.platforms.aws.upstream import AwsResigningUpstream
+from alien.platforms.azure.error_shape import azure_error_response
+from alien.platforms.azure.upstream import AzureBlobUpstream, azure_blob_account
 from alien.platforms.bearer_tokens import NoToken, TokenFile, TokenSource
 from alien.platforms.gcp.error_shape import google_error_response
 from alien.platforms.gcp.tokens import MetadataToken
@@ -124,6 +130,10 @@ def _google_apis(gcp: GcpDebugConfig) -> GoogleApiUpstream:
 def _kubernetes_api(kubernetes: KubernetesDebugConfig) -> KubernetesApiUpstream:
     tokens = TokenFile(Path(kubernetes.token_file), field="kubernetes.token_file")
     return KubernetesApiUpstream(kubernetes_server(kubernetes), tokens, ca_file=kubernetes.ca_file)
+
+
+def _azure_blobs(azure: AzureDebugConfig) -> AzureBlobUpstream:
+    return AzureBlobUpstream(azure.account, azure.key(), azure.endpoint)
 
 
 # --- the agent's AWS identity ---------------------------------------------------------------
@@ -264,6 +274,8 @@ def error_response(head: RequestHead, error: AlienError) -> UpstreamResponse:
         base = google_error_response(head, error)
     elif head.method != "CONNECT" and is_kubernetes_api(head.target):
         base = kubernetes_error_response(head, error)
+    elif head.method != "CONNECT" and azure_blob_account(head.target) is not None:
+        base = azure_error_response(head, error)
     else:
         base = alien_error_response(head, error)
     return marked(base, error.code)
@@ -272,8 +284,9 @@ def error_response(head: RequestHead, error: AlienError) -> UpstreamResponse:
 class SessionUpstream:
     """Routes one session's requests: AWS (origin form), Google APIs (absolute form to
     ``<api>.googleapis.com``, when offered), the cluster's API (absolute form to
-    ``kubernetes.default.svc``, when offered), HTTP egress (absolute form), CONNECT. A channel
-    the configuration does not offer is refused."""
+    ``kubernetes.default.svc``, when offered), Azure blobs (absolute form to
+    ``<account>.blob.core.windows.net``, when offered), HTTP egress (absolute form), CONNECT. A
+    channel the configuration does not offer is refused."""
 
     def __init__(
         self, config: DebugConfig, session_id: str, *, resolve: Resolver = system_resolver
@@ -297,6 +310,7 @@ class SessionUpstream:
         self._connect = ConnectUpstream(allow, resolve) if allow is not None else None
         self._google = _google_apis(config.gcp) if config.gcp else None
         self._kubernetes = _kubernetes_api(config.kubernetes) if config.kubernetes else None
+        self._azure = _azure_blobs(config.azure) if config.azure else None
         self._starting: asyncio.Task[None] | None = None
 
     def begin(self) -> None:
@@ -322,6 +336,8 @@ class SessionUpstream:
                 return await self._google.send(head, body)
             if self._kubernetes is not None and is_kubernetes_api(head.target):
                 return await self._kubernetes.send(head, body)
+            if self._azure is not None and azure_blob_account(head.target) is not None:
+                return await self._azure.send(head, body)
             if self._http is None or self._allow is None:
                 raise Forbidden("this agent offers no HTTP egress", field="http")
             url = absolute_url(head.target)
@@ -340,7 +356,8 @@ class SessionUpstream:
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
-        for part in (self._aws, self._http, self._google, self._kubernetes, self.credentials):
+        parts = (self._aws, self._http, self._google, self._kubernetes, self._azure)
+        for part in (*parts, self.credentials):
             if part is not None:
                 await part.aclose()
 

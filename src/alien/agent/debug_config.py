@@ -3,8 +3,9 @@
 Read again for every session (edits apply to the next one) and checked whole before anything is
 served: a bad field is a ``ValidationError`` naming it, and the session is not opened. The parts:
 ``aws`` (re-signed with the agent's identity), ``gcp`` (Google APIs with the agent's token),
-``kubernetes`` (the cluster's API with the agent's service account), ``http`` (egress to an
-allowlist); docs/API.md, "Pull model", has the format.
+``kubernetes`` (the cluster's API with the agent's service account), ``azure`` (one storage
+account's blobs, signed with its key), ``http`` (egress to an allowlist); docs/API.md, "Pull
+model", has the format.
 """
 
 from __future__ import annotations
@@ -18,8 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alien.errors import ValidationError
 from alien.platforms.aws.endpoints import AwsEndpointPolicy
+from alien.platforms.azure.upstream import BlobEndpoint, read_account_key
 from alien.platforms.kubernetes.upstream import IN_CLUSTER_CA, IN_CLUSTER_TOKEN, in_cluster_server
-from alien.protocol.debug_offer import AwsOffer, DebugOffer, GcpOffer, HttpOffer, KubernetesOffer
+from alien.protocol.debug_offer import (
+    AwsOffer,
+    AzureOffer,
+    DebugOffer,
+    GcpOffer,
+    HttpOffer,
+    KubernetesOffer,
+)
 from alien.protocol.wire import parse
 from alien.tunnel.forward import HostAllowlist, endpoint_base
 
@@ -76,6 +85,27 @@ class KubernetesDebugConfig(_Config):
     namespace: Name = "default"
 
 
+class AzureDebugConfig(_Config):
+    """Azure Blob storage of the storage account ``account``, signed with its account key (read
+    from ``key_file``, base64 as the portal shows it, when a session starts: a rotated key
+    applies to the next one). ``blob_endpoint``: where the account's blob service is served
+    instead of ``https://<account>.blob.core.windows.net`` (a private endpoint; Azurite's
+    path-style ``http://127.0.0.1:10000/<account>``)."""
+
+    account: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{3,24}$", strict=True)]
+    key_file: str = Field(min_length=1)
+    blob_endpoint: str | None = None
+
+    @property
+    def endpoint(self) -> BlobEndpoint:
+        if self.blob_endpoint is None:
+            return BlobEndpoint.public(self.account)
+        return BlobEndpoint.parse(self.blob_endpoint, "azure.blob_endpoint")
+
+    def key(self) -> bytes:
+        return read_account_key(Path(self.key_file), "azure.key_file")
+
+
 class DebugConfig(_Config):
     """``<state-dir>/debug.json``."""
 
@@ -83,6 +113,7 @@ class DebugConfig(_Config):
     http: HttpDebugConfig | None = None
     gcp: GcpDebugConfig | None = None
     kubernetes: KubernetesDebugConfig | None = None
+    azure: AzureDebugConfig | None = None
 
     @property
     def offer(self) -> DebugOffer:
@@ -97,6 +128,7 @@ class DebugConfig(_Config):
             kubernetes=KubernetesOffer(namespace=self.kubernetes.namespace)
             if self.kubernetes
             else None,
+            azure=AzureOffer(account=self.azure.account) if self.azure else None,
         )
 
 
@@ -123,6 +155,9 @@ def load_config(path: Path) -> DebugConfig:
         kubernetes_server(config.kubernetes)
         if config.kubernetes.ca_file is not None:
             _check_ca_file(config.kubernetes.ca_file)
+    if config.azure is not None:
+        config.azure.endpoint  # noqa: B018  # refuses a bad URL now, not at the first call
+        config.azure.key()
     return config
 
 

@@ -4,8 +4,8 @@ by the deployment's policy (a ``tunnel_open``'s ``limits``).
 The customer decides in two places: ``debug.json`` here, and the deployment's policy at the
 manager (``alien-deploy policy set --channels/--egress-allow``; the vendor's debug policy may
 narrow its channels further). A session gets the intersection: a channel the limits leave out
-(``aws``, ``gcp``, ``kubernetes``; ``http`` is HTTP egress and ``CONNECT``) is not offered at all,
-and egress reaches a destination only if both allowlists allow it
+(``aws``, ``gcp``, ``kubernetes``, ``azure``; ``http`` is HTTP egress and ``CONNECT``) is not
+offered at all, and egress reaches a destination only if both allowlists allow it
 (:func:`~alien.tunnel.forward.intersect_allowlists`). The result is an ordinary
 :class:`~alien.agent.debug_config.DebugConfig`, so what reads it — the offer the CLI sets its
 environment from, every upstream — needs no check of its own.
@@ -32,4 +32,5 @@ def narrowed(config: DebugConfig, limits: DebugLimits | None) -> DebugConfig:
         http=http,
         gcp=config.gcp if "gcp" in channels else None,
         kubernetes=config.kubernetes if "kubernetes" in channels else None,
+        azure=config.azure if "azure" in channels else None,
     )

@@ -10,13 +10,15 @@ session's tunnel (a ``debug_info`` stream) —
   the agent sends with its own access token to the APIs the customer allows;
 * Kubernetes: an HTTPS loopback endpoint for ``kubectl`` (:mod:`alien.debug.kube_endpoint`),
   whose calls the agent sends to its cluster's API server with its service account;
+* Azure blobs: a loopback blob endpoint for ``az storage`` (:mod:`alien.debug.azure_endpoint`),
+  whose calls the agent signs with the storage account's key;
 * HTTP egress: a forward proxy (``HTTP_PROXY``/``HTTPS_PROXY``, CONNECT for https) whose
   requests the agent forwards within the customer's allowlist. Loopback addresses then mean the
   agent's machine, so only the session's own endpoints are exempt from the proxy.
 
-Every endpoint accepts only the session's secrets (SigV4 with the dummy keys; the bearer token
-as gcloud's access token or as proxy credentials) and sends through
-:class:`~alien.debug.session.SessionUpstream`.
+Every endpoint accepts only the session's secrets (SigV4 with the dummy keys; Shared Key with
+the dummy account key; the bearer token as gcloud's access token or as proxy credentials) and
+sends through :class:`~alien.debug.session.SessionUpstream`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from alien.debug.env import (
     DEFAULT_GCLOUD_APIS,
     ChildEnv,
     aws_env,
+    azure_storage_env,
     gcloud_env,
     http_proxy_env,
     kubectl_env,
@@ -104,7 +107,7 @@ async def pull_endpoints(
     if offer.empty:
         raise Conflict(
             f"the agent of {session.info.deployment} offers nothing to debug with "
-            "(its debug.json configures none of aws, gcp, kubernetes, http)",
+            "(its debug.json configures none of aws, gcp, kubernetes, azure, http)",
             field="deployment",
             code="DEBUG_UNAVAILABLE",
         )
@@ -151,6 +154,17 @@ async def pull_endpoints(
             no_proxy=(address,),
         )
         parts.append(f"Kubernetes (namespace {offer.kubernetes.namespace}) via {cluster.url}")
+    if offer.azure is not None:
+        from alien.debug.azure_endpoint import azure_blob_endpoint  # for az sessions alone
+
+        account = offer.azure.account
+        blobs = await azure_blob_endpoint(stack, session.upstream, account, keys.azure_storage_key)
+        address = blobs.url.split("://", 1)[1]
+        own = [*own, address]
+        env |= azure_storage_env(
+            files, endpoint_url=blobs.url, account=account, keys=keys, no_proxy=(address,)
+        )
+        parts.append(f"Azure storage account {account} (blobs) via {blobs.url}")
     if offer.http is not None:
         from alien.debug.forward_proxy import ForwardProxy  # the pull model's alone
 

@@ -213,6 +213,46 @@ def gcloud_env(
     ) | ChildEnv(no_proxy=tuple(no_proxy))
 
 
+# -------------------------------------------------------------------------------------- azure
+
+
+def azure_storage_env(
+    files: SessionDir,
+    *,
+    endpoint_url: str,
+    account: str,
+    keys: SessionKeys,
+    no_proxy: Sequence[str] = LOOPBACK_NO_PROXY,
+) -> ChildEnv:
+    """Environment for ``az storage``: a connection string naming the account, with the
+    session's dummy key and the loopback endpoint as its blob endpoint, and a fresh config dir
+    (the engineer's ``az login`` is not the deployment's identity, and its telemetry stays off).
+    ``no_proxy`` as for :func:`aws_env`."""
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={account};"
+        f"AccountKey={keys.azure_storage_key};BlobEndpoint={endpoint_url.rstrip('/')};"
+    )
+    values = {
+        "AZURE_STORAGE_CONNECTION_STRING": connection,
+        "AZURE_CONFIG_DIR": str(files.subdir("azure")),
+        "AZURE_CORE_COLLECT_TELEMETRY": "no",
+        "AZURE_CORE_SURVEY_MESSAGE": "no",
+        "AZURE_CORE_NO_COLOR": "true",
+    }
+    return ChildEnv(
+        set=values,
+        unset=frozenset(
+            {
+                "AZURE_STORAGE_ACCOUNT",
+                "AZURE_STORAGE_KEY",
+                "AZURE_STORAGE_SAS_TOKEN",
+                "AZURE_STORAGE_AUTH_MODE",
+                "AZURE_STORAGE_SERVICE_ENDPOINT",
+            }
+        ),
+    ) | ChildEnv(no_proxy=tuple(no_proxy))
+
+
 # ------------------------------------------------------------------------------------ kubectl
 
 

@@ -112,7 +112,9 @@ class PullPlan:
     limits: DebugLimits
 
 
-PULL_CHANNELS = frozenset({Channel.AWS, Channel.GCP, Channel.KUBERNETES, Channel.HTTP})
+PULL_CHANNELS = frozenset(
+    {Channel.AWS, Channel.GCP, Channel.KUBERNETES, Channel.AZURE, Channel.HTTP}
+)
 """The channels an agent can serve: limits naming all of them (and no egress list) narrow
 nothing, so an agent that cannot apply limits may still serve such a session."""
 

@@ -19,6 +19,7 @@ from alien.manager.aws_operations import PEEK_LIMIT, operation_from_head, operat
 from alien.manager.debug_audit import ExchangeTally, RequestRecorder
 from alien.manager.services.debug_sessions import RequestRecord
 from alien.platforms.aws.sigv4 import caller_scope
+from alien.platforms.azure.upstream import azure_blob_account, blob_operation
 from alien.platforms.gcp.upstream import google_api
 from alien.platforms.kubernetes.upstream import is_kubernetes_api
 from alien.protocol.frame_scan import Payload, ScanEvent
@@ -191,7 +192,9 @@ class SplicedAudit:
 def _classify(head: RequestHead) -> tuple[str, str]:
     """``(service, operation)`` of a relayed request: a Google API call (absolute form to
     ``<api>.googleapis.com``) is ``gcp/<api>`` with method and path, a Kubernetes API call
-    (to ``kubernetes.default.svc``) ``kubernetes`` with method and path; other HTTP egress (a
+    (to ``kubernetes.default.svc``) ``kubernetes`` with method and path, an Azure Blob storage
+    call (to ``<account>.blob.core.windows.net``) ``azure/blob`` with method, path and the
+    operation's query parameters (:func:`blob_operation`); other HTTP egress (a
     forward-proxy request in absolute form, or CONNECT) is ``http`` with method and destination
     (never the query); an AWS request is its signing name and operation; anything else
     ``unknown``."""
@@ -205,6 +208,8 @@ def _classify(head: RequestHead) -> tuple[str, str]:
             return f"gcp/{api}", f"{_google_method(head)} {path}"
         if is_kubernetes_api(head.target):
             return "kubernetes", f"{head.method} {path}"
+        if azure_blob_account(head.target) is not None:
+            return "azure/blob", blob_operation(head.method, head.target)
         return "http", f"{head.method} {url}"
     try:
         service = caller_scope(head.target, head.headers).service

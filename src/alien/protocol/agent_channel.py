@@ -357,8 +357,8 @@ EgressPattern = Annotated[str, StringConstraints(min_length=1, max_length=260, s
 class DebugLimits(WireModel):
     """What the deployment's effective policy lets one debug session reach through the agent,
     on top of the agent's own configuration (which it can only narrow): ``channels`` — the tool
-    families it may serve (``aws``, ``gcp``, ``kubernetes``, ``http`` for HTTP egress and
-    ``CONNECT``); ``egress_allow`` — the customer's egress allowlist (``None``: no list of the
+    families it may serve (``aws``, ``gcp``, ``kubernetes``, ``azure``, ``http`` for HTTP egress
+    and ``CONNECT``); ``egress_allow`` — the customer's egress allowlist (``None``: no list of the
     customer's)."""
 
     channels: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z]{1,32}$")], ...]

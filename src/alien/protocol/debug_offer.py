@@ -6,7 +6,8 @@ an environment before it knows which channels exist), and building the pydantic 
 a fifth of a second on a 2-core machine, see ``bench/debug_tunnel.py``). So this one message is
 frozen dataclasses checked field by field, with the same limits a wire model would apply: the
 object's keys are exactly the known ones (a typo from a peer is an error, not dropped data),
-region and service names are lower-case DNS-like labels, host patterns are 1-260 characters.
+region and service names are lower-case DNS-like labels, storage account names Azure's 3-24
+lower-case letters and digits, host patterns are 1-260 characters.
 Failures raise :class:`alien.errors.ValidationError` naming the field.
 
 The exchange: a tunnel stream whose meta ``kind`` is :data:`DEBUG_INFO_KIND`, answered with the
@@ -30,6 +31,8 @@ MAX_HOST_PATTERN = 260
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,99}")
 GOOGLE_APIS_DOMAIN = ".googleapis.com"
+AZURE_BLOB_DOMAIN = ".blob.core.windows.net"
+_AZURE_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
 KUBERNETES_API_HOST = "kubernetes.default.svc"
 """How the CLI names the agent's cluster API to the agent (its in-cluster DNS name): an
 absolute-form request to ``https://kubernetes.default.svc/…``."""
@@ -42,6 +45,16 @@ def google_api_of(scheme: str, host: str, port: int | None) -> str | None:
         return None
     api = host[: -len(GOOGLE_APIS_DOMAIN)]
     return api if _NAME.fullmatch(api) else None
+
+
+def azure_blob_account_of(scheme: str, host: str, port: int | None) -> str | None:
+    """``acme`` for ``https://acme.blob.core.windows.net`` (default port); ``None`` for any
+    other destination. How the CLI names an Azure Blob storage call to the agent: an
+    absolute-form request to the account's public blob host, wherever the agent sends it."""
+    if scheme != "https" or port not in (None, 443) or not host.endswith(AZURE_BLOB_DOMAIN):
+        return None
+    account = host[: -len(AZURE_BLOB_DOMAIN)]
+    return account if _AZURE_ACCOUNT.fullmatch(account) else None
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,13 @@ class KubernetesOffer:
 
 
 @dataclass(frozen=True)
+class AzureOffer:
+    """Azure Blob storage of one storage account, signed with its account key by the agent."""
+
+    account: str
+
+
+@dataclass(frozen=True)
 class DebugOffer:
     """Each channel the agent offers (the customer's choice, in its debug configuration), or
     ``None`` when that channel is not offered."""
@@ -85,10 +105,12 @@ class DebugOffer:
     http: HttpOffer | None = None
     gcp: GcpOffer | None = None
     kubernetes: KubernetesOffer | None = None
+    azure: AzureOffer | None = None
 
     @property
     def empty(self) -> bool:
-        return all(part is None for part in (self.aws, self.http, self.gcp, self.kubernetes))
+        parts = (self.aws, self.http, self.gcp, self.kubernetes, self.azure)
+        return all(part is None for part in parts)
 
     def __post_init__(self) -> None:
         if self.aws is not None:
@@ -105,12 +127,17 @@ class DebugOffer:
                 _name(api, f"gcp.apis.{i}")
         if self.kubernetes is not None:
             _name(self.kubernetes.namespace, "kubernetes.namespace")
+        if self.azure is not None:
+            azure_account(self.azure.account, "azure.account")
         if self.http is not None:
             for i, host in enumerate(self.http.allow):
                 _host_pattern(host, f"http.allow.{i}")
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        """Channels not offered are left out, not ``null``: a CLI older than a channel refuses
+        a key it does not know, so an agent names a new channel only where it offers it."""
+        parts = {name: part for name, part in asdict(self).items() if part is not None}
+        return json.dumps(parts, separators=(",", ":")).encode()
 
 
 def parse_offer(data: bytes) -> DebugOffer:
@@ -121,13 +148,19 @@ def parse_offer(data: bytes) -> DebugOffer:
         document = json.loads(data)
     except ValueError:
         raise ValidationError("the offer is not JSON", field="offer") from None
-    fields = _object(document, "offer", {"aws", "http", "gcp", "kubernetes"})
+    fields = _object(document, "offer", {"aws", "http", "gcp", "kubernetes", "azure"})
     return DebugOffer(
         aws=_optional(fields.get("aws"), "aws", _aws),
         http=_optional(fields.get("http"), "http", _http),
         gcp=_optional(fields.get("gcp"), "gcp", _gcp),
         kubernetes=_optional(fields.get("kubernetes"), "kubernetes", _kubernetes),
+        azure=_optional(fields.get("azure"), "azure", _azure),
     )
+
+
+def _azure(value: Any) -> AzureOffer:
+    fields = _object(value, "azure", {"account"}, required=True)
+    return AzureOffer(account=_string(fields["account"], "azure.account"))
 
 
 def _kubernetes(value: Any) -> KubernetesOffer:
@@ -188,6 +221,14 @@ def _name(value: str, field: str) -> None:
     if not isinstance(value, str) or _NAME.fullmatch(value) is None:
         raise ValidationError(
             "expected a lower-case name (letters, digits, '-'; at most 63)", field=field
+        )
+
+
+def azure_account(value: str, field: str) -> None:
+    """A storage account name: 3-24 lower-case letters and digits (Azure's own rule)."""
+    if not isinstance(value, str) or _AZURE_ACCOUNT.fullmatch(value) is None:
+        raise ValidationError(
+            "expected a storage account name (3 to 24 lower-case letters and digits)", field=field
         )
 
 

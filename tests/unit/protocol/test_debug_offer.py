@@ -13,10 +13,12 @@ from alien.errors import ValidationError
 from alien.protocol.debug_offer import (
     MAX_OFFER_BYTES,
     AwsOffer,
+    AzureOffer,
     DebugOffer,
     GcpOffer,
     HttpOffer,
     KubernetesOffer,
+    azure_blob_account_of,
     google_api_of,
     parse_offer,
 )
@@ -35,6 +37,8 @@ offers = st.builds(
         apis=st.lists(names, max_size=4).map(tuple),
     ),
     kubernetes=st.none() | st.builds(KubernetesOffer, namespace=names),
+    azure=st.none()
+    | st.builds(AzureOffer, account=st.from_regex(r"[a-z0-9]{3,24}", fullmatch=True)),
 )
 
 
@@ -58,6 +62,7 @@ shaped = st.fixed_dictionaries(
         "http": json_values | st.fixed_dictionaries({"allow": json_values}),
         "gcp": json_values | st.fixed_dictionaries({"project": json_values, "apis": json_values}),
         "kubernetes": json_values | st.fixed_dictionaries({"namespace": json_values}),
+        "azure": json_values | st.fixed_dictionaries({"account": json_values}),
     },
 )
 
@@ -86,6 +91,10 @@ def test_anything_else_is_a_validation_error_or_an_offer(data: bytes) -> None:
         ({"http": {"allow": ["x" * 261]}}, "http.allow.0"),
         ({"http": {"allow": ["a"], "deny": []}}, "http.deny"),
         ({"http": "everything"}, "http"),
+        ({"azure": {}}, "azure.account"),
+        ({"azure": {"account": "Acme"}}, "azure.account"),
+        ({"azure": {"account": "ab"}}, "azure.account"),
+        ({"azure": {"account": "acme", "key": "k"}}, "azure.key"),
     ],
 )
 def test_a_bad_offer_names_its_field(document: object, field: str) -> None:
@@ -128,6 +137,32 @@ def test_google_api_of_names_only_first_party_api_hosts(
     url: tuple[str, str, int | None], api: str | None
 ) -> None:
     assert google_api_of(*url) == api
+
+
+def test_channels_not_offered_are_left_out_of_what_the_agent_writes() -> None:
+    """A CLI older than a channel refuses a key it does not know, even one set to null: an agent
+    that does not offer the channel must not name it."""
+    document = json.loads(DebugOffer(kubernetes=KubernetesOffer(namespace="apps")).to_json())
+    assert document == {"kubernetes": {"namespace": "apps"}}
+
+
+@pytest.mark.parametrize(
+    ("url", "account"),
+    [
+        (("https", "acme.blob.core.windows.net", None), "acme"),
+        (("https", "acme01.blob.core.windows.net", 443), "acme01"),
+        (("http", "acme.blob.core.windows.net", None), None),
+        (("https", "acme.blob.core.windows.net", 8443), None),
+        (("https", "Acme.blob.core.windows.net", None), None),
+        (("https", "a.b.blob.core.windows.net", None), None),
+        (("https", "acme.queue.core.windows.net", None), None),
+        (("https", "acme.blob.core.windows.net.evil.example", None), None),
+    ],
+)
+def test_azure_blob_account_of_names_only_public_blob_hosts(
+    url: tuple[str, str, int | None], account: str | None
+) -> None:
+    assert azure_blob_account_of(*url) == account
 
 
 def test_a_bad_project_is_refused_naming_the_field() -> None:

@@ -1,0 +1,1 @@
+"""Azure: Blob storage calls of a debug session, signed with Shared Key."""
