@@ -1,7 +1,7 @@
 """Debug tunnel benchmark, push and pull model: what ``alien debug`` costs an AWS client.
 
 One run measures the same boto3 workload — a 200 MiB S3 download and 500 small requests (1 KiB
-GETs) from one process — over four paths, against the same moto server (signature checks on):
+GETs) from one process — over five paths, against the same moto server (signature checks on):
 
 * ``direct``: boto3 → moto, with the deployment role's credentials;
 * ``alien_debug``: boto3 → loopback proxy (SigV4 check with the session keys) → tunnel over a
@@ -10,6 +10,10 @@ GETs) from one process — over four paths, against the same moto server (signat
 * ``alien_debug_pull``: boto3 → loopback proxy → tunnel → manager (relays each stream onto the
   agent's tunnel, audits) → a real agent (``alien-deploy``; re-signs with its own assumed role)
   → moto: the same command on a deployment run by an agent;
+* ``alien_debug_pull_http``: the same through an agent that reaches the manager through a proxy
+  refusing WebSockets, so it long-polls and its leg of the tunnel is made of plain requests
+  (``alien.tunnel.http_leg``: a round trip per batch each way) — what an agent behind such a
+  proxy gets;
 * ``ssh_forward``: boto3 → ``ssh -L`` → sshd → moto (OpenSSH from Debian, default cipher), a
   generic encrypted tunnel as a baseline. Installed with apt-get if missing; skipped with a
   reason when that is impossible.
@@ -28,7 +32,7 @@ measured client from the processes of its path: on a machine shared with other w
 busy" tells a slow path from a starved one); the machine's load averages at the start and the
 end (above the core count, the paths competed with other work); and ratios to the baselines.
 
-The four paths are measured in alternation, ``--rounds`` times (each round downloads the object
+The five paths are measured in alternation, ``--rounds`` times (each round downloads the object
 and makes its share of the small requests, in a session of its own for the ``alien debug``
 paths): the machine is shared and its speed drifts within a minute, which measuring the paths
 one after the other turned into ratios that moved by half between runs. Download rates are over
@@ -65,6 +69,7 @@ sys.path[:0] = [
 ]
 
 from debug_moto import MotoServer, start_moto  # noqa: E402
+from no_websocket_proxy import NoWebSocketProxy  # noqa: E402
 from pull_world import start_agent  # noqa: E402
 
 from support.manager import ManagerProcess  # noqa: E402
@@ -427,6 +432,18 @@ def bench(size_mib: int, requests: int, rounds: int) -> dict[str, Any]:
         stack.callback(pulled.agent.stop)
         pull_prefix = [*alien_prefix[:4], pulled.ref, *alien_prefix[5:]]
         pull_start = launch_to_start(pull_prefix, alien_env)
+        no_websocket = NoWebSocketProxy(int(manager.url.rsplit(":", 1)[1])).start()
+        stack.callback(no_websocket.close)
+        polling = start_agent(
+            manager,
+            moto,
+            workdir / "poll",
+            pull_config(moto),
+            transport="auto",
+            manager_url=no_websocket.url,
+        )
+        stack.callback(polling.agent.stop)
+        http_leg_prefix = [*alien_prefix[:4], polling.ref, *alien_prefix[5:]]
         forward_port = start_ssh_forward(stack, workdir, int(moto.url.rsplit(":", 1)[1]))
 
         direct_env = {**env, **creds, "AWS_ENDPOINT_URL": moto.url}
@@ -439,6 +456,11 @@ def bench(size_mib: int, requests: int, rounds: int) -> dict[str, Any]:
                 {"moto": moto_pid, "manager": manager_pid},
             ),
             "alien_debug_pull": ([*pull_prefix, *WORKER_ARGV], alien_env, pull_watch),
+            "alien_debug_pull_http": (
+                [*http_leg_prefix, *WORKER_ARGV],
+                alien_env,
+                {**pull_watch, "agent": polling.agent.pid},
+            ),
         }
         if forward_port is not None:
             ssh_url = f"http://127.0.0.1:{forward_port}"
@@ -466,6 +488,7 @@ def bench(size_mib: int, requests: int, rounds: int) -> dict[str, Any]:
     setup = push_start - plain_start
     pull_setup = pull_start - plain_start
     ours, theirs, base = paths["alien_debug"], paths["alien_debug_pull"], paths["direct"]
+    polled = paths["alien_debug_pull_http"]
     ratios: dict[str, Any] = {
         "download_alien_vs_direct": _ratio(ours, base),
         "download_alien_vs_direct_per_round": per_round,
@@ -474,6 +497,9 @@ def bench(size_mib: int, requests: int, rounds: int) -> dict[str, Any]:
         "download_pull_vs_push": _ratio(theirs, ours),
         "p50_added_ms_pull": round(theirs["small_p50_ms"] - base["small_p50_ms"], 3),
         "p50_added_ms_pull_vs_push": round(theirs["small_p50_ms"] - ours["small_p50_ms"], 3),
+        "download_pull_http_vs_direct": _ratio(polled, base),
+        "download_pull_http_vs_pull": _ratio(polled, theirs),
+        "p50_added_ms_pull_http": round(polled["small_p50_ms"] - base["small_p50_ms"], 3),
     }
     ssh_summary = paths["ssh_forward"]
     if "skipped" not in ssh_summary:
@@ -566,7 +592,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=200)
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of the four paths")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the paths")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -209,7 +209,7 @@ def _classify(head: RequestHead) -> tuple[str, str]:
         if is_kubernetes_api(head.target):
             return "kubernetes", f"{head.method} {path}"
         if azure_blob_account(head.target) is not None:
-            return "azure/blob", blob_operation(head.method, head.target)
+            return "azure/blob", blob_operation(head)
         return "http", f"{head.method} {url}"
     try:
         service = caller_scope(head.target, head.headers).service

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -135,26 +135,117 @@ def test_a_bad_blob_endpoint_names_its_field(url: str) -> None:
     assert refused.value.field == "azure.blob_endpoint"
 
 
+def _dated(*headers: tuple[str, str]) -> list[tuple[str, str]]:
+    return [("x-ms-date", format_date(datetime.now(UTC))), *headers]
+
+
 @pytest.mark.parametrize(
-    ("method", "target", "operation"),
+    ("target", "headers"),
+    [
+        ("/logs?restype=container", [("x-ms-blob-public-access", "container")]),
+        ("/logs?restype=container&comp=acl", [("X-MS-Blob-Public-Access", "blob")]),
+        ("/?restype=service&comp=properties", []),
+        ("/?RESTYPE=Service&%63omp=properties", []),
+    ],
+)
+async def test_a_standing_way_in_is_refused_before_any_connection(
+    recorder: Recorder, target: str, headers: list[tuple[str, str]]
+) -> None:
+    """Anonymous public access and a static website would serve the account's data to anyone
+    after the session ended."""
+    with pytest.raises(Forbidden) as refused:
+        await _send(
+            _upstream(recorder.port),
+            f"https://acme.blob.core.windows.net{target}",
+            _dated(*headers),
+        )
+    assert refused.value.code == "CREDENTIAL_MINTING_REFUSED"
+    assert recorder.requests == []
+
+
+async def test_reading_the_service_properties_is_not_refused(recorder: Recorder) -> None:
+    upstream = _upstream(recorder.port)
+    head = RequestHead.create(
+        "GET", "https://acme.blob.core.windows.net/?restype=service&comp=properties", _dated()
+    )
+    try:
+        response = await upstream.send(head, iterate_once(b""))
+        await response.aclose()
+    finally:
+        await upstream.aclose()
+    assert [r.target for r in recorder.requests] == ["/?restype=service&comp=properties"]
+
+
+@pytest.mark.parametrize("offset", [timedelta(minutes=-16), timedelta(minutes=16)])
+async def test_a_call_dated_outside_azures_window_is_not_signed(
+    recorder: Recorder, offset: timedelta
+) -> None:
+    """The agent's signature must not be good for later than the call (nor for a call whose
+    date the caller picked far ahead)."""
+    headers = [("x-ms-date", format_date(datetime.now(UTC) + offset))]
+    with pytest.raises(Forbidden) as refused:
+        await _send(_upstream(recorder.port), "https://acme.blob.core.windows.net/c", headers)
+    assert refused.value.code == "AZURE_REQUEST_EXPIRED"
+    with pytest.raises(Forbidden):
+        await _send(_upstream(recorder.port), "https://acme.blob.core.windows.net/c", [])
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/%2e%2e/other/c", "/c/..%2fother", "/c/%252E%252E/x", "/c\\..\\x"]
+)
+async def test_a_dot_segment_never_reaches_a_path_style_endpoint(
+    recorder: Recorder, path: str
+) -> None:
+    """Behind ``/devstoreaccount1``, a server resolving ``%2e%2e`` would get a signed call for
+    another path than the account's."""
+    with pytest.raises(ValidationError):
+        await _send(
+            _upstream(recorder.port, "/acme"), f"https://acme.blob.core.windows.net{path}", _dated()
+        )
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers", "operation"),
     [
         (
             "PUT",
             "https://acme.blob.core.windows.net/logs?restype=container",
+            [],
             "PUT /logs?restype=container",
         ),
         (
             "PUT",
             "https://acme.blob.core.windows.net/logs/b?blockid=QUJD&comp=block&x-ms-meta=secret",
+            [],
             "PUT /logs/b?comp=block",
         ),
-        ("GET", "https://acme.blob.core.windows.net/logs/a%20b", "GET /logs/a%20b"),
+        (
+            "PUT",
+            "https://acme.blob.core.windows.net/logs?restype=container&Comp=ACL",
+            [],
+            "PUT /logs?restype=container&comp=acl",
+        ),
+        (
+            "PUT",
+            f"https://acme.blob.core.windows.net/logs/{'n' * 300}?comp=blocklist",
+            [],
+            f"PUT /logs/{'n' * 114}…?comp=blocklist",
+        ),
+        (
+            "PUT",
+            "https://acme.blob.core.windows.net/logs/copy",
+            [("x-ms-copy-source", "https://elsewhere.example/x")],
+            "PUT /logs/copy (copy from a URL)",
+        ),
+        ("GET", "https://acme.blob.core.windows.net/logs/a%20b", [], "GET /logs/a%20b"),
     ],
 )
 def test_the_audit_names_a_call_by_method_path_and_operation_only(
-    method: str, target: str, operation: str
+    method: str, target: str, headers: list[tuple[str, str]], operation: str
 ) -> None:
-    assert blob_operation(method, target) == operation
+    assert blob_operation(RequestHead.create(method, target, headers)) == operation
 
 
 def test_which_account_a_target_calls() -> None:

@@ -224,15 +224,9 @@ def format_date(moment: datetime) -> str:
     )
 
 
-def verify(
-    head: RequestHead, account: str, key: bytes, now: datetime, max_skew: timedelta = MAX_SKEW
-) -> None:
-    """Accept ``head`` only if it is signed with Shared Key for ``account`` under ``key``, and
-    its ``x-ms-date`` (or ``Date``) is within ``max_skew`` of ``now``; raise ``Forbidden`` (or
-    ``ValidationError`` for a signed header sent twice) otherwise."""
-    claimed_account, claimed = _claimed(head)
-    if claimed_account != account:
-        raise _refuse("the call is signed for another storage account", AZURE_ACCOUNT_MISMATCH)
+def check_date(head: RequestHead, now: datetime, max_skew: timedelta = MAX_SKEW) -> None:
+    """Refuse ``head`` unless its ``x-ms-date`` (or ``Date``) is within ``max_skew`` of ``now``:
+    what Azure requires of a signed call, so a signature cannot be replayed later."""
     ms_date = _single(head, "x-ms-date")
     field = "x-ms-date" if ms_date is not None else "date"
     moment = parse_date(ms_date if ms_date is not None else _single(head, "date"), field)
@@ -243,6 +237,18 @@ def verify(
             AZURE_REQUEST_EXPIRED,
             field,
         )
+
+
+def verify(
+    head: RequestHead, account: str, key: bytes, now: datetime, max_skew: timedelta = MAX_SKEW
+) -> None:
+    """Accept ``head`` only if it is signed with Shared Key for ``account`` under ``key``, and
+    its ``x-ms-date`` (or ``Date``) is within ``max_skew`` of ``now``; raise ``Forbidden`` (or
+    ``ValidationError`` for a signed header sent twice) otherwise."""
+    claimed_account, claimed = _claimed(head)
+    if claimed_account != account:
+        raise _refuse("the call is signed for another storage account", AZURE_ACCOUNT_MISMATCH)
+    check_date(head, now, max_skew)
     expected = signature(head, account, key)
     if not hmac.compare_digest(expected.encode("ascii"), claimed.encode("ascii")):
         raise _refuse("the signature does not match the session's key", AZURE_SIGNATURE_MISMATCH)

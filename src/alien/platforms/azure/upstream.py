@@ -7,22 +7,35 @@ blob host (see :mod:`alien.debug.azure_endpoint`, which checked the call's signa
 session's dummy key and removed it). Here the customer's configuration decides where it goes —
 the public endpoint, or another one (a private endpoint; Azurite, path-style, under
 ``/<account>``) — and the agent signs it with the real key, over exactly the path and query that
-go on the wire. The key never leaves the agent. A call carrying a credential of the caller's
-(a shared access signature in the query) is refused: a session acts with the deployment's
-identity only. Shared Key reaches the blob data plane of one account and nothing else; it cannot
-mint a credential that would outlive the session (user delegation keys need Entra ID, account
-keys are managed through Azure Resource Manager, which this channel does not reach).
+go on the wire, if it is dated within Azure's 15 minutes (a signature of the agent's is good for
+no longer than the call). The key never leaves the agent. Refused before any connection:
+
+* a call carrying a credential of the caller's (a shared access signature in the query): a
+  session acts with the deployment's identity only;
+* a standing way in that would outlive the session: anonymous public access
+  (``x-ms-blob-public-access`` on a container's creation or ACL) and a write of the blob
+  service's properties (a static website serving ``$web`` to anyone, CORS rules);
+* towards a path-style endpoint, a path with a dot segment however encoded: the prefix is the
+  account's, and a server resolving ``%2e%2e`` would be sent a signed call outside it.
+
+Shared Key reaches the blob data plane of one account and nothing else; it mints no credential
+(user delegation keys need Entra ID, account keys are managed through Azure Resource Manager,
+which this channel does not reach). What the data plane itself does for longer than a session —
+stored access policies, legal holds, immutability policies, customer-provided encryption keys —
+is data, as a deleted blob is, and is the deployment identity's to allow or not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 
 from alien.errors import Forbidden, PlatformError, ValidationError
-from alien.platforms.azure.shared_key import parse_key, sign
+from alien.platforms.azure.shared_key import check_date, parse_key, sign
 from alien.platforms.bearer_tokens import caller_credential_refused, query_names
 from alien.platforms.path_readings import sent_target
 from alien.protocol.debug_offer import azure_blob_account_of
@@ -32,6 +45,12 @@ from alien.tunnel.forward import ForwardingUpstream, absolute_url
 _REPLACED = frozenset({"authorization", "host"})
 _SAS_PARAMETERS = frozenset({"sig"})
 """A shared access signature's signature parameter: its presence makes a call a SAS call."""
+_PUBLIC_ACCESS_HEADER = "x-ms-blob-public-access"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+_OPERATION_PARAMETERS = ("restype", "comp")
+_AUDITED_PATH = 120
+"""Characters of a path the audit keeps (an operation record is 200): the query naming the
+operation must survive a blob name of up to 1,024."""
 
 
 @dataclass(frozen=True)
@@ -70,17 +89,46 @@ def azure_blob_account(target: str) -> str | None:
     return azure_blob_account_of(url.scheme, url.host, url.port)
 
 
-def blob_operation(method: str, target: str) -> str:
-    """What a blob call does, for the audit: method, path, and the query parameters that name
-    the operation (``restype``, ``comp``: ``PUT /c/b?comp=block``), never the others (they
-    may carry data: metadata, ids, a continuation marker)."""
+def _operation(target: str) -> dict[str, str]:
+    """The query parameters naming a call's operation (``restype``, ``comp``), names read in any
+    case as Shared Key reads them."""
     url = absolute_url(target)
-    naming = [
-        (name, value) for name, value in url.params.multi_items() if name in ("restype", "comp")
-    ]
-    query = "&".join(f"{name}={value}" for name, value in naming)
+    named = {name.lower(): value for name, value in url.params.multi_items()}
+    return {name: named[name].lower() for name in _OPERATION_PARAMETERS if name in named}
+
+
+def blob_operation(head: RequestHead) -> str:
+    """What a blob call does, for the audit: method, path (its first 120 characters), and the
+    query parameters that name the operation (``PUT /c/b?comp=block``), never the others (they
+    may carry data: metadata, ids, a continuation marker); ``(copy from a URL)`` when the
+    service fetches the content from elsewhere."""
+    url = absolute_url(head.target)
     path = url.raw_path.decode("ascii").partition("?")[0]
-    return f"{method} {path}" + (f"?{query}" if query else "")
+    if len(path) > _AUDITED_PATH:
+        path = path[:_AUDITED_PATH] + "…"
+    query = "&".join(f"{name}={value}" for name, value in _operation(head.target).items())
+    copied = " (copy from a URL)" if head.get("x-ms-copy-source") is not None else ""
+    return f"{head.method} {path}" + (f"?{query}" if query else "") + copied
+
+
+def _standing_access(head: RequestHead) -> str | None:
+    """What in ``head`` would open a way in that outlives the session, or ``None``."""
+    if head.get(_PUBLIC_ACCESS_HEADER) is not None:
+        return f"anonymous public access ({_PUBLIC_ACCESS_HEADER})"
+    if head.method not in _READS and _operation(head.target) == {
+        "restype": "service",
+        "comp": "properties",
+    }:
+        return "a write of the blob service's properties (static website, CORS)"
+    return None
+
+
+def _has_dot_segment(path: str) -> bool:
+    """``path`` has a ``.`` or ``..`` segment under some reading (percent-decoded until nothing
+    changes, a backslash read as ``/``)."""
+    while (decoded := unquote(path)) != path:
+        path = decoded
+    return any(segment in (".", "..") for segment in path.replace("\\", "/").split("/"))
 
 
 def read_account_key(path: Path, field: str) -> bytes:
@@ -122,8 +170,20 @@ class AzureBlobUpstream:
             )
         if found := [f"query parameter {n}" for n in _SAS_PARAMETERS & query_names(head.target)]:
             raise caller_credential_refused(found)
+        if standing := _standing_access(head):
+            raise Forbidden(
+                f"{standing} would outlive the debug session",
+                field="operation",
+                code="CREDENTIAL_MINTING_REFUSED",
+            )
+        check_date(head, datetime.now(UTC))
         endpoint = self._endpoint
-        target = absolute_url(endpoint.base + endpoint.prefix + sent_target(head.target))
+        path = sent_target(head.target)
+        if endpoint.prefix and _has_dot_segment(path.partition("?")[0]):
+            raise ValidationError(
+                "a path with a dot segment cannot go to a path-style blob endpoint", field="target"
+            )
+        target = absolute_url(endpoint.base + endpoint.prefix + path)
         on_wire = target.raw_path.decode("ascii")  # what the forwarder sends, byte for byte
         headers = tuple((k, v) for k, v in head.headers if k not in _REPLACED)
         signed = sign(RequestHead(head.method, on_wire, headers), self._account, self._key)
