@@ -18,6 +18,8 @@ from pathlib import Path
 
 import boto3
 
+from support.processes import terminate
+
 ACCOUNT = "123456789012"
 ROLE_NAME = "deployment-management"
 USER_NAME = "alien-manager"
@@ -45,12 +47,7 @@ class MotoServer:
     role_arn: str
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 def _wait_for_url(process: subprocess.Popen[bytes], timeout: float) -> str:

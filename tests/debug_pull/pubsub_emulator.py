@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from support.processes import terminate
+
 EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 START_TIMEOUT = 60.0
 
@@ -21,12 +23,7 @@ class PubSubEmulator:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 def _free_port() -> int:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.processes import terminate
+
 ROOT = Path(__file__).resolve().parents[2]
 # A wrapper script (see scripts/setup), so that az may cache its bytecode.
 AZ = ROOT / ".tools" / "bin" / "az"
@@ -51,12 +53,7 @@ class Azurite:
         )
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 def start_azurite(workdir: Path) -> Azurite:

@@ -277,16 +277,25 @@ def _pinned(
     return url.copy_with(host=address), headers
 
 
-def endpoint_base(url: str, field: str) -> str:
-    """``scheme://host[:port]`` of a configured endpoint; anything more is refused."""
+def endpoint_url(url: str, field: str, *, path: bool = False) -> httpx.URL:
+    """A configured endpoint: an http(s) URL with a host, no credentials, query or fragment,
+    and no path unless ``path``; anything else is a ``ValidationError`` naming ``field``."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         raise ValidationError(f"{url!r} is not a URL", field=field) from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValidationError("expected an http(s) URL", field=field)
-    if parsed.userinfo or parsed.query or parsed.fragment or parsed.path not in ("", "/"):
-        raise ValidationError("expected scheme://host[:port] only", field=field)
+    extra = parsed.userinfo or parsed.query or parsed.fragment
+    if extra or (not path and parsed.path not in ("", "/")):
+        shape = "scheme://host[:port][/path]" if path else "scheme://host[:port]"
+        raise ValidationError(f"expected {shape} only", field=field)
+    return parsed
+
+
+def endpoint_base(url: str, field: str) -> str:
+    """``scheme://host[:port]`` of a configured endpoint; anything more is refused."""
+    parsed = endpoint_url(url, field)
     return f"{parsed.scheme}://{parsed.netloc.decode()}"
 
 

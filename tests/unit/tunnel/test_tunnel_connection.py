@@ -375,18 +375,22 @@ async def test_keepalive_fails_a_connection_whose_peer_went_silent() -> None:
     assert "keepalive" in str(conn.close_error)
 
 
+async def _received_until_closed(transport: MemoryTransport) -> bytes:
+    received = b""
+    while True:
+        try:
+            received += await transport.recv()
+        except TunnelClosed:
+            return received
+
+
 async def test_a_protocol_error_is_answered_with_goaway_and_fails_the_connection() -> None:
     a, b = memory_pair()
     async with TunnelConnection(a, "client") as conn:
         await b.send(b"\x00\x00\x04\x09" + bytes(5) + b"junk")  # unknown frame type 9
         async with asyncio.timeout(2):
             await conn.wait_closed()
-        received = b""
-        while True:
-            try:
-                received += await b.recv()
-            except TunnelClosed:
-                break
+        received = await _received_until_closed(b)
     frames = decode_frames(received)
     assert isinstance(frames[0], Hello)
     assert isinstance(frames[-1], GoAway) and frames[-1].code == ErrorCode.PROTOCOL_ERROR
@@ -400,12 +404,7 @@ async def test_a_connection_aborted_before_it_started_still_tells_the_peer_why()
     conn = TunnelConnection(a, "server", handler=echo)
     async with asyncio.timeout(2):
         await conn.abort("debug session dbg_1 revoked", code=ErrorCode.CANCEL)
-        received = b""
-        while True:
-            try:
-                received += await b.recv()
-            except TunnelClosed:
-                break
+        received = await _received_until_closed(b)
     frames = decode_frames(received)
     assert isinstance(frames[0], Hello)
     assert isinstance(frames[-1], GoAway) and frames[-1].code == ErrorCode.CANCEL

@@ -40,7 +40,7 @@ from alien.platforms.bearer_tokens import caller_credential_refused, query_names
 from alien.platforms.path_readings import sent_target
 from alien.protocol.debug_offer import azure_blob_account_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream, absolute_url
+from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_url
 
 _REPLACED = frozenset({"authorization", "host"})
 _SAS_PARAMETERS = frozenset({"sig"})
@@ -64,14 +64,7 @@ class BlobEndpoint:
 
     @classmethod
     def parse(cls, url: str, field: str) -> BlobEndpoint:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise ValidationError(f"{url!r} is not a URL", field=field) from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValidationError("expected an http(s) URL", field=field)
-        if parsed.userinfo or parsed.query or parsed.fragment:
-            raise ValidationError("expected scheme://host[:port][/path] only", field=field)
+        parsed = endpoint_url(url, field, path=True)
         prefix = parsed.raw_path.decode("ascii").rstrip("/")
         return cls(f"{parsed.scheme}://{parsed.netloc.decode()}", prefix)
 
