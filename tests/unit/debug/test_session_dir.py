@@ -17,7 +17,7 @@ from alien.errors import Forbidden, ValidationError
 
 CHILD = textwrap.dedent(
     """
-    import signal, sys
+    import select, signal, sys
     from pathlib import Path
     from alien.debug.session_dir import SessionDir
     # A CLI starts with SIGTERM at its default; an ignored disposition would be inherited from
@@ -26,7 +26,12 @@ CHILD = textwrap.dedent(
     with SessionDir.create("dbg_child", root=Path(sys.argv[1])) as files:
         files.write_text("credentials", "secret")
         print(files.path, flush=True)
-        sys.stdin.readline()  # block until a signal or EOF
+        # Until a signal or EOF, waking every 0.1 s: Python runs a signal's handler between
+        # bytecodes, so a signal landing just before a blocking read began would wait for the
+        # read to return (here: forever; seen once in CI, SIGTERM, 30 s timeout).
+        while not select.select([sys.stdin], [], [], 0.1)[0]:
+            pass
+        sys.stdin.readline()
     """
 )
 
