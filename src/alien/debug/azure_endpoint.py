@@ -13,7 +13,6 @@ Stdlib only beyond what ``alien debug`` already loads: this is on the session's 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from datetime import UTC, datetime
 
@@ -21,7 +20,7 @@ from alien.debug.api_endpoint import Rerouted, Route
 from alien.debug.proxy import LoopbackProxy
 from alien.errors import ValidationError
 from alien.platforms.azure.error_shape import azure_error_response
-from alien.platforms.azure.shared_key import verify
+from alien.platforms.azure.shared_key import parse_key, verify
 from alien.protocol.http_exchange import Body, RequestHead, Upstream
 
 
@@ -30,7 +29,7 @@ class SharedKeySessionAuthenticator:
 
     def __init__(self, account: str, key: str) -> None:
         self._account = account
-        self._key = base64.b64decode(key)
+        self._key = parse_key(key, "azure")
 
     def __repr__(self) -> str:  # never the key
         return f"SharedKeySessionAuthenticator(account={self._account!r})"

@@ -115,7 +115,7 @@ async def pull_endpoints(
     aws_url = None
     if offer.aws is not None:
         proxy = await _aws_endpoint(stack, session, files, keys)
-        aws_url, own = proxy.url, [f"{proxy.url.split('://', 1)[1]}"]
+        aws_url, own = proxy.url, [proxy.authority]
         env |= aws_env(
             files, endpoint_url=proxy.url, region=offer.aws.region, keys=keys, no_proxy=own
         )
@@ -124,7 +124,7 @@ async def pull_endpoints(
         from alien.debug.gcp_endpoint import google_api_endpoint  # for gcloud sessions alone
 
         google = await google_api_endpoint(stack, session.upstream, keys.bearer_token)
-        address = google.url.split("://", 1)[1]
+        address = google.authority
         own = [*own, address]
         env |= gcloud_env(
             files,
@@ -143,7 +143,7 @@ async def pull_endpoints(
         cluster, ca_pem = await kubernetes_endpoint(
             stack, session.upstream, files, keys.bearer_token
         )
-        address = cluster.url.split("://", 1)[1]
+        address = cluster.authority
         own = [*own, address]
         env |= kubectl_env(
             files,
@@ -159,7 +159,7 @@ async def pull_endpoints(
 
         account = offer.azure.account
         blobs = await azure_blob_endpoint(stack, session.upstream, account, keys.azure_storage_key)
-        address = blobs.url.split("://", 1)[1]
+        address = blobs.authority
         own = [*own, address]
         env |= azure_storage_env(
             files, endpoint_url=blobs.url, account=account, keys=keys, no_proxy=(address,)

@@ -117,10 +117,15 @@ class LoopbackProxy:
         return self._port
 
     @property
+    def authority(self) -> str:
+        """``127.0.0.1:PORT``: how the child's ``NO_PROXY`` names the endpoint."""
+        return f"{self._host}:{self.port}"
+
+    @property
     def url(self) -> str:
         """``http(s)://127.0.0.1:PORT``: the endpoint to give the child process."""
         scheme = "https" if self._ssl is not None else "http"
-        return f"{scheme}://{self._host}:{self.port}"
+        return f"{scheme}://{self.authority}"
 
     async def start(self) -> None:
         """Bind (port 0 picks a free port) and serve until ``aclose``."""

@@ -380,14 +380,13 @@ class TunnelConnection:
             while True:
                 await self._io.wait_for(lambda: self._write_pending)
                 self._write_pending = False
-                buffers = self._proto.buffers_to_send()
-                total = sum(len(buffer) for buffer in buffers)
+                total, messages = self._take_messages()
                 self._queued = 0
                 if not total:
                     self._io.notify()
                     continue
                 self._in_flight = total
-                for message in _messages(buffers, self._piece_size(total)):
+                for message in messages:
                     await self._transport.send(message)
                     self._in_flight -= len(message)
                     self._io.notify()
@@ -398,6 +397,12 @@ class TunnelConnection:
             await self._terminate(
                 TunnelClosed(f"internal error: {type(exc).__name__}"), flush=False
             )
+
+    def _take_messages(self) -> tuple[int, Iterator[bytes]]:
+        """What the protocol queued: its size, and the messages to send it in."""
+        buffers = self._proto.buffers_to_send()
+        total = sum(len(buffer) for buffer in buffers)
+        return total, _messages(buffers, self._piece_size(total)) if total else iter(())
 
     def _piece_size(self, total: int) -> int:
         """Cut ``total`` bytes into equal messages of at most ``max_message_size``: a batch just
@@ -416,9 +421,7 @@ class TunnelConnection:
         it queued — its HELLO and a GOAWAY saying why — is sent from here."""
         writer = self._writer
         if writer is None:
-            buffers = self._proto.buffers_to_send()
-            total = sum(len(buffer) for buffer in buffers)
-            for message in _messages(buffers, self._piece_size(total)) if total else ():
+            for message in self._take_messages()[1]:
                 await self._transport.send(message)
             return
         self._kick()

@@ -248,6 +248,16 @@ def not_allowed(host: str) -> Forbidden:
     return Forbidden(f"{host} is not an allowed destination", field="host", code=NOT_ALLOWED)
 
 
+def destination(target: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of an absolute-form request ``target``; ``None`` when it is no
+    valid URL (then it names no API: the callers tell API calls from other egress by it)."""
+    try:
+        url = absolute_url(target)
+    except ValidationError:
+        return None
+    return url.scheme, url.host, url.port
+
+
 def absolute_url(target: str) -> httpx.URL:
     """``target`` parsed, its host readable: a malformed IDNA name (``xn--api-.example``) is
     refused like any other bad URL (httpx only fails on it when ``host`` is read)."""

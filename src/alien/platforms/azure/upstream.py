@@ -40,7 +40,7 @@ from alien.platforms.bearer_tokens import caller_credential_refused, query_names
 from alien.platforms.path_readings import sent_target
 from alien.protocol.debug_offer import azure_blob_account_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_url
+from alien.tunnel.forward import ForwardingUpstream, absolute_url, destination, endpoint_url
 
 _REPLACED = frozenset({"authorization", "host"})
 _SAS_PARAMETERS = frozenset({"sig"})
@@ -75,11 +75,8 @@ class BlobEndpoint:
 
 def azure_blob_account(target: str) -> str | None:
     """The storage account an absolute-form request target calls (``acme``), or ``None``."""
-    try:
-        url = absolute_url(target)
-    except ValidationError:
-        return None
-    return azure_blob_account_of(url.scheme, url.host, url.port)
+    found = destination(target)
+    return None if found is None else azure_blob_account_of(*found)
 
 
 def _operation(target: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from alien.platforms.gcp.caller_credentials import in_headers, in_query
 from alien.platforms.gcp.credential_operations import api_at, screen_credential_operations
 from alien.protocol.debug_offer import google_api_of
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_base
+from alien.tunnel.forward import ForwardingUpstream, destination, endpoint_base
 
 _SENT_CREDENTIAL_HEADERS = frozenset({"x-goog-api-key"})
 """The credential headers a call still carries when judged (``Authorization`` is replaced,
@@ -45,11 +45,8 @@ def _reached(api: str, base: str) -> frozenset[str]:
 
 def google_api(target: str) -> str | None:
     """The API an absolute-form request target calls (``pubsub``), or ``None``."""
-    try:
-        url = absolute_url(target)
-    except ValidationError:
-        return None
-    return google_api_of(url.scheme, url.host, url.port)
+    found = destination(target)
+    return None if found is None else google_api_of(*found)
 
 
 class GoogleApiUpstream:

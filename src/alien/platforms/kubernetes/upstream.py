@@ -35,7 +35,7 @@ from alien.platforms.kubernetes.credential_operations import screen_credential_o
 from alien.platforms.kubernetes.upgrade import send_upgrade
 from alien.protocol.debug_offer import KUBERNETES_API_HOST
 from alien.protocol.http_exchange import Body, RequestHead, UpstreamResponse
-from alien.tunnel.forward import ForwardingUpstream, absolute_url, endpoint_base
+from alien.tunnel.forward import ForwardingUpstream, destination, endpoint_base
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_TOKEN = str(SERVICE_ACCOUNT / "token")
@@ -91,11 +91,10 @@ def _caller_credentials(head: RequestHead) -> list[str]:
 
 def is_kubernetes_api(target: str) -> bool:
     """Whether an absolute-form request target calls the cluster's API."""
-    try:
-        url = absolute_url(target)
-    except ValidationError:
-        return False
-    return url.scheme == "https" and url.host == KUBERNETES_API_HOST and url.port in (None, 443)
+    return destination(target) in (
+        ("https", KUBERNETES_API_HOST, None),
+        ("https", KUBERNETES_API_HOST, 443),
+    )
 
 
 class KubernetesApiUpstream:
