@@ -15,6 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -71,35 +72,46 @@ def _wait_for_url(process: subprocess.Popen[bytes], timeout: float) -> str:
     return found[0]
 
 
-def start_moto(region: str) -> MotoServer:
+def launch_moto(setup_calls: int) -> tuple[str, subprocess.Popen[bytes]]:
+    """A moto server that checks signatures and IAM policies after ``setup_calls`` calls."""
     executable = Path(sys.executable).with_name("moto_server")
     process = subprocess.Popen(
         [str(executable), "-H", "127.0.0.1", "-p", "0"],
-        env={"INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_CALLS), "PATH": "/usr/bin:/bin"},
+        env={"INITIAL_NO_AUTH_ACTION_COUNT": str(setup_calls), "PATH": "/usr/bin:/bin"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    url = _wait_for_url(process, timeout=30)
-    iam = boto3.client(
+    return _wait_for_url(process, timeout=30), process
+
+
+def setup_iam(url: str, region: str) -> Any:
+    """An IAM client for moto's unchecked set-up calls."""
+    return boto3.client(
         "iam",
         endpoint_url=url,
         region_name=region,
         aws_access_key_id="setup",
         aws_secret_access_key="setup",
     )
+
+
+def create_user(
+    iam: Any, name: str, actions: list[str], resource: str = "*"
+) -> dict[str, str]:
+    """A user allowed ``actions`` on ``resource``, and its access key (3 calls)."""
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    statement = {"Effect": "Allow", "Action": actions, "Resource": resource}
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    iam.put_user_policy(UserName=name, PolicyName="allow", PolicyDocument=json.dumps(policy))
+    return key  # type: ignore[no-any-return]
+
+
+def start_moto(region: str) -> MotoServer:
+    url, process = launch_moto(SETUP_CALLS)
+    iam = setup_iam(url, region)
     # Exactly SETUP_CALLS unchecked calls; everything after this is signature-checked.
-    iam.create_user(UserName=USER_NAME)
-    key = iam.create_access_key(UserName=USER_NAME)["AccessKey"]
-    iam.put_user_policy(
-        UserName=USER_NAME,
-        PolicyName="assume",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
-            }
-        ),
-    )
+    key = create_user(iam, USER_NAME, ["sts:AssumeRole"])
     trust = {
         "Version": "2012-10-17",
         "Statement": [

@@ -31,7 +31,7 @@ from alien.agent.config import AgentConfig, default_state_dir
 from alien.agent.control import down as tear_down
 from alien.agent.control import local_status
 from alien.agent.debug_config import reach
-from alien.agent.onboard import UpRequest, onboard_or_resume
+from alien.agent.onboard import UpRequest, default_name, onboard_or_resume
 from alien.agent.state import StateDir
 from alien.cli import audit as audit_cli
 from alien.cli import deploy_debug
@@ -156,7 +156,14 @@ def up(
             help="Deployment-group token (ax_dg_…); only needed the first time.",
         ),
     ] = None,
-    platform: Annotated[str, typer.Option("--platform", help="Where to run: local.")] = "local",
+    platform: Annotated[
+        str,
+        typer.Option(
+            "--platform",
+            help="Where to run: local (this machine, with an agent) or aws (create the vendor's "
+            "management role in this AWS account; no agent).",
+        ),
+    ] = "local",
     name: Annotated[
         str | None, typer.Option("--name", help="Deployment name (default: the host name).")
     ] = None,
@@ -169,12 +176,30 @@ def up(
     reconnect_max: ReconnectOption = 30.0,
     command_tracebacks: TracebacksOption = False,
     log_level: LogLevelOption = "info",
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="aws: the deployment's region (default: AWS_REGION)."),
+    ] = None,
+    role_name: Annotated[
+        str | None,
+        typer.Option("--role-name", help="aws: the role to create (default: alien-<name>)."),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="aws: create the role without asking.")
+    ] = False,
 ) -> None:
-    """Onboard this environment (first time) and run the agent in the foreground."""
+    """Onboard this environment (first time) and run the agent in the foreground; with
+    ``--platform aws``, create the vendor's management role in this AWS account instead."""
     keep_freed_memory()
     collect_less()
     with reporting_errors():
         _logging(log_level)
+        if platform == "aws":
+            from alien.cli.deploy_aws import AwsUpRequest, onboard_aws  # botocore: this path only
+
+            aws = AwsUpRequest(token, manager, name or default_name(), region, role_name, yes)
+            onboard_aws(aws, lambda line: console.print(line, highlight=False, markup=False))
+            return
         request = UpRequest(token=token, name=name, platform=platform, manager=manager)
         config = _config(transport, reconnect_max, command_tracebacks)
         asyncio.run(_serve(_state_dir(state_dir), config, request))

@@ -16,6 +16,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from alien.client.call import LONG_POLL_SLACK, Call, decode_nothing, deployment_ref
 from alien.client.models import (
+    AwsOnboarded,
+    AwsOnboardingPlan,
     Blob,
     Deployment,
     Group,
@@ -73,6 +75,18 @@ def create_group_token(group: str, name: str = "default") -> Call[GroupToken]:
 def onboard(name: str, platform: str, metadata: Mapping[str, Any] | None = None) -> Call[Onboarded]:
     body = {"name": name, "platform": platform, "metadata": dict(metadata or {})}
     return Call("POST", "/v1/onboard", decode_model(Onboarded), json=body)
+
+
+def aws_onboarding_plan(name: str, region: str, account: str) -> Call[AwsOnboardingPlan]:
+    params = {"name": name, "region": region, "account": account}
+    return Call("GET", "/v1/onboard/aws", decode_model(AwsOnboardingPlan), params=params)
+
+
+def aws_onboard(
+    name: str, region: str, role_arn: str, metadata: Mapping[str, Any] | None = None
+) -> Call[AwsOnboarded]:
+    body = {"name": name, "region": region, "role_arn": role_arn, "metadata": dict(metadata or {})}
+    return Call("POST", "/v1/onboard/aws", decode_model(AwsOnboarded), json=body)
 
 
 def list_deployments(group: str | None = None, state: str | None = None) -> Call[list[Deployment]]:

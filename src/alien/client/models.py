@@ -91,6 +91,25 @@ class Onboarded(_Out):
     token: str = Field(repr=False)
 
 
+class AwsOnboardingPlan(_Out):
+    """The management role a customer creates to onboard their AWS account."""
+
+    group: str
+    principal: str
+    external_id: str
+    release_id: str
+    stack: str
+    role_policy_name: str
+    trust_policy: dict[str, Any]
+    permissions: dict[str, Any]
+    allowed_services: list[str]
+
+
+class AwsOnboarded(_Out):
+    deployment: Deployment
+    aws: dict[str, Any]
+
+
 class WaitResult(_Out):
     outcome: Literal["matched", "failed", "timeout"]
     deployment: Deployment

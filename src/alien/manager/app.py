@@ -23,6 +23,7 @@ from alien.manager.api import (
 from alien.manager.api import approvals as approvals_api
 from alien.manager.api import audit as audit_api
 from alien.manager.api import aws_deployments as aws_deployments_api
+from alien.manager.api import aws_onboarding as aws_onboarding_api
 from alien.manager.api import commands as commands_api
 from alien.manager.api import debug as debug_api
 from alien.manager.api import policy as policy_api
@@ -89,6 +90,7 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
     for module in (keys, groups, deployments, releases, agent):
         app.include_router(module.router, responses=_ERROR_RESPONSES)
     app.include_router(aws_deployments_api.router, responses=_ERROR_RESPONSES)
+    app.include_router(aws_onboarding_api.router, responses=_ERROR_RESPONSES)
     app.include_router(debug_api.router, responses=_ERROR_RESPONSES)
     app.include_router(debug_tunnel.router)
     app.include_router(debug_http_leg.router, responses=_ERROR_RESPONSES)

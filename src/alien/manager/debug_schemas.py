@@ -84,6 +84,35 @@ class AwsDeploymentOut(BaseModel):
     aws: AwsConfigOut
 
 
+AccountId = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{12}$", strict=True),
+    Field(description="the customer's AWS account id (12 digits), for the policy's ARNs"),
+]
+
+
+class AwsOnboardingPlanOut(BaseModel):
+    """The role a customer creates to onboard their AWS account (``alien-deploy up --platform
+    aws``): trusting ``principal`` under ``external_id``, with ``permissions`` inline."""
+
+    group: str
+    principal: str
+    external_id: str
+    release_id: str
+    stack: str
+    role_policy_name: str
+    trust_policy: dict[str, JsonValue]
+    permissions: dict[str, JsonValue]
+    allowed_services: list[str]
+
+
+class AwsOnboardRequest(Request):
+    name: Name
+    region: AwsRegion
+    role_arn: RoleArn
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
 # --- debug policies ----------------------------------------------------------------------------
 
 

@@ -24,7 +24,10 @@ class ManagerSettings:
 
     ``database_url`` ``None`` means the embedded SQLite file ``<data_dir>/manager.db``.
     ``admin_key`` is a full ``ax_key_…`` token to install as an admin key (``ALIEN_ADMIN_KEY``);
-    it is kept out of ``repr`` so it never lands in a log line.
+    it is kept out of ``repr`` so it never lands in a log line. ``aws_endpoint_url`` is where
+    the manager sends its own AWS calls for deployments a customer onboards itself (an emulator,
+    a VPC endpoint); ``None``: AWS, as boto3 resolves it. It comes from the operator only, never
+    from a request, so nobody outside can point the manager's signed calls elsewhere.
     """
 
     data_dir: Path
@@ -33,11 +36,13 @@ class ManagerSettings:
     max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     max_wait: float = DEFAULT_MAX_WAIT
+    aws_endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ManagerSettings:
         """Read ``ALIEN_DATA_DIR``, ``ALIEN_DATABASE_URL``, ``ALIEN_ADMIN_KEY``,
-        ``ALIEN_MAX_PACKAGE_BYTES``; keyword ``overrides`` that are not ``None`` win."""
+        ``ALIEN_MAX_PACKAGE_BYTES``, ``ALIEN_AWS_ENDPOINT_URL``; keyword ``overrides`` that are
+        not ``None`` win."""
         env = os.environ if env is None else env
         data_dir = env.get("ALIEN_DATA_DIR") or str(Path.home() / ".alien" / "manager")
         settings = cls(
@@ -45,6 +50,7 @@ class ManagerSettings:
             database_url=env.get("ALIEN_DATABASE_URL") or None,
             admin_key=env.get("ALIEN_ADMIN_KEY") or None,
             max_package_bytes=_int(env, "ALIEN_MAX_PACKAGE_BYTES", DEFAULT_MAX_PACKAGE_BYTES),
+            aws_endpoint_url=_url(env, "ALIEN_AWS_ENDPOINT_URL"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in given:
@@ -70,3 +76,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ValidationError(f"{name} must be positive", field=name)
     return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise ValidationError(f"{name} must be an http(s) URL, got {raw!r}", field=name)
+    return raw

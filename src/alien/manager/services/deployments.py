@@ -239,21 +239,27 @@ def onboard(
         gtok.last_used_at = now
         gtok.use_count += 1
     session.flush()
-    latest = session.scalar(
-        select(Release.id)
+    latest = newest_release_for(session, dep.group_id)
+    if latest is not None:
+        set_desired_release(session, dep, latest.id)
+    session.flush()
+    return dep, issued.value
+
+
+def newest_release_for(session: Session, group_id: str) -> Release | None:
+    """The release a deployment onboarding into ``group_id`` now would get: the newest aimed at
+    every deployment or at that group."""
+    return session.scalar(
+        select(Release)
         .where(
             or_(
                 Release.target_type == "all",
-                (Release.target_type == "group") & (Release.target_group_id == dep.group_id),
+                (Release.target_type == "group") & (Release.target_group_id == group_id),
             )
         )
         .order_by(Release.created_at.desc(), Release.id.desc())
         .limit(1)
     )
-    if latest is not None:
-        set_desired_release(session, dep, latest)
-    session.flush()
-    return dep, issued.value
 
 
 def delete_deployment(session: Session, dep: Deployment) -> None:

@@ -1,0 +1,123 @@
+"""``alien-deploy up --platform aws``: onboard this AWS account for the vendor's push model.
+
+Run by the customer's admin, with the customer's AWS credentials (boto3's default chain: the
+environment, ``~/.aws``, SSO, an instance role) and the group token the vendor handed over. It
+asks the manager for the plan, shows what it will create and asks before creating it (``--yes``
+skips the question), creates or updates the management role, then registers it. Nothing runs
+here afterwards: the manager reaches the account by assuming the role, and the customer can cut
+that access at any moment by deleting the role (the last line printed says how).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from alien.client import calls
+from alien.client.config import ClientConfig, check_manager_url
+from alien.client.models import AwsOnboarded, AwsOnboardingPlan
+from alien.client.sync import ManagerClient
+from alien.errors import AlienError, PlatformError, ValidationError
+from alien.platforms.aws.management_role import RoleSpec, default_role_name, ensure_role
+
+PROPAGATION_SECONDS = 60.0
+"""How long to keep asking the manager to register a role it cannot assume yet: IAM makes a new
+role's trust policy effective within seconds, rarely more."""
+
+
+@dataclass(frozen=True)
+class AwsUpRequest:
+    token: str | None
+    manager: str | None
+    name: str
+    region: str | None
+    role_name: str | None
+    yes: bool
+
+
+def onboard_aws(request: AwsUpRequest, say: Any) -> AwsOnboarded | None:
+    """Create the management role this deployment needs and register it with the manager."""
+    if not request.token:
+        raise ValidationError("pass --token ax_dg_… (the group token)", field="token")
+    if not request.manager:
+        raise ValidationError("pass --manager URL (or set ALIEN_MANAGER_URL)", field="manager")
+    config = ClientConfig(base_url=check_manager_url(request.manager), token=request.token)
+    import boto3  # only on this path: the agent's own start does not need it
+
+    session = boto3.Session(region_name=request.region)
+    region = session.region_name
+    if not region:
+        raise ValidationError("pass --region (or set AWS_REGION)", field="region")
+    account = _aws(lambda: session.client("sts").get_caller_identity()["Account"])
+    with ManagerClient(config) as client:
+        plan = client.call(calls.aws_onboarding_plan(request.name, region, account))
+        spec = RoleSpec(
+            name=request.role_name or default_role_name(request.name),
+            deployment=f"{plan.group}/{request.name}",
+            trust_policy=plan.trust_policy,
+            policy_name=plan.role_policy_name,
+            permissions=plan.permissions,
+        )
+        _show(plan, spec, account, region, say)
+        if not request.yes and not typer.confirm("Create or update this role?"):
+            raise ValidationError("nothing was created", field="confirmation")
+        role_arn, created = _aws(lambda: ensure_role(session.client("iam"), spec))
+        say(f"{'created' if created else 'updated'} {role_arn}")
+        onboarded = _register(client, request.name, region, role_arn)
+    if onboarded is None:
+        say(f"{spec.deployment} was already onboarded (the manager keeps the role it registered)")
+    else:
+        say(f"onboarded {spec.deployment} ({onboarded.deployment.id})")
+    say(
+        f"the vendor reaches this account only by assuming {role_arn}; to cut that access, "
+        f"delete the role: aws iam delete-role-policy --role-name {spec.name} --policy-name "
+        f"{plan.role_policy_name} && aws iam delete-role --role-name {spec.name}"
+    )
+    return onboarded
+
+
+def _register(client: ManagerClient, name: str, region: str, role_arn: str) -> AwsOnboarded | None:
+    """The registration, or ``None`` if the deployment was registered before (``up`` run again
+    to bring the role up to date)."""
+    deadline = time.monotonic() + PROPAGATION_SECONDS
+    while True:
+        try:
+            return client.call(calls.aws_onboard(name, region, role_arn))
+        except AlienError as exc:
+            if exc.code == "NAME_TAKEN":
+                return None
+            if exc.code != "ROLE_NOT_ASSUMABLE" or time.monotonic() > deadline:
+                raise
+        time.sleep(2.0)
+
+
+def _show(plan: AwsOnboardingPlan, spec: RoleSpec, account: str, region: str, say: Any) -> None:
+    statements = plan.permissions.get("Statement", [])
+    say(f"onboarding {spec.deployment} in AWS account {account} ({region})")
+    say(f"  role          {spec.name} (inline policy {plan.role_policy_name})")
+    say(f"  trusted       {plan.principal}, only with external id {plan.external_id}")
+    say(f"  permissions   {len(statements)} statements from {plan.stack} ({plan.release_id})")
+    say(f"  debug reaches {', '.join(plan.allowed_services)}")
+
+
+def _aws(action: Any) -> Any:
+    """Run an AWS call with the customer's credentials; its failure as one clear line."""
+    try:
+        return action()
+    except NoCredentialsError:
+        raise PlatformError(
+            "no AWS credentials: configure them as for the aws CLI (AWS_PROFILE, aws sso login, "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+            field="aws",
+        ) from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise PlatformError(
+            f"AWS refused: {error.get('Code', 'error')}: {error.get('Message', '')}", field="aws"
+        ) from None
+    except BotoCoreError as exc:
+        raise PlatformError(f"AWS could not be reached: {exc}", field="aws") from None
