@@ -459,6 +459,34 @@ ROWS: list[Row] = [
         lambda w, s: Call("POST", "/v1/onboard", json={"name": unique("dep"), "platform": "local"}),
         Scope.GLOBAL,
     ),
+    # The group token gets through to the route: its groups have no release aimed at them,
+    # so the answer is NO_RELEASE (409), before the manager would call AWS.
+    Row(
+        ("GET", "/v1/onboard/aws"),
+        Action.ONBOARD,
+        frozenset({"group"}),
+        409,
+        lambda w, s: Call(
+            "GET", f"/v1/onboard/aws?name={unique('dep')}&region=eu-west-1&account=123456789012"
+        ),
+        Scope.GLOBAL,
+    ),
+    Row(
+        ("POST", "/v1/onboard/aws"),
+        Action.ONBOARD,
+        frozenset({"group"}),
+        409,
+        lambda w, s: Call(
+            "POST",
+            "/v1/onboard/aws",
+            json={
+                "name": unique("dep"),
+                "region": "eu-west-1",
+                "role_arn": "arn:aws:iam::123456789012:role/alien-x",
+            },
+        ),
+        Scope.GLOBAL,
+    ),
     Row(
         ("GET", "/v1/deployments"),
         Action.DEPLOYMENTS_LIST,
