@@ -130,6 +130,15 @@ def test_up_creates_the_role_the_vendor_then_debugs_through(
     assert f"created {role_arn}" in done.stdout
     assert "delete-role --role-name alien-acme" in done.stdout
 
+    # The customer holds the deployment's token (shown once); the vendor can never mint one.
+    [token] = [w for w in done.stdout.split() if w.startswith("ax_dep_")]
+    with group.admin.with_token(token) as customer:
+        policy = customer.get("/v1/customer/policy")
+    assert policy.status_code == 200, policy.text
+    issued = group.admin.post("/v1/customer-credentials", json={"deployment": f"{group.name}/acme"})
+    assert issued.status_code == 409
+    assert issued.json()["error"]["code"] == "HAS_CREDENTIALS"
+
     config = group.admin.get(f"/v1/aws-deployments/{group.name}/acme").json()
     assert config["role_arn"] == role_arn
     assert config["external_id_set"] is True
@@ -162,6 +171,21 @@ def test_up_creates_the_role_the_vendor_then_debugs_through(
         assert "AccessDenied" in made.stderr
     finally:
         world.close()
+
+
+def test_nothing_is_created_unless_the_admin_agrees(account: Account, group: Group) -> None:
+    argv = [sys.executable, "-m", "alien.cli.deploy", "up", "--platform", "aws"]
+    argv += ["--token", group.token, "--manager", account.manager.url, "--name", "asked"]
+    argv += ["--region", REGION]
+    done = subprocess.run(
+        argv, env=account.admin_env(), input="n\n", capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "trusted       arn:aws:iam::" in done.stdout  # the plan was shown before the question
+    assert "Create or update this role?" in done.stdout
+    roles = [r["RoleName"] for r in account.iam().list_roles()["Roles"]]
+    assert "alien-asked" not in roles
+    assert group.admin.get(f"/v1/aws-deployments/{group.name}/asked").status_code == 404
 
 
 def test_each_deployment_gets_its_own_stable_external_id(account: Account, group: Group) -> None:
@@ -237,9 +261,7 @@ def test_only_a_group_token_onboards(account: Account, group: Group) -> None:
     assert group.admin.post("/v1/onboard/aws", json=body).status_code == 403
 
 
-def test_a_role_the_manager_cannot_assume_is_not_registered(
-    account: Account, group: Group
-) -> None:
+def test_a_role_the_manager_cannot_assume_is_not_registered(account: Account, group: Group) -> None:
     body = {"name": "ghost", "region": REGION, "role_arn": f"arn:aws:iam::{ACCOUNT}:role/nobody"}
     with group.admin.with_token(group.token) as customer:
         answer = customer.post("/v1/onboard/aws", json=body)

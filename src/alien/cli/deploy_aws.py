@@ -72,6 +72,11 @@ def onboard_aws(request: AwsUpRequest, say: Any) -> AwsOnboarded | None:
         say(f"{spec.deployment} was already onboarded (the manager keeps the role it registered)")
     else:
         say(f"onboarded {spec.deployment} ({onboarded.deployment.id})")
+        say(
+            f"its token, shown this once — keep it as a secret: {onboarded.token}\n"
+            f"  (ALIEN_DEPLOYMENT_TOKEN=… alien-deploy policy|pending|approve|audit "
+            f"--manager {config.base_url} set this deployment's policy and answer approvals)"
+        )
     say(
         f"the vendor reaches this account only by assuming {role_arn}; to cut that access, "
         f"delete the role: aws iam delete-role-policy --role-name {spec.name} --policy-name "

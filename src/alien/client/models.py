@@ -108,6 +108,7 @@ class AwsOnboardingPlan(_Out):
 class AwsOnboarded(_Out):
     deployment: Deployment
     aws: dict[str, Any]
+    token: str = Field(repr=False)
 
 
 class WaitResult(_Out):

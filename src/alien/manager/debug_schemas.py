@@ -106,6 +106,14 @@ class AwsOnboardingPlanOut(BaseModel):
     allowed_services: list[str]
 
 
+class AwsOnboardedOut(AwsDeploymentOut):
+    """A self-onboarded AWS deployment, and its token for the customer (shown only here):
+    ``alien-deploy policy``, ``pending``, ``approve`` and ``audit`` speak for the deployment with
+    it. The vendor can then never issue one (``HAS_CREDENTIALS``)."""
+
+    token: str
+
+
 class AwsOnboardRequest(Request):
     name: Name
     region: AwsRegion

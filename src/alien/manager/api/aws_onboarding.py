@@ -20,16 +20,17 @@ from alien.manager.auth import Action, Principal
 from alien.manager.core import ManagerCore
 from alien.manager.debug_schemas import (
     AccountId,
-    AwsDeploymentOut,
+    AwsOnboardedOut,
     AwsOnboardingPlanOut,
     AwsOnboardRequest,
     AwsRegion,
 )
 from alien.manager.models import Group
 from alien.manager.schemas import ErrorBody, Name
-from alien.manager.services import aws_deployments, aws_onboarding
+from alien.manager.services import audit, aws_deployments, aws_onboarding, deployment_tokens
 from alien.manager.services.audit import AuditLog
 from alien.platforms.aws import preload
+from alien.protocol.audit import Outcome
 
 router = APIRouter(tags=["deployments"])
 Onboarder = Annotated[Principal, Depends(require(Action.ONBOARD))]
@@ -77,14 +78,15 @@ def aws_onboarding_plan(
 @router.post(
     "/v1/onboard/aws",
     status_code=201,
-    response_model=AwsDeploymentOut,
+    response_model=AwsOnboardedOut,
     responses=_RESPONSES,
 )
 async def aws_onboard(
     body: AwsOnboardRequest, core: Core, log: Audit, caller: Onboarder
-) -> AwsDeploymentOut:
+) -> AwsOnboardedOut:
     """Register the role the customer created as a push-model AWS deployment in the token's
-    group, once the manager assumed it (group token)."""
+    group, once the manager assumed it (group token); the answer carries the deployment's own
+    token for the customer, shown only here."""
     secret = aws_onboarding.load_secret(core.settings.data_dir)
     with core.db.read() as session:
         registration = aws_onboarding.registration(
@@ -107,14 +109,28 @@ def _register(
     caller: Principal,
     registration: aws_deployments.AwsRegistration,
     metadata: dict[str, object],
-) -> AwsDeploymentOut:
+) -> AwsOnboardedOut:
     with core.db.write() as session:
         group = session.get(Group, caller.group_id)
         assert group is not None  # a group token is refused once its group is gone
         dep, config = aws_deployments.register(
             session, log, caller, group, registration, metadata=metadata
         )
+        token_id, token = deployment_tokens.issue(session, dep.id)
+        session.flush()
+        log.record(
+            session,
+            audit.AuditEntry(
+                actor=audit.actor_of(caller),
+                action="deployment.credentials.issue",
+                outcome=Outcome.SUCCEEDED,
+                deployment=dep.id,
+                target=token_id,
+            ),
+        )
         preload.prepare_in_background()
-        return AwsDeploymentOut(
-            deployment=deployment_out(session, dep, core.agents), aws=aws_config_out(config)
+        return AwsOnboardedOut(
+            deployment=deployment_out(session, dep, core.agents),
+            aws=aws_config_out(config),
+            token=token,
         )

@@ -22,18 +22,15 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from alien.errors import Conflict
-from alien.manager import tokens
 from alien.manager.api.debug_views import Audit
 from alien.manager.api.deps import Core, require
 from alien.manager.auth import Action, Principal, authorize
 from alien.manager.commands.center import center_of
 from alien.manager.core import ManagerCore
-from alien.manager.db import utcnow
-from alien.manager.ids import new_id
 from alien.manager.models import Deployment, DeploymentToken
 from alien.manager.schemas import Reference
 from alien.manager.schemas import Request as RequestBody
-from alien.manager.services import audit, policy, policy_access
+from alien.manager.services import audit, deployment_tokens, policy, policy_access
 from alien.manager.services.audit import AuditLog
 from alien.manager.services.debug_sessions import session_key
 from alien.manager.services.deployments import own_deployment, resolve_deployment
@@ -42,7 +39,6 @@ from alien.manager.services.policy_effective import (
     CustomerPolicyView,
     EffectivePolicy,
 )
-from alien.manager.tokens import TokenKind
 from alien.protocol.audit import Outcome
 
 router = APIRouter(tags=["access governance"])
@@ -223,17 +219,7 @@ def issue_customer_credentials(
                 field="deployment",
                 code="HAS_CREDENTIALS",
             )
-        issued = tokens.issue(TokenKind.DEPLOYMENT)
-        token_id = new_id("dtk")
-        session.add(
-            DeploymentToken(
-                id=token_id,
-                deployment_id=dep.id,
-                lookup=issued.lookup,
-                token_hash=issued.hash,
-                created_at=utcnow(),
-            )
-        )
+        token_id, token = deployment_tokens.issue(session, dep.id)
         session.flush()
         log.record(
             session,
@@ -245,4 +231,4 @@ def issue_customer_credentials(
                 target=token_id,
             ),
         )
-        return CustomerCredentialsOut(deployment_id=dep.id, token=issued.value)
+        return CustomerCredentialsOut(deployment_id=dep.id, token=token)
