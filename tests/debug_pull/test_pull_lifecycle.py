@@ -13,7 +13,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dbg_world import World, pinned, restarted_mid_command
@@ -208,3 +210,42 @@ def test_a_revoke_while_the_agent_dials_its_leg_ends_the_tunnel_as_it_opens(
     assert code == 1, stderr  # the command never ran: a one-line error, the reason in it
     assert "was revoked by" in stderr and "changed my mind" in stderr
     assert targets.http.server.seen[seen:] == []
+
+
+def test_the_agent_tells_the_manager_when_debug_json_comes_and_goes(
+    pull_manager: ManagerProcess, moto: MotoServer, targets: Targets, tmp_path: Path
+) -> None:
+    """The customer turns debugging off by removing ``debug.json`` and on by writing it, with
+    the agent running: within seconds the manager refuses, then serves, a session."""
+    found = start_agent(pull_manager, moto, tmp_path, debug_config(moto, [targets.http]))
+    world = make_world(pull_manager, found, tmp_path)
+    config_file = tmp_path / "agent" / "debug.json"
+    saved = config_file.read_text()
+    body = {"deployment": world.deployment_id, "reason": "toggling"}
+    try:
+        config_file.unlink()
+        wait_for_log(found.agent, "no longer debug_limits, debug_tunnel_splice, debug_tunnels")
+        refused = _eventually(lambda: world.admin.post("/v1/debug-sessions", json=body))
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "DEBUG_UNAVAILABLE"
+
+        config_file.write_text(saved)
+        wait_for_log(found.agent, "now also debug_limits, debug_tunnel_splice, debug_tunnels")
+        ran = _eventually(lambda: world.debug("python3", "-c", "print('ran')"))
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip() == "ran"
+    finally:
+        world.close()
+        found.agent.stop()
+
+
+def _eventually(attempt: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """``attempt()`` until it succeeds or ``timeout`` passes (the agent reconnects to tell the
+    manager, which takes a moment after its log says so); the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = attempt()
+        ok = getattr(answer, "returncode", None) == 0 or getattr(answer, "status_code", 0) == 409
+        if ok or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)

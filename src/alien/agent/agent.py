@@ -123,7 +123,7 @@ class Agent:
                 token,
                 self.config,
                 current_release=lambda: converger.running,
-                capabilities=(CAPABILITY_COMMANDS, *tunnels.capabilities),
+                capabilities=lambda: (CAPABILITY_COMMANDS, *tunnels.capabilities),
                 instance=instance,
             )
             link.on_connection_change.append(self._refresh.set)

@@ -25,7 +25,8 @@ engineer's CLI:
 
 What a session may reach is the customer's decision, not the vendor's: it lives in
 ``<state-dir>/debug.json`` (read again for every session, so edits apply to the next one) and
-the agent advertises the ``debug_tunnels`` capability only when that file exists. Refusals and
+the agent advertises the ``debug_tunnels`` capability only while that file exists (checked every
+few seconds: :class:`alien.agent.link.ManagerLink` reconnects when it appears or goes). Refusals and
 failures of the agent's own are answered with ``alien-error: <code>`` so the manager's audit can
 tell them from a destination's answer. The tunnel ends when the manager closes it (session
 closed, revoked, expired) and at the session's expiry at the latest.

@@ -61,6 +61,23 @@ log = logging.getLogger("alien.agent")
 STABLE_AFTER = 30.0
 
 
+#: Seconds between two checks of what the agent can do (see :meth:`ManagerLink._changes`).
+CAPABILITIES_CHECK = 2.0
+
+
+class CapabilitiesChanged(Exception):
+    """What the agent can do changed while connected: the connection ends, a new one says so."""
+
+    def __init__(self, before: tuple[str, ...], after: tuple[str, ...]) -> None:
+        gained = sorted(set(after) - set(before))
+        lost = sorted(set(before) - set(after))
+        super().__init__(
+            "capabilities changed"
+            + (f", now also {', '.join(gained)}" if gained else "")
+            + (f", no longer {', '.join(lost)}" if lost else "")
+        )
+
+
 class ManagerLink:
     def __init__(
         self,
@@ -69,9 +86,12 @@ class ManagerLink:
         config: AgentConfig,
         *,
         current_release: Callable[[], str | None],
-        capabilities: tuple[str, ...] = (),
+        capabilities: Callable[[], tuple[str, ...]] = tuple,
         instance: str | None = None,
     ) -> None:
+        """``capabilities`` says what this agent can do *now*: it is asked at every connection's
+        ``hello`` and every few seconds while connected, and a change (the customer added or
+        removed ``debug.json``) reconnects, so the manager learns it without a restart."""
         self.client = client
         self.token = token
         self.instance = instance
@@ -86,6 +106,7 @@ class ManagerLink:
         self.last_problem: str | None = None
         self.connected_at: datetime | None = None
         self.capabilities = capabilities
+        self.capabilities_check = CAPABILITIES_CHECK
         self.on_connection_change: list[Callable[[], None]] = []
         self.on_other_message: list[Callable[[ManagerMessage], None]] = []
         """Called with every message the link does not handle itself (e.g. ``command`` offers,
@@ -188,10 +209,13 @@ class ManagerLink:
             return self._poll(), retry
 
     def _poll(self) -> PollChannel:
-        return PollChannel(self.client, wait=self.config.poll_wait, capabilities=self.capabilities)
+        return PollChannel(
+            self.client, wait=self.config.poll_wait, capabilities=self.capabilities()
+        )
 
     async def _session(self, channel: Channel, limit: float | None) -> bool:
         """Run one connection until it fails (raises) or ``limit`` runs out (returns True)."""
+        announced = self.capabilities()
         try:
             async with asyncio.timeout(limit) as scope:
                 await channel.send(
@@ -199,10 +223,15 @@ class ManagerLink:
                         agent_version=AGENT_VERSION,
                         platform="local",
                         current_release=self.current_release(),
-                        capabilities=self.capabilities,
+                        capabilities=announced,
                     )
                 )
-                await _first_failure(self._receive(channel), self._beat(channel))
+                await _first_failure(
+                    self._receive(channel), self._beat(channel), self._changes(announced)
+                )
+        except CapabilitiesChanged as changed:
+            log.info("%s: reconnecting to tell the manager", changed)
+            return True
         except TimeoutError:
             if scope.expired():
                 return True
@@ -223,6 +252,15 @@ class ManagerLink:
                     continue
                 raise
             self._on_message(channel, message)
+
+    async def _changes(self, announced: tuple[str, ...]) -> None:
+        """Raise :class:`CapabilitiesChanged` once what the agent can do is not what it
+        announced (a ``stat`` every few seconds: the check is a file's existence)."""
+        while True:
+            await asyncio.sleep(self.capabilities_check)
+            now = self.capabilities()
+            if now != announced:
+                raise CapabilitiesChanged(announced, now)
 
     async def _beat(self, channel: Channel) -> None:
         while True:
