@@ -44,6 +44,7 @@ from alien.manager.services.policy import effective_policy
 from alien.manager.services.policy_effective import EffectivePolicy, Party
 from alien.manager.tokens import TokenKind
 from alien.protocol.audit import Actor, ActorKind, Outcome
+from alien.protocol.deployment import DeploymentState
 
 DEFAULT_TTL = 3600
 MAX_REASON = 2000
@@ -138,6 +139,19 @@ def is_pull(session: Session, dep: Deployment) -> bool:
     return aws_deployments.get_config(session, dep.id) is None
 
 
+def _why_unavailable(dep: Deployment) -> str:
+    """Why no agent can serve a pull-model deployment's session, as far as the manager knows."""
+    if dep.state == DeploymentState.DELETED.value:
+        return "it was torn down (its customer ran alien-deploy down): nothing runs there now"
+    if dep.state == DeploymentState.DELETING.value:
+        return "it is being torn down"
+    return (
+        "it has no push-model debug configuration ('alien deployments register-aws') and no "
+        "agent serving debug tunnels is connected for it (is its alien-deploy running, with "
+        "a debug.json? 'alien-deploy debug' on its machine says)"
+    )
+
+
 def open_session(
     session: Session,
     log: AuditLog,
@@ -156,9 +170,7 @@ def open_session(
     dep = resolve_deployment(session, req.deployment, field="deployment", groups=caller.groups)
     if is_pull(session, dep) and not agent_serves(dep.id):
         raise Conflict(
-            f"deployment {req.deployment!r} cannot be debugged: it has no push-model debug "
-            "configuration ('alien deployments register-aws') and no agent serving debug "
-            "tunnels is connected for it (its alien-deploy needs a debug.json)",
+            f"deployment {req.deployment!r} cannot be debugged: {_why_unavailable(dep)}",
             field="deployment",
             code="DEBUG_UNAVAILABLE",
         )
