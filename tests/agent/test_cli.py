@@ -4,6 +4,8 @@ and one-line errors (never a traceback), against a real manager on SQLite."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +119,40 @@ def test_wait_exits_3_on_timeout(manager: ManagerProcess, tmp_path: Path) -> Non
     assert json.loads(described.stdout)["desired_release"] == release_id
 
 
+def test_waiting_for_a_release_that_can_never_arrive_fails_at_once(
+    manager: ManagerProcess, tmp_path: Path
+) -> None:
+    """A typo, or a release sent elsewhere, is refused now, naming --release, instead of
+    waiting out the timeout."""
+    group, other = unique("grp"), unique("grp")
+    for name in (group, other):
+        alien(manager, "groups", "create", name)
+    token = alien(manager, "groups", "token", "create", group).stdout.strip()
+    with ManagerClient(ClientConfig(base_url=manager.url, token=token)) as client:
+        client.onboard("idle", "local")
+    app = write_app(tmp_path / "app", "v1")
+    elsewhere = alien(manager, "release", "--path", str(app), "--group", other).stdout.strip()
+    started = time.monotonic()
+    for release, says in (("rel_nosuch", "no release 'rel_nosuch'"), (elsewhere, "not assigned")):
+        result = alien(
+            manager, "deployments", "wait", f"{group}/idle", "--release", release, "--timeout", "60"
+        )
+        _one_line_error(result, 1, says, "(--release)")
+    assert time.monotonic() - started < 10
+
+
+def test_flag_errors_name_the_flag(manager: ManagerProcess) -> None:
+    """A value out of range says the range and the flag the user typed, never the API field."""
+    for value, says in (("0s", "'0s' is too short"), ("13h", "'13h' is too long")):
+        result = alien(manager, "approvals", "approve", "cmd_x", "--for", value)
+        _one_line_error(result, 1, says, "give 1s to 12h", "(--for)")
+    result = alien(manager, "approvals", "approve", "cmd_x", "--for", "soon")
+    _one_line_error(result, 1, "'soon' is not a duration", "(--for)")
+    result = alien(manager, "debug", "acme/prod", "--reason", "x", "--ttl", "999999", "--", "true")
+    _one_line_error(result, 1, "invalid --ttl: ", "43200", "(--ttl)")
+    assert "ttl_seconds" not in result.stderr
+
+
 def test_alien_deploy_refuses_what_it_cannot_do(tmp_path: Path, manager: ManagerProcess) -> None:
     def deploy(*args: str) -> Result:
         return CliRunner().invoke(deploy_cli, list(args), env=_env(manager))
@@ -124,10 +160,18 @@ def test_alien_deploy_refuses_what_it_cannot_do(tmp_path: Path, manager: Manager
     empty = str(tmp_path / "state")
     _one_line_error(deploy("run", "--state-dir", empty), 1, "holds no onboarded deployment")
     _one_line_error(deploy("status", "--state-dir", empty), 1, "holds no onboarded deployment")
+    _one_line_error(deploy("debug", "--state-dir", empty), 1, "holds no onboarded deployment")
     _one_line_error(deploy("up", "--state-dir", empty), 1, "pass --token", "(token)")
     _one_line_error(
-        deploy("up", "--state-dir", empty, "--token", "x", "--platform", "aws"), 1, "(platform)"
+        deploy("up", "--state-dir", empty, "--token", "x", "--platform", "gcp"), 1, "(platform)"
     )
+    no_region = {"AWS_REGION": None, "AWS_DEFAULT_REGION": None, "AWS_CONFIG_FILE": os.devnull}
+    aws = CliRunner().invoke(
+        deploy_cli,
+        ["up", "--token", "x", "--platform", "aws", "--name", "x"],
+        env={**_env(manager), **no_region},
+    )
+    _one_line_error(aws, 1, "--region", "(region)")
     bad_token = "ax_dg_0123456789abcdef_" + "t" * 43
     result = deploy("up", "--state-dir", empty, "--token", bad_token, "--name", "x")
     _one_line_error(result, 1, "invalid or revoked token")
