@@ -89,6 +89,49 @@ def test_failures_exit_non_zero_with_one_line(
     assert code == 1 and "must be a JSON object" in err
 
 
+def test_params_that_are_not_utf8_are_one_line_of_error(
+    commands_manager: ManagerProcess, deployment: Deployment, serving: CommandAgent, tmp_path: Path
+) -> None:
+    """A params file PowerShell wrote (UTF-16) is refused in one line, not a traceback — from a
+    file and from stdin; UTF-8 with a byte order mark (as Windows tools write it) is read."""
+    utf16 = tmp_path / "p.json"
+    utf16.write_bytes('{"from": "powershell"}'.encode("utf-16"))
+    for source, stdin in ((f"@{utf16}", None), ("@-", utf16.read_bytes())):
+        result = CliRunner().invoke(
+            alien_cli,
+            ["commands", "invoke", "-d", deployment.ref, "-c", "echo", "--params", source],
+            env=_env(commands_manager),
+            input=stdin,
+        )
+        assert result.exception is None or isinstance(result.exception, SystemExit), result
+        assert result.exit_code == 1 and result.stdout == ""
+        name = utf16 if stdin is None else "stdin"
+        assert result.stderr.splitlines() == [
+            f"error: VALIDATION_ERROR: cannot read {name}: it is not UTF-8 text "
+            "(byte 0xff at offset 0); save it as UTF-8"
+        ]
+    with_bom = tmp_path / "bom.json"
+    with_bom.write_bytes('{"from": "bom"}'.encode("utf-8-sig"))
+    code, out, err = run(
+        commands_manager, "invoke", "-d", deployment.ref, "-c", "echo", "-p", f"@{with_bom}"
+    )
+    assert code == 0, err
+    assert json.loads(out)["params"] == {"from": "bom"}
+
+
+@pytest.mark.parametrize("timeout", ["604801", "1e12", "1e300", "inf"])
+def test_a_timeout_over_the_maximum_is_one_line(
+    commands_manager: ManagerProcess, deployment: Deployment, timeout: str
+) -> None:
+    code, out, err = run(
+        commands_manager, "invoke", "-d", deployment.ref, "-c", "echo", "--timeout", timeout
+    )
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "error: VALIDATION_ERROR: a command may run for at most 604800 seconds"
+    ]
+
+
 def test_timeout_expires_the_command(
     commands_manager: ManagerProcess, deployment: Deployment
 ) -> None:
@@ -111,12 +154,64 @@ def test_async_get_ls_cancel(commands_manager: ManagerProcess, deployment: Deplo
     code, out, _ = run(commands_manager, "ls", "--deployment", deployment.ref)
     assert code == 0 and command_id in out
 
+    code, out, err = run(commands_manager, "get", command_id, "--wait", "0.3")
+    assert code == 3, (code, out, err)  # the wait ran out: not the exit code of an ended one
+    assert "state     pending" in out
+    assert err.splitlines() == [
+        f"error: command {command_id} has not ended after 0.3s (state pending)"
+    ]
+    code, out, err = run(commands_manager, "get", command_id, "--wait", "0.3", "--json")
+    assert code == 3 and json.loads(out)["state"] == "pending" and err.startswith("error: ")
+
     code, out, _ = run(commands_manager, "cancel", command_id, "--reason", "no longer needed")
     assert code == 0 and out.strip() == f"{command_id} cancelled"
     code, out, _ = run(commands_manager, "get", command_id)
     assert code == 0 and "cancelled" in out and "COMMAND_CANCELLED" in out
+    code, out, err = run(commands_manager, "get", command_id, "--wait", "5")
+    assert code == 0 and err == "" and "cancelled" in out  # ended: the wait is over at once
     code, _, err = run(commands_manager, "cancel", command_id)
     assert code == 1 and err.startswith("error: COMMAND_CANCELLED: ")
+
+
+def test_get_help_says_what_a_wait_that_ran_out_exits_with() -> None:
+    shown = CliRunner().invoke(alien_cli, ["commands", "get", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "exit 3" in shown.stdout
+
+
+def test_ls_piped_is_whole_and_names_the_deployment(
+    commands_manager: ManagerProcess, deployment: Deployment, serving: CommandAgent
+) -> None:
+    """``alien commands ls | cat``: no terminal, yet nothing is cut to 80 columns, and each row
+    says which deployment the command ran on."""
+    code, out, err = run(commands_manager, "invoke", "-d", deployment.ref, "-c", "generate-report")
+    assert code == 0, err
+    code, out, err = run(commands_manager, "ls", "-d", deployment.ref, "--json")
+    assert code == 0, err
+    (listed,) = json.loads(out)
+    done = subprocess.run(
+        [sys.executable, "-m", "alien.cli.main", "commands", "ls", "-d", deployment.ref],
+        env={**_env(commands_manager), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout, done.stdout
+    lines = done.stdout.splitlines()
+    header = next(_cells(line, "┃") for line in lines if " id " in line)
+    assert header == ["id", "deployment", "command", "target", "state", "attempt", "created"]
+    row = next(_cells(line, "│") for line in lines if listed["id"] in line)
+    assert row[:5] == [
+        listed["id"],
+        deployment.id,
+        "generate-report",
+        listed["target"],
+        "succeeded",
+    ]
+
+
+def _cells(line: str, bar: str) -> list[str]:
+    return [cell.strip() for cell in line.split(bar) if cell.strip()]
 
 
 def test_group_fan_out(
@@ -124,7 +219,12 @@ def test_group_fan_out(
 ) -> None:
     code, out, err = run(commands_manager, "invoke", "-g", deployment.group, "-c", "echo", "--json")
     assert code == 0, err
-    assert json.loads(out)[deployment.ref]["ok"] is True
+    shown = json.loads(out)[deployment.ref]
+    assert shown["ok"] is True and shown["command_id"].startswith("cmd_"), shown
+    code, out, err = run(commands_manager, "get", shown["command_id"], "--json")
+    assert code == 0, err
+    ran = json.loads(out)
+    assert ran["deployment_id"] == deployment.id and ran["result"] == shown["result"]
 
 
 def test_usage_errors(commands_manager: ManagerProcess, deployment: Deployment) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from agent_double import KNOWN_COMMANDS, CommandAgent, Deployment, echo, running_deployment
 
-from alien.commands import CommandFailed, CommandsClient
+from alien.commands import CommandFailed, CommandsClient, FanOutResult
 from alien.errors import AlienError, NotFound, ValidationError
 from support.api import ApiClient
 from support.manager import ManagerProcess
@@ -152,3 +152,14 @@ def test_fan_out_returns_per_deployment_results(
 
         results_async = asyncio.run(run())
         assert [results_async[ref].ok for ref in working] == [True, True]  # type: ignore[attr-defined]
+        for flavour in (results, results_async):
+            for ref in working:
+                _assert_names_its_command(client, flavour[ref], ref)  # type: ignore[arg-type]
+
+
+def _assert_names_its_command(client: CommandsClient, outcome: FanOutResult, ref: str) -> None:
+    """A success names the command it ran: a real ``cmd_…`` of that deployment that ended so."""
+    assert outcome.command_id is not None and outcome.command_id.startswith("cmd_"), outcome
+    ran = client.get(outcome.command_id)
+    assert ran.state == "succeeded" and ran.result == outcome.result
+    assert outcome.command_id in {c.id for c in client.list(deployment=ref)}

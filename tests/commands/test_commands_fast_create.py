@@ -106,30 +106,72 @@ def test_an_unknown_command_is_the_same_error(
     assert error["field"] == "command"
 
 
+def both_raw(manager: ManagerProcess, body: dict[str, Any], **spliced: str) -> list[httpx.Response]:
+    """:func:`both` for a body Python's json would not write as is: each ``"@name"`` string in
+    it is replaced by the raw JSON ``spliced[name]`` (``NaN``, ``1e400``…)."""
+    text = json.dumps(body)
+    for name, raw in spliced.items():
+        text = text.replace(f'"@{name}"', raw)
+    headers = {
+        "Authorization": f"Bearer {manager.admin_key}",
+        "Content-Type": "application/json",
+    }
+    return [
+        httpx.post(
+            f"{manager.url}/v1/commands?wait=0{via}", content=text, headers=headers, timeout=30
+        )
+        for via in ("", "&via=framework")
+    ]
+
+
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
 def test_params_json_cannot_carry_are_the_same_422(
     commands_manager: ManagerProcess, deployment: Deployment, number: str
 ) -> None:
     """Python's json writes (and reads) ``NaN``: such params are refused, not passed on to an
     agent whose parser may not read them."""
-    answers = []
-    for via in ("", "&via=framework"):
-        answers.append(
-            httpx.post(
-                f"{commands_manager.url}/v1/commands?wait=0{via}",
-                content=json.dumps(command(deployment, params={"x": [1, "@"]})).replace(
-                    '"@"', number
-                ),
-                headers={
-                    "Authorization": f"Bearer {commands_manager.admin_key}",
-                    "Content-Type": "application/json",
-                },
-                timeout=30,
-            )
-        )
+    answers = both_raw(commands_manager, command(deployment, params={"x": [1, "@n"]}), n=number)
     error = same(*answers)["error"]
     assert answers[0].status_code == 422 and error["code"] == "VALIDATION_ERROR"
     assert error["field"] == "params"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("timeout", "604801"),
+        ("timeout", "1e9"),
+        ("timeout", "1e12"),  # past the last date: was a 500 (OverflowError)
+        ("timeout", "1e20"),  # past what timedelta holds
+        ("timeout", "1e400"),  # json reads it as an infinity
+        ("timeout", "Infinity"),
+        ("deadline", '"9999-12-31T23:59:59-23:59"'),  # past year 9999 in UTC
+    ],
+)
+def test_a_run_over_the_maximum_is_the_same_422_however_long(
+    commands_manager: ManagerProcess, deployment: Deployment, field: str, value: str
+) -> None:
+    answers = both_raw(commands_manager, command(deployment, **{field: "@v"}), v=value)
+    error = same(*answers)["error"]
+    assert answers[0].status_code == 422, answers[0].text
+    assert error == {
+        "code": "VALIDATION_ERROR",
+        "message": "a command may run for at most 604800 seconds",
+        "field": field,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("timeout", "NaN"), ("timeout", "1e-400"), ("max_attempts", "1" + "0" * 30)],
+)
+def test_other_out_of_range_numbers_are_the_same_422(
+    commands_manager: ManagerProcess, deployment: Deployment, field: str, value: str
+) -> None:
+    answers = both_raw(commands_manager, command(deployment, **{field: "@v"}), v=value)
+    error = same(*answers)["error"]
+    assert answers[0].status_code == 422, answers[0].text
+    assert error["code"] == "VALIDATION_ERROR" and error["field"] == field
 
 
 def test_a_wait_over_the_limit_is_the_same_422(

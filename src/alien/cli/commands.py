@@ -12,6 +12,8 @@
 ``invoke`` prints the result (JSON) and exits 0; when the command fails, or the manager refuses
 it, one line ``error: CODE: message`` on stderr and exit 1. ``--async`` prints the command id and
 returns at once. ``--json`` prints the whole command (or the fan-out results) as JSON.
+``get --wait`` exits 3 when the wait ran out before the command ended (as ``alien deployments
+wait`` does on timeout), after printing it as it is.
 Thin by design: everything goes through :class:`alien.commands.CommandsClient`.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -30,6 +33,12 @@ from alien.cli.output import console, fail, print_json, render
 from alien.commands import Command, CommandFailed, CommandsClient, FanOutResult
 from alien.commands.client import DEFAULT_TIMEOUT
 from alien.errors import AlienError, ValidationError
+
+EXIT_NOT_ENDED = 3
+"""``get --wait`` ran out before the command ended: the exit code of a wait that ran out, as
+``alien deployments wait`` has it."""
+PIPED_WIDTH = 250
+"""The width of a table written to a pipe or file (``alien deployments ls`` uses the same)."""
 
 commands_app = typer.Typer(
     name="commands",
@@ -60,7 +69,7 @@ def _params(raw: str | None) -> dict[str, Any] | None:
         return None
     if raw.startswith("@"):
         source = raw[1:]
-        raw = sys.stdin.read() if source == "-" else _read(Path(source))
+        raw = _text(sys.stdin.buffer.read(), "stdin") if source == "-" else _read(Path(source))
     try:
         value = json.loads(raw)
     except ValueError as exc:
@@ -72,9 +81,25 @@ def _params(raw: str | None) -> dict[str, Any] | None:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}", field="params") from None
+    return _text(data, str(path))
+
+
+def _text(data: bytes, source: str) -> str:
+    """``data`` as JSON text: UTF-8 (RFC 8259), a byte order mark allowed since Windows tools
+    write one. Anything else — UTF-16, as PowerShell's ``>`` writes — is one line of error, not
+    a traceback (decoding by the locale would garble it, or fail the same way)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + len(data) - len(exc.object)  # past a byte order mark it skipped
+        raise ValidationError(
+            f"cannot read {source}: it is not UTF-8 text "
+            f"(byte 0x{data[offset]:02x} at offset {offset}); save it as UTF-8",
+            field="params",
+        ) from None
 
 
 def _one_line(exc: AlienError) -> str:
@@ -209,7 +234,7 @@ def _fan_out_report(results: dict[str, FanOutResult], as_json: bool) -> None:
             outcome = "ok" if r.ok else ("skipped" if r.skipped else "failed")
             detail = json.dumps(r.result) if r.ok else _one_line(r.error) if r.error else ""
             table.add_row(Text(ref), Text(outcome), Text(detail[:200]))
-        console.print(table)
+        _print_table(table)
     if failed:
         fail(f"{len(failed)} of {len(results)} deployment(s) did not succeed")
 
@@ -250,19 +275,22 @@ def list_commands(
 
     def human(_: Any) -> None:
         table = Table(title="commands", title_justify="left")
-        table.add_column("id", no_wrap=True)  # ids are what one copies: never cut them
+        # Ids are what one copies: never cut them. The listing names a deployment by its id.
+        table.add_column("id", no_wrap=True)
+        table.add_column("deployment", no_wrap=True)
         for column in ("command", "target", "state", "attempt", "created"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for c in items:
             table.add_row(
                 Text(c.id),
+                Text(c.deployment_id),
                 Text(c.command),
                 Text(c.target),
                 Text(c.state if c.error is None else f"{c.state} ({c.error.code})"),
                 Text(f"{c.attempt}/{c.max_attempts}"),
                 Text(c.created_at.isoformat(timespec="seconds")),
             )
-        console.print(table)
+        _print_table(table)
 
     render([_dump(c) for c in items], as_json, human)
 
@@ -271,19 +299,37 @@ def list_commands(
 def get_command(
     command_id: Annotated[str, typer.Argument(help="The command's id (cmd_…).")],
     wait: Annotated[
-        float, typer.Option("--wait", min=0, help="Wait up to this many seconds for it to end.")
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Wait up to this many seconds for it to end; exit 3 if it has not by then.",
+        ),
     ] = 0.0,
     manager: ManagerOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one command (with --wait, once it ended)."""
+    """Show one command (with --wait, once it ended; exit 3 if the wait ran out before)."""
     try:
         with _client(manager, token) as client:
             found = client.wait(command_id, timeout=wait) if wait > 0 else client.get(command_id)
     except AlienError as exc:
         fail(_one_line(exc))
     render(_dump(found), as_json, _show_command)
+    if wait > 0 and not found.ended:
+        # A script waiting for the command must not take "still running" for "done".
+        fail(
+            f"command {found.id} has not ended after {wait:g}s (state {found.state})",
+            EXIT_NOT_ENDED,
+        )
+
+
+def _print_table(table: Table) -> None:
+    """Whole rows when piped: with no terminal rich assumes 80 columns and cuts ids, names and
+    states (``gener…``); what reads the pipe gets them all, as from ``alien deployments ls``."""
+    target = console if console.is_terminal else Console(width=PIPED_WIDTH, highlight=False)
+    target.print(table)
 
 
 def _show_command(data: dict[str, Any]) -> None:

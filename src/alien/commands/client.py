@@ -242,10 +242,10 @@ class CommandsClient:
             if budget.exhausted:
                 return budget.skipped(ref)
             try:
-                value = self.invoke(command, params, deployment=ref, target=target, timeout=timeout)
+                request = self._request(command, params, ref, target, timeout, None)
+                return self._run(fanout.one_flow(**request))
             except AlienError as exc:
                 return budget.record(fanout.failed(ref, exc))
-            return FanOutResult(deployment=ref, ok=True, result=value)
 
         with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
             return dict(zip(refs, pool.map(one, refs), strict=True))
@@ -272,12 +272,10 @@ class CommandsClient:
                 if budget.exhausted:
                     return budget.skipped(ref)
                 try:
-                    value = await self.invoke_async(
-                        command, params, deployment=ref, target=target, timeout=timeout
-                    )
+                    request = self._request(command, params, ref, target, timeout, None)
+                    return await self._arun(fanout.one_flow(**request))
                 except AlienError as exc:
                     return budget.record(fanout.failed(ref, exc))
-                return FanOutResult(deployment=ref, ok=True, result=value)
 
         results = await asyncio.gather(*(one(ref) for ref in refs))
         return dict(zip(refs, results, strict=True))

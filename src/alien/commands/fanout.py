@@ -9,8 +9,9 @@ keyed ``<group>/<name>``.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
-from alien.commands.flows import Flow, Request, checked
+from alien.commands.flows import Flow, Request, checked, result_flow, run_flow
 from alien.commands.models import FanOutResult
 from alien.errors import AlienError, ValidationError
 
@@ -25,6 +26,17 @@ def group_deployments_flow(group: str) -> Flow:
         for item in response.json()["items"]
         if item.get("state") not in _GONE
     ]
+
+
+def one_flow(**request: Any) -> Flow:
+    """Invoke on one deployment (``request`` as for :func:`run_flow`) and return its
+    :class:`FanOutResult`, or raise as ``invoke`` does. Not ``invoke_flow``, which keeps only the
+    result: a success must name its command (``command_id``) as a failure does."""
+    ended = yield from run_flow(**request)
+    value = yield from result_flow(ended)
+    return FanOutResult(
+        deployment=request["deployment"], ok=True, result=value, command_id=ended.id
+    )
 
 
 def check_limits(max_concurrency: int, max_errors: int | None) -> None:

@@ -299,15 +299,20 @@ class CommandOps:
         return None, ref.sha256, ref.size
 
     def _deadline(self, body: CommandCreate, now: datetime) -> datetime:
+        """The command's deadline. A timeout is compared with the maximum as a number, before
+        it becomes a ``timedelta``: a huge one (``1e12``, or an infinity JSON lets through)
+        would overflow ``timedelta`` or the date — a 500 instead of the 422 any too-long run
+        gets."""
+        longest = self.settings.max_timeout
         if body.deadline is not None:
             deadline, field = body.deadline, "deadline"
+            too_long = deadline - now > timedelta(seconds=longest)
         else:
-            timeout = body.timeout or self.settings.default_timeout
-            deadline, field = now + timedelta(seconds=timeout), "timeout"
-        if deadline - now > timedelta(seconds=self.settings.max_timeout):
-            raise ValidationError(
-                f"a command may run for at most {self.settings.max_timeout:g} seconds", field=field
-            )
+            timeout, field = body.timeout or self.settings.default_timeout, "timeout"
+            too_long = not timeout <= longest  # NaN too, should a validator ever let it through
+            deadline = now if too_long else now + timedelta(seconds=timeout)
+        if too_long:
+            raise ValidationError(f"a command may run for at most {longest:g} seconds", field=field)
         if deadline <= now:
             raise ValidationError("the deadline must be in the future", field=field)
         return deadline
