@@ -54,7 +54,8 @@ def create_app(settings: ManagerSettings, *, core: ManagerCore | None = None) ->
     """Build the manager app.
 
     Without ``core`` this opens the database (migrating it) and installs ``settings.admin_key``
-    if given; ``alien serve`` opens the core itself first so it can print a generated admin key.
+    if given; ``alien serve`` opens the core itself, after binding its socket, and creates a
+    generated admin key only once it serves (``alien.manager.server._first_admin_key``).
     """
     if core is None:
         core = open_core(settings)
