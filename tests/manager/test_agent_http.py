@@ -137,6 +137,74 @@ def test_wait_input_errors(admin: ApiClient, shared_manager: ManagerProcess) -> 
     assert missing.status_code == 404
 
 
+def _wait_for_release(client: ApiClient, ref: str, release: str) -> tuple[int, dict[str, Any]]:
+    """A long wait for ``release``: a refusal must come at once, not after the 20 s."""
+    started = time.monotonic()
+    response = client.get(f"/v1/deployments/{ref}/wait", params={"release": release, "timeout": 20})
+    assert time.monotonic() - started < 5, response.text
+    body = response.json()
+    if "error" in body:
+        error = body["error"]
+        return response.status_code, {**error, "message": error["message"].replace(release, "<r>")}
+    return response.status_code, body
+
+
+def test_waiting_for_a_release_that_can_never_arrive_is_refused_at_once(admin: ApiClient) -> None:
+    """A release that does not exist is a 404 naming ``release``; one that exists but is not
+    assigned to the deployment (another group's; its own group's, but superseded before it
+    onboarded) is a 409: neither can ever become its current release."""
+    group, other = (admin.create_group(unique(g))["name"] for g in ("grp", "other"))
+    superseded = admin.create_release({"type": "group", "group": group})["id"]
+    newest = admin.create_release({"type": "group", "group": group})["id"]
+    dep = admin.onboard(admin.create_group_token(group), unique("dep"))["deployment"]
+    admin.onboard(admin.create_group_token(other), unique("dep"))
+    elsewhere = admin.create_release({"type": "group", "group": other})["id"]
+    later = admin.create_release({"type": "group", "group": group})["id"]
+
+    code, nothing = _wait_for_release(admin, dep["id"], "rel_nosuch")
+    assert code == 404 and nothing["code"] == "NOT_FOUND" and nothing["field"] == "release"
+    for release in (elsewhere, superseded):
+        code, refused = _wait_for_release(admin, dep["id"], release)
+        assert code == 409 and refused["field"] == "release", refused
+        assert "not assigned to this deployment" in refused["message"]
+    # What the deployment was given when it onboarded, or later, may still arrive.
+    for release in (newest, later):
+        response = admin.get(
+            f"/v1/deployments/{dep['id']}/wait", params={"release": release, "timeout": 0}
+        )
+        assert response.status_code == 200 and response.json()["outcome"] == "timeout"
+
+
+def test_a_refused_release_wait_does_not_tell_of_releases_the_caller_may_not_see(
+    admin: ApiClient,
+) -> None:
+    """A key scoped to one group, and a deployment's token, get for another group's release
+    (or another deployment's) exactly the 404 of a release that does not exist."""
+    group, other = (admin.create_group(unique(g))["name"] for g in ("grp", "other"))
+    onboarded = admin.onboard(admin.create_group_token(group), unique("dep"))
+    dep = onboarded["deployment"]
+    sibling = admin.onboard(admin.create_group_token(group), unique("dep"))
+    admin.onboard(admin.create_group_token(other), unique("dep"))
+    elsewhere = admin.create_release({"type": "group", "group": other})["id"]
+    siblings = admin.create_release(
+        {"type": "deployments", "deployments": [sibling["deployment"]["id"]]}
+    )["id"]
+    created = admin.post("/v1/api-keys", json={"name": "v", "role": "viewer", "groups": [group]})
+    assert created.status_code == 201, created.text
+    with (
+        admin.with_token(created.json()["key"]) as scoped,
+        admin.with_token(onboarded["token"]) as own,
+    ):
+        for client in (scoped, own):
+            nothing = _wait_for_release(client, dep["id"], "rel_nosuch")
+            assert nothing[0] == 404 and nothing[1]["field"] == "release"
+            assert _wait_for_release(client, dep["id"], elsewhere) == nothing
+        # Its group's release, assigned to a sibling only: the scoped key may see it.
+        code, refused = _wait_for_release(scoped, dep["id"], siblings)
+        assert code == 409 and refused["field"] == "release", refused
+        assert _wait_for_release(own, dep["id"], siblings) == nothing
+
+
 def test_torn_down_deployments_take_no_releases_and_free_their_name(admin: ApiClient) -> None:
     group = admin.create_group(unique("grp"))["name"]
     token = admin.create_group_token(group)

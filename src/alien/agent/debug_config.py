@@ -15,8 +15,10 @@ import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from alien.agent.state import StateDir
 from alien.errors import ValidationError
 from alien.platforms.aws.endpoints import AwsEndpointPolicy
 from alien.platforms.azure.upstream import BlobEndpoint, read_account_key
@@ -29,12 +31,15 @@ from alien.protocol.debug_offer import (
     HttpOffer,
     KubernetesOffer,
 )
-from alien.protocol.wire import parse
 from alien.tunnel.forward import HostAllowlist, endpoint_base
 
 CONFIG_FILE = "debug.json"
 
-Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", strict=True)]
+_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_PROJECT = r"^[a-z0-9][a-z0-9.:-]{0,99}$"
+_ACCOUNT = r"^[a-z0-9]{3,24}$"
+
+Name = Annotated[str, StringConstraints(pattern=_NAME, strict=True)]
 
 
 class _Config(BaseModel):
@@ -66,7 +71,7 @@ class GcpDebugConfig(_Config):
     ``credentials``: ``metadata`` (the instance's service account), ``token_file`` (the token in
     the file ``token_file`` names, kept fresh by something else), or ``none`` (send no token)."""
 
-    project: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.:-]{0,99}$", strict=True)]
+    project: Annotated[str, StringConstraints(pattern=_PROJECT, strict=True)]
     allowed_apis: tuple[Name, ...] = Field(min_length=1)
     endpoints: dict[Name, str] = Field(default_factory=dict)
     credentials: Literal["metadata", "token_file", "none"] = "metadata"
@@ -92,7 +97,7 @@ class AzureDebugConfig(_Config):
     instead of ``https://<account>.blob.core.windows.net`` (a private endpoint; Azurite's
     path-style ``http://127.0.0.1:10000/<account>``)."""
 
-    account: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{3,24}$", strict=True)]
+    account: Annotated[str, StringConstraints(pattern=_ACCOUNT, strict=True)]
     key_file: str = Field(min_length=1)
     blob_endpoint: str | None = None
 
@@ -144,7 +149,7 @@ def load_config(path: Path) -> DebugConfig:
         raise ValidationError(f"{path} does not exist", field="debug") from None
     except (OSError, ValueError) as exc:
         raise ValidationError(f"{path} is not readable JSON: {exc}", field="debug") from None
-    config = parse(DebugConfig, data)
+    config = _parse(path, data)
     if config.http is not None:
         HostAllowlist(config.http.allow)  # refuse a bad pattern now, not at the first request
     if config.aws is not None:
@@ -159,6 +164,79 @@ def load_config(path: Path) -> DebugConfig:
         config.azure.endpoint  # noqa: B018  # refuses a bad URL now, not at the first call
         config.azure.key()
     return config
+
+
+# What the lists hold, for messages in the file's terms: (the kind, one of them).
+_LISTS = {
+    "allowed_services": ("AWS service names", "AWS service (like s3)"),
+    "allowed_apis": ("API names", "API (like pubsub)"),
+    "allow": ("host[:port] patterns", "host[:port] pattern (like api.example.com)"),
+}
+_PATTERNS = {
+    _NAME: "lowercase letters, digits and '-' (at most 63)",
+    _PROJECT: "a project id (lowercase letters, digits, '.', ':' and '-')",
+    _ACCOUNT: "3 to 24 lowercase letters and digits",
+}
+_PARTS: dict[str, type[BaseModel]] = {
+    "aws": AwsDebugConfig,
+    "http": HttpDebugConfig,
+    "gcp": GcpDebugConfig,
+    "kubernetes": KubernetesDebugConfig,
+    "azure": AzureDebugConfig,
+}
+
+
+def _parse(path: Path, data: Any) -> DebugConfig:
+    """``data`` as a :class:`DebugConfig`, or a ``ValidationError`` in the terms of the file
+    the customer wrote (its keys, what they must hold), not pydantic's (``a valid tuple``,
+    ``instance of DebugConfig``): the admin reading it fixes a JSON file, not a model."""
+    try:
+        return DebugConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        loc = tuple(first["loc"])
+        field = ".".join(str(part) for part in loc) or "debug"
+        if not loc:
+            raise ValidationError(f"{path} must hold a JSON object", field=field) from None
+        raise ValidationError(f"{path}: {_problem(loc, first)}", field=field) from None
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    """``gcp.allowed_apis[0]``; a dict key's problem is ``a key of gcp.endpoints`` (the key
+    itself is not echoed, as no input is in these messages)."""
+    if loc and loc[-1] == "[key]":
+        return f"a key of {_key(loc[:-2])}"
+    return "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" if i else str(part)
+        for i, part in enumerate(loc)
+    )
+
+
+def _problem(loc: tuple[Any, ...], error: Any) -> str:
+    key, kind, ctx = _key(loc), error["type"], error.get("ctx") or {}
+    named = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    plural, one = _LISTS.get(named, ("values", "value"))
+    if kind in ("model_type", "dict_type"):
+        return f"{key} must be a JSON object"
+    if kind in ("tuple_type", "list_type"):
+        return f"{key} must be a list of {plural}"
+    if kind == "too_short":
+        return f"{key} must list at least one {one}"
+    if kind == "string_too_short":
+        return f"{key} must not be empty"
+    if kind == "string_type":
+        return f"{key} must be a string"
+    if kind == "string_pattern_mismatch":
+        return f"{key} must be {_PATTERNS.get(ctx.get('pattern'), 'valid')}"
+    if kind == "literal_error":
+        return f"{key} must be {ctx.get('expected')}"
+    if kind == "missing":
+        return f"{key} is required"
+    if kind == "extra_forbidden":
+        model = _PARTS.get(loc[0]) if len(loc) == 2 else DebugConfig if len(loc) == 1 else None
+        known = f": it knows {', '.join(model.model_fields)}" if model else ""
+        return f"{key} is not a key {CONFIG_FILE} knows{known}"
+    return f"{key}: {error['msg']}"
 
 
 def _check_ca_file(ca_file: str) -> None:
@@ -206,9 +284,17 @@ def reach(state_root: Path) -> dict[str, Any]:
     """What a debug session may reach through the agent of ``state_root``, for the customer's
     admin to check before any session (``alien-deploy debug``): the checked configuration with
     the Kubernetes server resolved. Paths and names only: the file holds no secret, and an AWS
-    external id is shown as set or not. ``ValidationError`` naming the field if it is wrong."""
+    external id is shown as set or not. ``ValidationError`` naming the field if it is wrong.
+
+    Without a debug.json, debugging is off — if an agent was onboarded here. A directory that
+    holds neither (a mistyped ``--state-dir``, one never used) is refused as ``alien-deploy
+    status`` refuses it: "off" would claim something of an agent that is elsewhere. A debug.json
+    written before ``alien-deploy up`` is still checked."""
     path = config_path(state_root)
     if not path.exists():
+        state = StateDir(state_root)
+        if not state.onboarded:
+            state.load()  # raises the NotFound of a state dir with no onboarded deployment
         return {"config": str(path), "enabled": False}
     config = load_config(path)
     parts = config.model_dump(mode="json", exclude_none=True)

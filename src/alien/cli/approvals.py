@@ -20,7 +20,7 @@ import typer
 
 from alien.cli.approvals_view import approval_line, pending_table
 from alien.cli.deployments import manager_client
-from alien.cli.options import JsonOption, ManagerOption, TokenOption
+from alien.cli.options import JsonOption, ManagerOption, TokenOption, parse_duration
 from alien.cli.output import console, render, reporting_errors
 from alien.client import approvals
 
@@ -57,7 +57,9 @@ def approve(
     subject: Subject,
     for_: Annotated[
         str | None,
-        typer.Option("--for", help="How long a debug session may run: 30m, 2h, 900 (seconds)."),
+        typer.Option(
+            "--for", help="How long a debug session may run: 30m, 2h, 900 (seconds); 1s to 12h."
+        ),
     ] = None,
     note: Note = None,
     manager: ManagerOption = None,
@@ -66,7 +68,7 @@ def approve(
 ) -> None:
     """Approve as the vendor's approver."""
     with reporting_errors():
-        grant = approvals.parse_duration(for_) if for_ is not None else None
+        grant = parse_duration(for_, "--for") if for_ is not None else None
         with manager_client(manager, token) as client:
             info = client.call(approvals.approve(subject, grant, note))
     render(info.model_dump(mode="json"), as_json, lambda _: console.print(approval_line(info)))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alien.cli.fast_params import FastParamsCommand, FastParamsGroup
-from alien.cli.options import JsonOption, ManagerOption, TokenOption
+from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
 from alien.cli.output import console, err_console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
 from alien.debug import session_calls
@@ -175,7 +175,7 @@ def open_session(
 
     keep_freed_memory()  # the session's proxy and tunnel move the command's bulk data
     config = ClientConfig.resolve(manager, token)
-    with reporting_errors():
+    with reporting_errors(), naming_flags(ttl_seconds="--ttl"):
         config.require_token()
         plan = DebugRun(
             deployment=deployment,

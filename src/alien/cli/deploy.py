@@ -36,6 +36,7 @@ from alien.agent.state import StateDir
 from alien.cli import audit as audit_cli
 from alien.cli import deploy_debug
 from alien.cli.approvals_view import approval_line, pending_table
+from alien.cli.options import parse_duration
 from alien.cli.output import console, err_console, print_json, render, reporting_errors
 from alien.client import approvals
 from alien.client.sync import ManagerClient
@@ -423,7 +424,7 @@ def policy_set(
         if max_ttl is not None:
             everything = max_ttl.strip().lower() == "all"
             changes["max_ttl_seconds"] = (
-                None if everything else approvals.parse_duration(max_ttl, field="max-ttl")
+                None if everything else parse_duration(max_ttl, "--max-ttl")
             )
         if channels is not None:
             changes["channels"] = _names(channels)
@@ -447,7 +448,9 @@ def approve(
     subject: Annotated[str, typer.Argument(help="The dbg_… session or cmd_… command.")],
     for_: Annotated[
         str | None,
-        typer.Option("--for", help="How long a debug session may run: 30m, 2h, 900 (seconds)."),
+        typer.Option(
+            "--for", help="How long a debug session may run: 30m, 2h, 900 (seconds); 1s to 12h."
+        ),
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="Recorded in the audit.")] = None,
     state_dir: StateDirOption = None,
@@ -456,7 +459,7 @@ def approve(
 ) -> None:
     """Approve a debug session or a command that waits for you."""
     with reporting_errors():
-        grant = approvals.parse_duration(for_) if for_ is not None else None
+        grant = parse_duration(for_, "--for") if for_ is not None else None
         with _governance_client(state_dir, manager) as client:
             info = client.call(approvals.approve(subject, grant, note))
     render(info.model_dump(mode="json"), as_json, lambda _: console.print(approval_line(info)))

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from alien.cli.options import JsonOption, ManagerOption, TokenOption
+from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
 from alien.cli.output import console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
 from alien.client.models import Deployment, RefusedAgent
@@ -186,7 +186,11 @@ def wait(
     as_json: JsonOption = False,
 ) -> None:
     """Block until the deployment runs the release; exit 1 if it failed there, 3 on timeout."""
-    with reporting_errors(), manager_client(manager, token) as client:
+    with (
+        reporting_errors(),
+        naming_flags(release="--release"),
+        manager_client(manager, token) as client,
+    ):
         result = client.wait_deployment(deployment, release=release, timeout=timeout)
     dep = result.deployment
     if as_json:

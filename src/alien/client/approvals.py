@@ -7,17 +7,12 @@ may see and decide what. Each route is described once as a :class:`~alien.client
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
 from alien.client.calls import Call, decode_model, decode_page
-from alien.errors import ValidationError
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ApprovalInfo(BaseModel):
@@ -37,15 +32,6 @@ class ApprovalInfo(BaseModel):
     vendor_decision: str | None = None
     grant_seconds: int | None = None
     created_at: datetime
-
-
-def parse_duration(text: str, *, field: str = "for") -> int:
-    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` → seconds."""
-    match = _DURATION.fullmatch(text)
-    seconds = int(match[1]) * _UNIT_SECONDS[match[2]] if match else 0
-    if seconds <= 0:
-        raise ValidationError(f"{text!r} is not a duration (like 90s, 30m, 2h)", field=field)
-    return seconds
 
 
 def list_approvals(

@@ -69,12 +69,21 @@ def list_deployments(
 
 
 def _check_wait(
-    core: ManagerCore, caller: Principal, ref: str, release: str | None, states: set[str]
+    core: ManagerCore,
+    caller: Principal,
+    ref: str,
+    release: str | None,
+    states: set[str],
+    *,
+    first: bool = False,
 ) -> tuple[str, WaitOut]:
-    """The deployment's id and what a wait that ended now would answer."""
+    """The deployment's id and what a wait that ended now would answer. ``first``: also refuse
+    a ``release`` that can never arrive (checked once: an assignment never appears later)."""
     with core.db.read() as session:
         dep = deployments.visible_deployment(session, caller, ref)
         authorize(caller, Action.DEPLOYMENT_READ, deployments=[dep.id])
+        if first and release is not None:
+            deployments.check_awaitable(session, caller, dep, release)
         out = deployment_out(session, dep, core.agents)
     matched = (not states or dep.state in states) and (
         release is None or dep.current_release_id == release
@@ -105,6 +114,15 @@ async def wait_deployment(
     Answers at once when the condition already holds. ``outcome`` is ``failed`` as soon as the
     awaited ``release`` failed on this deployment, ``timeout`` when the wait ran out (200 both:
     the body says what happened).
+
+    A ``release`` that can never become the current one is refused at once instead: 404 (field
+    ``release``) when it does not exist or the caller may not see it (a key scoped to other
+    groups, another deployment's token: the same answer as for no release), 409 when it exists
+    but is not assigned to this deployment. The rule never refuses a wait that could succeed:
+    a release is assigned only when it is created (to the deployments it targets then) or when a
+    deployment onboards (the newest release for its group), so once the deployment exists a
+    release not assigned to it never will be — a release aimed at its group but created before
+    it onboarded, and not the newest then, included.
     """
     if not state and release is None:
         raise ValidationError("give at least one 'state' or a 'release' to wait for", field="state")
@@ -114,7 +132,9 @@ async def wait_deployment(
         )
     states = {s.value for s in state or ()}
     deadline = time.monotonic() + timeout
-    dep_id, result = await run_in_threadpool(_check_wait, core, caller, ref, release, states)
+    dep_id, result = await run_in_threadpool(
+        _check_wait, core, caller, ref, release, states, first=True
+    )
     if result.outcome != "timeout" or timeout == 0:
         return result
     # Subscribe, then look again: a change landing between the first look and the subscription

@@ -301,3 +301,35 @@ def references(session: Session, deployment_ids: Collection[str]) -> set[str]:
 
 def is_assigned(session: Session, release_id: str, deployment_id: str) -> bool:
     return session.get(ReleaseTarget, (release_id, deployment_id)) is not None
+
+
+def check_awaitable(
+    session: Session, caller: Principal, dep: Deployment, release_id: str, *, field: str = "release"
+) -> None:
+    """Refuse a wait for ``release_id`` on ``dep`` that can never end matched or failed.
+
+    Only an assigned release (a :class:`ReleaseTarget` row) can become a deployment's current or
+    failed one, and rows are added only when a release is created (for the deployments it
+    targets then) or when a deployment onboards (the newest release for its group) — both in the
+    transaction that creates the release or the deployment. So once ``dep`` exists, a release
+    not assigned to it never will be. Which refusal: one the caller may not see (see
+    ``_visible_release`` in the releases API: assigned to a deployment it sees, or aimed at one
+    of its groups) is the 404 of a release that does not exist; one it may see is a 409.
+    """
+    if is_assigned(session, release_id, dep.id):
+        return
+    release = session.get(Release, release_id)
+    if release is None or not _sees_release(session, caller, release):
+        raise NotFound(f"no release {release_id!r}", field=field)
+    raise Conflict(
+        f"release {release_id!r} is not assigned to this deployment, so it can never run there",
+        field=field,
+    )
+
+
+def _sees_release(session: Session, caller: Principal, release: Release) -> bool:
+    if caller.sees_every_deployment:
+        return True
+    if caller.groups is not None and release.target_group_id in caller.groups:
+        return True
+    return any(caller.sees_deployment(d) for d in assigned_deployments(session, release.id))
