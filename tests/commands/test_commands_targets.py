@@ -124,3 +124,18 @@ def test_list_filters_and_pages(admin: ApiClient, deployment: Deployment) -> Non
     assert rest == [mine[0]]
     listed = admin.get("/v1/commands", params={"deployment": deployment.ref}).json()["items"][0]
     assert "params" in listed and listed["params"] is None  # listings leave payloads out
+
+
+def test_a_torn_down_deployment_is_said_to_be_gone(admin: ApiClient) -> None:
+    dep = running_deployment(admin)
+    with admin.with_token(dep.token) as agent:
+        for event, said in (
+            ("delete_requested", "is being torn down"),
+            ("deleted", "was torn down"),
+        ):
+            body = {"v": 1, "type": "status", "event": {"type": event}}
+            assert agent.post("/v1/agent/status", json=body).status_code == 200
+            refused = create_command(admin, dep)
+            assert refused.status_code == 409, refused.text
+            assert _error(refused)["code"] == "NO_COMMAND_TARGET"
+            assert _error(refused)["message"].endswith(said)

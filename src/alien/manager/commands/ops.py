@@ -92,6 +92,7 @@ from alien.protocol.commands import (
     respond,
     tick,
 )
+from alien.protocol.deployment import DeploymentState
 
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 UNKNOWN_PAYLOAD = "UNKNOWN_PAYLOAD"
@@ -188,8 +189,13 @@ class CommandOps:
                 if replay is not None:
                     return Created(replay, replayed=True), ()
             if not dep.alive:
+                gone = (
+                    "was torn down"
+                    if dep.state == DeploymentState.DELETED
+                    else "is being torn down"
+                )
                 raise Conflict(
-                    f"deployment {body.deployment} is being torn down",
+                    f"deployment {body.deployment} {gone}",
                     field="deployment",
                     code=NO_COMMAND_TARGET,
                 )
@@ -906,6 +912,7 @@ class DeploymentFacts:
     id: str
     name: str
     alive: bool
+    state: str
     current_release_id: str | None
     status_detail: Mapping[str, Any]
 
@@ -935,6 +942,7 @@ def _load_deployment(session: Session, ref: str, groups: frozenset[str] | None) 
         id=dep.id,
         name=dep.name,
         alive=is_alive(dep),
+        state=dep.state,
         current_release_id=dep.current_release_id,
         status_detail=dep.status_detail,
     )
