@@ -8,6 +8,7 @@ The logic, and why the external id is the manager's to choose, is in
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -27,10 +28,9 @@ from alien.manager.debug_schemas import (
 )
 from alien.manager.models import Group
 from alien.manager.schemas import ErrorBody, Name
-from alien.manager.services import audit, aws_deployments, aws_onboarding, deployment_tokens
+from alien.manager.services import aws_deployments, aws_onboarding, deployment_tokens
 from alien.manager.services.audit import AuditLog
 from alien.platforms.aws import preload
-from alien.protocol.audit import Outcome
 
 router = APIRouter(tags=["deployments"])
 Onboarder = Annotated[Principal, Depends(require(Action.ONBOARD))]
@@ -62,17 +62,7 @@ def aws_onboarding_plan(
             account=account,
             endpoint_url=core.settings.aws_endpoint_url,
         )
-    return AwsOnboardingPlanOut(
-        group=plan.group,
-        principal=plan.principal,
-        external_id=plan.external_id,
-        release_id=plan.release_id,
-        stack=plan.stack,
-        role_policy_name=aws_onboarding.ROLE_POLICY_NAME,
-        trust_policy=plan.trust_policy,
-        permissions=plan.permissions,
-        allowed_services=plan.allowed_services,
-    )
+    return AwsOnboardingPlanOut(**asdict(plan))
 
 
 @router.post(
@@ -116,18 +106,7 @@ def _register(
         dep, config = aws_deployments.register(
             session, log, caller, group, registration, metadata=metadata
         )
-        token_id, token = deployment_tokens.issue(session, dep.id)
-        session.flush()
-        log.record(
-            session,
-            audit.AuditEntry(
-                actor=audit.actor_of(caller),
-                action="deployment.credentials.issue",
-                outcome=Outcome.SUCCEEDED,
-                deployment=dep.id,
-                target=token_id,
-            ),
-        )
+        token = deployment_tokens.issue_for_customer(session, log, caller, dep.id)
         preload.prepare_in_background()
         return AwsOnboardedOut(
             deployment=deployment_out(session, dep, core.agents),

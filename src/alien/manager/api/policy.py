@@ -39,7 +39,6 @@ from alien.manager.services.policy_effective import (
     CustomerPolicyView,
     EffectivePolicy,
 )
-from alien.protocol.audit import Outcome
 
 router = APIRouter(tags=["access governance"])
 CustomerReader = Annotated[Principal, Depends(require(Action.CUSTOMER_POLICY_READ))]
@@ -219,16 +218,5 @@ def issue_customer_credentials(
                 field="deployment",
                 code="HAS_CREDENTIALS",
             )
-        token_id, token = deployment_tokens.issue(session, dep.id)
-        session.flush()
-        log.record(
-            session,
-            audit.AuditEntry(
-                actor=audit.actor_of(caller),
-                action="deployment.credentials.issue",
-                outcome=Outcome.SUCCEEDED,
-                deployment=dep.id,
-                target=token_id,
-            ),
-        )
+        token = deployment_tokens.issue_for_customer(session, log, caller, dep.id)
         return CustomerCredentialsOut(deployment_id=dep.id, token=token)

@@ -77,6 +77,7 @@ class OnboardingPlan:
     trust_policy: dict[str, Any]
     permissions: dict[str, Any]
     allowed_services: list[str]
+    role_policy_name: str = ROLE_POLICY_NAME
 
 
 @functools.cache

@@ -11,14 +11,20 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from alien.manager import tokens
+from alien.manager.auth import Principal
 from alien.manager.db import utcnow
 from alien.manager.ids import new_id
 from alien.manager.models import DeploymentToken
+from alien.manager.services import audit
 from alien.manager.tokens import TokenKind
+from alien.protocol.audit import Outcome
 
 
-def issue(session: Session, deployment_id: str) -> tuple[str, str]:
-    """A new token for the deployment: its id and its value (never stored)."""
+def issue_for_customer(
+    session: Session, log: audit.AuditLog, caller: Principal, deployment_id: str
+) -> str:
+    """A new token for a push-model deployment's customer, audited
+    (``deployment.credentials.issue``, its target the token's id); its value (never stored)."""
     issued = tokens.issue(TokenKind.DEPLOYMENT)
     token_id = new_id("dtk")
     session.add(
@@ -30,4 +36,15 @@ def issue(session: Session, deployment_id: str) -> tuple[str, str]:
             created_at=utcnow(),
         )
     )
-    return token_id, issued.value
+    session.flush()
+    log.record(
+        session,
+        audit.AuditEntry(
+            actor=audit.actor_of(caller),
+            action="deployment.credentials.issue",
+            outcome=Outcome.SUCCEEDED,
+            deployment=deployment_id,
+            target=token_id,
+        ),
+    )
+    return issued.value
