@@ -5,7 +5,8 @@ resource id to ``{"kind": ..., "platform": ..., <platform config>}`` (see
 ``docs/ARCHITECTURE.md``). Each entry's config is validated by the model its backend
 registered, so a malformed environment fails at once with the resource named, and a resource
 the function did not link is refused with the list of what it did link (least privilege shows
-up as a clear message, not as a missing file).
+up as a clear message, not as a missing file). Without ``ALIEN_BINDINGS`` at all, the code is not
+running under a platform, and the error says that instead.
 """
 
 from __future__ import annotations
@@ -73,9 +74,16 @@ def parse_binding(resource_id: str, entry: object) -> Binding:
 
 
 class Bindings(Mapping[str, Binding]):
-    """The resources bound to this process, by id."""
+    """The resources bound to this process, by id.
+
+    ``Bindings()`` (no mapping) stands for a process without ``ALIEN_BINDINGS`` at all, and
+    ``Bindings({})`` for one the platform started with nothing linked: the first is code run
+    outside any platform (plain pytest, plain uvicorn), and saying "not linked" there would send
+    its author to the stack's links instead of to ``alien dev``.
+    """
 
     def __init__(self, bindings: Mapping[str, Binding] | None = None) -> None:
+        self._set = bindings is not None
         self._bindings = dict(bindings or {})
 
     def __getitem__(self, name: str) -> Binding:
@@ -94,6 +102,13 @@ class Bindings(Mapping[str, Binding]):
                 f"resource name must be a string, not {type(name).__name__}", field="name"
             )
         binding = self._bindings.get(name)
+        if binding is None and not self._set:
+            raise BindingError(
+                f"resource {name!r} is not available: {ENV_VAR} is not set, so this code is not "
+                f"running under an alien platform (run it with `alien dev`, or set {ENV_VAR} in "
+                "tests)",
+                field="name",
+            )
         if binding is None:
             linked = ", ".join(sorted(self._bindings)) or "none"
             raise BindingError(
@@ -110,7 +125,10 @@ class Bindings(Mapping[str, Binding]):
 
 
 def parse_bindings(text: str | None) -> Bindings:
-    """Parse the JSON text of ``ALIEN_BINDINGS``; unset or blank means nothing is bound."""
+    """Parse the JSON text of ``ALIEN_BINDINGS``; unset or blank means nothing is bound.
+
+    Blank counts as unset (``ALIEN_BINDINGS=`` in a shell): a platform always writes an object.
+    """
     if text is None or not text.strip():
         return Bindings()
     try:

@@ -12,8 +12,9 @@ parameters take any JSON value. Defaults are never validated nor passed: an omit
 parameter gets the function's own default.
 
 Everything that can be checked once is checked at decoration time (unresolvable annotations, types
-pydantic cannot validate, positional-only or duplicate context parameters), so a broken handler
-fails when the app is imported, not when a customer runs the command.
+pydantic cannot validate, positional-only parameters, ``*args`` without ``**kwargs``, duplicate
+context parameters), so a broken handler fails when the app is imported, not when a customer runs
+the command.
 """
 
 from __future__ import annotations
@@ -75,7 +76,16 @@ class CommandSignature:
             if param.kind is param.VAR_KEYWORD:
                 accepts_extra = True
             elif param.kind is param.VAR_POSITIONAL:
-                continue  # params arrive by name; *args simply stays empty
+                # Params arrive by name, so *args is always empty. Beside **kwargs it is the
+                # harmless pass-through of a wrapper, ``(*args, **kwargs)``; alone, its author
+                # expected it to collect params, and every call would fail on "unexpected
+                # parameter" instead: refused here.
+                if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+                    raise ValidationError(
+                        f"command {command!r}: parameter '*{param.name}' cannot receive params, "
+                        "which are passed by name; use named parameters or **kwargs",
+                        field=param.name,
+                    )
             elif _is_context(param.annotation):
                 if context_param is not None:
                     raise ValidationError(

@@ -76,6 +76,23 @@ def test_not_linked_lists_what_is() -> None:
     assert err.value.message == "resource 'x' is not linked to this function; linked: a, b"
     assert err.value.field == "name"
     with pytest.raises(BindingError, match="linked: none"):
+        Bindings({}).require("x", "kv")  # the platform set ALIEN_BINDINGS, linking nothing
+    with pytest.raises(BindingError, match="linked: none"):
+        parse_bindings("{}").require("x", "kv")
+
+
+@pytest.mark.parametrize("text", [None, "", "  "])
+def test_unset_says_the_code_runs_outside_a_platform(text: str | None) -> None:
+    with pytest.raises(BindingError) as err:
+        parse_bindings(text).require("x", "storage")
+    assert "ALIEN_BINDINGS is not set" in err.value.message
+    assert "not running under an alien platform" in err.value.message
+    assert "`alien dev`" in err.value.message
+    assert "linked" not in err.value.message  # the stack's links are not the problem
+    assert err.value.field == "name"
+    with pytest.raises(BindingError, match="ALIEN_BINDINGS is not set"):
+        from_environ({}).require("x", "kv")
+    with pytest.raises(BindingError, match="ALIEN_BINDINGS is not set"):
         Bindings().require("x", "kv")
 
 

@@ -61,8 +61,23 @@ def test_changed_environment_is_picked_up(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert alien.kv("cache") is not first
     assert alien.kv("cache").get("where") is None
     monkeypatch.delenv("ALIEN_BINDINGS")
+    with pytest.raises(BindingError, match="ALIEN_BINDINGS is not set"):
+        alien.kv("cache")
+    monkeypatch.setenv("ALIEN_BINDINGS", "{}")
     with pytest.raises(BindingError, match="linked: none"):
         alien.kv("cache")
+
+
+def test_outside_a_platform_the_error_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain pytest or uvicorn: no ALIEN_BINDINGS at all is not a missing link in the stack."""
+    monkeypatch.delenv("ALIEN_BINDINGS", raising=False)
+    with pytest.raises(BindingError) as err:
+        alien.storage("x")
+    assert err.value.message == (
+        "resource 'x' is not available: ALIEN_BINDINGS is not set, so this code is not running "
+        "under an alien platform (run it with `alien dev`, or set ALIEN_BINDINGS in tests)"
+    )
+    assert "linked" not in err.value.message
 
 
 def test_errors_name_the_problem(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

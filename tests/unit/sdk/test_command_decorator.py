@@ -95,6 +95,35 @@ def test_positional_only_parameters_are_refused() -> None:
     assert known_commands() == []
 
 
+def _star(*args): ...  # type: ignore[no-untyped-def]
+
+
+def _star_after_a_param(table: str, *args: int) -> None: ...
+
+
+def _star_as_context(*args: alien.CommandContext) -> None: ...
+
+
+@pytest.mark.parametrize("handler", [_star, _star_after_a_param, _star_as_context])
+def test_var_positional_parameters_are_refused(handler: object) -> None:
+    """Params arrive by name: ``*args`` would always be empty, every call INVALID_PARAMS."""
+    with pytest.raises(ValidationError) as info:
+        alien.command("star")(handler)  # type: ignore[arg-type]
+    assert info.value.message == (
+        "command 'star': parameter '*args' cannot receive params, which are passed by name; "
+        "use named parameters or **kwargs"
+    )
+    assert info.value.field == "args"
+    assert known_commands() == []
+
+
+def test_var_positional_beside_kwargs_is_a_harmless_pass_through() -> None:
+    @alien.command("wrapped")
+    def wrapper(*args: object, **kwargs: object) -> None: ...
+
+    assert known_commands() == ["wrapped"]
+
+
 def test_two_context_parameters_are_refused() -> None:
     with pytest.raises(ValidationError, match="only one parameter may take the CommandContext"):
 

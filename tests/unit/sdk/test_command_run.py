@@ -142,6 +142,15 @@ async def test_kwargs_handler_accepts_any_other_parameter() -> None:
     }
 
 
+async def test_a_pass_through_wrapper_gets_the_params_as_kwargs() -> None:
+    @alien.command("wrapped")
+    def wrapper(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"args": list(args), "kwargs": kwargs}
+
+    response = await run("wrapped", {"a": 1})
+    assert response.result == {"args": [], "kwargs": {"a": 1}}
+
+
 @pytest.mark.parametrize(
     ("params", "kind"),
     [([1], "an array"), ("x", "a string"), (None, "null"), (3, "a number"), (True, "a boolean")],
