@@ -1,7 +1,8 @@
 """Where the manager is and which token to present: flags first, then ``ALIEN_*`` variables.
 
 ``--manager URL`` / ``ALIEN_MANAGER_URL`` (default ``http://127.0.0.1:8080``, what ``alien serve``
-listens on by default) and ``--token`` / ``ALIEN_TOKEN`` (or ``ALIEN_API_KEY``). The token is kept
+listens on by default; the server's root or the path prefix it is served under, never with the
+routes' own ``/v1``) and ``--token`` / ``ALIEN_TOKEN`` (or ``ALIEN_API_KEY``). The token is kept
 out of ``repr`` so a config object can be logged or shown in a traceback without leaking it.
 
 Every request carries a bearer token (an admin key, a deployment's token, a debug session's), so a
@@ -44,6 +45,17 @@ def check_manager_url(value: str, *, field: str = "manager") -> str:
         )
     if url.query or url.fragment:
         raise ValidationError("the manager URL takes no query or fragment", field=field)
+    # A manager behind a path prefix (``https://host/alien``) is supported: every route is
+    # joined under it. ``/v1`` at the end is the routes' own prefix, pasted from the docs, and
+    # would double it (``/v1/v1/...``: "no such route").
+    prefix = url.path.rstrip("/")
+    if prefix == "/v1" or prefix.endswith("/v1"):
+        root = url._replace(path=prefix.removesuffix("/v1")).geturl()
+        raise ValidationError(
+            "the manager URL is the server's root, like http://127.0.0.1:8080: "
+            f"drop /v1 (use {root})",
+            field=field,
+        )
     insecure_allowed = os.environ.get(INSECURE_HTTP_ENV) == "1"
     if url.scheme == "http" and not _loopback(url.hostname) and not insecure_allowed:
         raise ValidationError(

@@ -5,10 +5,12 @@ Format (a contract, see docs/ARCHITECTURE.md "Release package"): a gzip-compress
     manifest.json        the canonical manifest bytes (``alien.stack.dump_manifest``)
     code/<src>/...       every function's code directory, relative to the app directory
 
-Only directories and regular files. Building is deterministic: entries sorted, mtime 0, uid/gid
-0 with empty owner names, modes normalised to 0644/0755, gzip header without name or time, so
-the same code and stack always give the same bytes and therefore the same digest (uploading it
-again is free: the manager's blob store is content-addressed). Caches, VCS data, virtualenvs and
+Only directories and regular files: a named pipe, socket or device in a code directory is
+refused by name, never opened (opening a pipe blocks until a writer comes). Building is
+deterministic: entries sorted, mtime 0, uid/gid 0 with empty owner names, modes normalised to
+0644/0755, gzip header without name or time, so the same code and stack always give the same
+bytes and therefore the same digest (uploading it again is free: the manager's blob store is
+content-addressed). Caches, VCS data, virtualenvs and
 alien's own area (``.alien/``) are left out. A symlink is stored as the file it points to when
 that file is inside the app directory and refused otherwise.
 
@@ -74,8 +76,30 @@ def _skipped(name: str) -> bool:
     return name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES)
 
 
+def _kind(mode: int) -> str:
+    """What a non-regular, non-directory file is, in the words a user knows it by."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _not_packable(rel: str, what: str) -> PackageError:
+    return PackageError(
+        f"{rel} is {what}: a package holds only directories and regular files", field="path"
+    )
+
+
 def _walk(app_dir: Path, src: str) -> Iterator[tuple[str, Path, bool]]:
-    """(path relative to the app dir, path on disk, is a directory) under one code directory."""
+    """(path relative to the app dir, path on disk, is a directory) under one code directory.
+
+    Every entry is classified with ``lstat`` and anything but a directory or a regular file is
+    refused here, before ``write_package`` opens it: opening a named pipe blocks until a writer
+    comes, and a socket cannot be opened at all.
+    """
     root = app_dir / src
     yield PurePosixPath(src).as_posix(), root, True
     for current, dirs, files in os.walk(root):
@@ -84,19 +108,40 @@ def _walk(app_dir: Path, src: str) -> Iterator[tuple[str, Path, bool]]:
         for name in [*dirs, *sorted(f for f in files if not _skipped(f))]:
             path = here / name
             rel = path.relative_to(app_dir).as_posix()
-            if path.is_symlink():
-                target = path.resolve()
-                if target.is_dir() or not target.is_relative_to(app_dir.resolve()):
-                    raise PackageError(
-                        f"{rel} is a symlink to {'a directory' if target.is_dir() else target}; "
-                        "only links to files inside the app directory can be packaged",
-                        field="path",
-                    )
+            try:
+                mode = path.lstat().st_mode
+            except OSError as exc:
+                raise PackageError(f"cannot read {rel}: {exc.strerror}", field="path") from None
+            if stat.S_ISLNK(mode):
                 if name in dirs:
                     dirs.remove(name)
-                yield rel, target, False
+                yield rel, _link_target(app_dir, rel, path), False
+            elif stat.S_ISDIR(mode):
+                yield rel, path, True
+            elif stat.S_ISREG(mode):
+                yield rel, path, False
             else:
-                yield rel, path, path.is_dir()
+                raise _not_packable(rel, _kind(mode))
+
+
+def _link_target(app_dir: Path, rel: str, path: Path) -> Path:
+    """The regular file inside ``app_dir`` that the symlink ``path`` stands for, else refused."""
+    target = path.resolve()
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        raise PackageError(
+            f"{rel} is a symlink to {target}, which does not exist", field="path"
+        ) from None
+    if stat.S_ISDIR(mode) or not target.is_relative_to(app_dir.resolve()):
+        raise PackageError(
+            f"{rel} is a symlink to {'a directory' if stat.S_ISDIR(mode) else target}; "
+            "only links to files inside the app directory can be packaged",
+            field="path",
+        )
+    if not stat.S_ISREG(mode):
+        raise _not_packable(rel, f"a symlink to {_kind(mode)}")
+    return target
 
 
 def package_entries(app_dir: Path, manifest: Manifest) -> list[tuple[str, Path, bool]]:
@@ -124,6 +169,24 @@ def _arcname(rel: str) -> str:
     return CODE_DIR if rel == "." else f"{CODE_DIR}/{rel.removeprefix('./')}"
 
 
+def _open_regular(rel: str, path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading and its ``fstat``, refused unless it is still a regular file.
+
+    ``_walk`` already checked with ``lstat``; ``O_NONBLOCK`` and the check of the open descriptor
+    cover a file swapped for a named pipe in between, which would otherwise block the open.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise PackageError(f"cannot read {rel}: {exc.strerror}", field="path") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _not_packable(rel, _kind(st.st_mode))
+    return os.fdopen(fd, "rb"), st
+
+
 def write_package(app_dir: Path, manifest: Manifest, out: BinaryIO) -> int:
     """Write the package of ``manifest``'s code in ``app_dir`` to ``out``; return the file count."""
     files = 0
@@ -145,9 +208,9 @@ def write_package(app_dir: Path, manifest: Manifest, out: BinaryIO) -> int:
             if is_dir:
                 tar.addfile(_info(name, is_dir=True))
                 continue
-            st = path.stat()
+            fh, st = _open_regular(rel, path)
             executable = bool(st.st_mode & stat.S_IXUSR)
-            with path.open("rb") as fh:
+            with fh:
                 tar.addfile(_info(name, is_dir=False, size=st.st_size, executable=executable), fh)
             files += 1
     return files
