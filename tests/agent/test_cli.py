@@ -14,8 +14,10 @@ from agent_support import unique, write_app
 from typer.testing import CliRunner, Result
 
 from alien.cli.deploy import app as deploy_cli
+from alien.cli.groups import NAME_PATTERN, NAME_RULE
 from alien.cli.main import app as alien_cli
 from alien.client import ClientConfig, ManagerClient
+from alien.manager.schemas import Name
 from support.manager import ManagerProcess
 
 
@@ -90,7 +92,7 @@ def test_bad_input_and_bad_tokens_fail_in_one_line(manager: ManagerProcess, tmp_
     _one_line_error(result, 1, "invalid or revoked token")
     assert bad not in result.output
     _one_line_error(alien(manager, "groups", "ls", token=""), 1, "no token")
-    _one_line_error(alien(manager, "groups", "create", "Bad_Name"), 1, "(name)")
+    _one_line_error(alien(manager, "groups", "create", "Bad_Name"), 1, "(NAME)")
     unreachable = CliRunner().invoke(
         alien_cli, ["deployments", "ls", "--manager", "http://127.0.0.1:9"], env=_env(manager)
     )
@@ -151,6 +153,78 @@ def test_flag_errors_name_the_flag(manager: ManagerProcess) -> None:
     result = alien(manager, "debug", "acme/prod", "--reason", "x", "--ttl", "999999", "--", "true")
     _one_line_error(result, 1, "invalid --ttl: ", "43200", "(--ttl)")
     assert "ttl_seconds" not in result.stderr
+
+
+def test_the_cli_checks_names_by_the_managers_rule() -> None:
+    """The CLI refuses a bad name before the call, by its own copy of the manager's rule."""
+    (constraints,) = [m for m in Name.__metadata__ if hasattr(m, "pattern")]
+    assert constraints.pattern == NAME_PATTERN
+
+
+def test_refused_values_name_the_flag_and_say_the_rule(
+    manager: ManagerProcess, tmp_path: Path
+) -> None:
+    """Never an API field (``name``, ``allowed_services.0``, ``targets.group.group``) nor a
+    pydantic regex: the flag or argument the user typed, and the rule in words."""
+    result = alien(manager, "groups", "create", "Bad_Name")
+    _one_line_error(result, 1, "'Bad_Name' is not a valid group name: " + NAME_RULE, "(NAME)")
+    _one_line_error(alien(manager, "groups", "token", "create", ""), 1, "GROUP is empty")
+
+    def register_aws(deployment: str = "acme/x", **changed: str) -> Result:
+        flags = {
+            "--region": "eu-west-1",
+            "--role-arn": "arn:aws:iam::123456789012:role/alien-management",
+            "--service": "s3",
+        } | {f"--{flag.replace('_', '-')}": value for flag, value in changed.items()}
+        args = [arg for flag_and_value in flags.items() for arg in flag_and_value]
+        return alien(manager, "deployments", "register-aws", deployment, *args)
+
+    for result, says, named in (
+        (register_aws(region="bogus"), "'bogus' is not an AWS region (like eu-west-1)", "--region"),
+        (
+            register_aws(endpoint_url="notaurl"),
+            "'notaurl' is not an http:// or https:// URL",
+            "--endpoint-url",
+        ),
+        (register_aws(service="S3"), "'S3' is not an AWS service's signing name", "--service"),
+        (register_aws(role_arn="arn:x"), "'arn:x' is not an IAM role ARN (arn:aws:", "--role-arn"),
+        (register_aws("acme/Bad_Name"), "not a valid deployment name: " + NAME_RULE, "DEPLOYMENT"),
+    ):
+        _one_line_error(result, 1, says, f"({named})")
+        assert "pattern" not in result.stderr
+        for field in ("(region)", "endpoint_url", "allowed_services", "role_arn", "(name)"):
+            assert field not in result.stderr
+
+    app = write_app(tmp_path / "app", "v1")
+    result = alien(manager, "release", "--path", str(app), "--group", "")
+    _one_line_error(result, 1, "--group is empty: give a group name or id", "(--group)")
+    result = alien(manager, "release", "--path", str(app), "--group", "nosuch")
+    _one_line_error(result, 1, "nosuch", "(--group)")
+    result = alien(manager, "keys", "create", "--role", "viewer", "--group", "")
+    _one_line_error(result, 1, "--group is empty: give a group name or id", "(--group)")
+    result = alien(manager, "keys", "create", "--role", "viewer", "--group", "nosuch")
+    _one_line_error(result, 1, "nosuch", "(--group)")
+
+
+def test_a_group_scoped_key_releasing_to_all_is_told_to_name_a_group(
+    manager: ManagerProcess, tmp_path: Path
+) -> None:
+    group = unique("grp")
+    alien(manager, "groups", "create", group)
+    key = alien(manager, "keys", "create", "--role", "operator", "--group", group)
+    assert key.exit_code == 0, key.output
+    app = write_app(tmp_path / "app", "v1")
+    result = alien(manager, "release", "--path", str(app), token=key.stdout.strip())
+    _one_line_error(
+        result,
+        1,
+        "may not release to all deployments (--all, the default): name its group with --group",
+    )
+    assert "targets" not in result.stderr
+    scoped = alien(
+        manager, "release", "--path", str(app), "--group", group, token=key.stdout.strip()
+    )
+    assert scoped.exit_code == 0, scoped.output
 
 
 def test_alien_deploy_refuses_what_it_cannot_do(tmp_path: Path, manager: ManagerProcess) -> None:

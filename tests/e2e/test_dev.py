@@ -13,6 +13,7 @@ import hmac
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +25,11 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+
+from alien.cli.dev import _busy_port_is_fatal
+from alien.errors import PlatformError
+from alien.platforms.local.dev import DevEvent
+from alien.platforms.local.ingress import PortInUse
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pages"
 URL_LINE = re.compile(r"^alien dev: api → (http://\S+)$")
@@ -179,3 +185,49 @@ def test_alien_dev_runs_the_pages_example(app_dir: Path, dev: Dev) -> None:
     assert [c.pid for c in children if c.is_running() and c.status() != "zombie"] == []
     with pytest.raises(httpx.ConnectError):
         client.get("/pages/home")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_port_in_use_at_the_first_start_ends_the_run(app_dir: Path, as_json: bool) -> None:
+    """No edit can free a port another process holds: instead of waiting for changes forever,
+    ``alien dev --port N`` exits 1 with one line naming the flag, and leaves nothing running."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        command = [sys.executable, "-m", "alien.cli.main", "dev", "--path", str(app_dir)]
+        command += ["--port", str(port), *(["--json"] if as_json else [])]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == f"error: port 127.0.0.1:{port} is already in use (--port)\n"
+    assert result.stdout == ""
+    assert not any(str(app_dir) in " ".join(p.info["cmdline"] or ()) for p in _processes())
+
+
+def _processes() -> list[psutil.Process]:
+    return list(psutil.process_iter(["cmdline"]))
+
+
+def test_only_the_first_start_gives_up_on_a_port_in_use() -> None:
+    """A reload failing on a port keeps the usual course: reported, the old version running."""
+    seen: list[DevEvent] = []
+    report = _busy_port_is_fatal(seen.append)
+    ready = DevEvent("ready", release="dev-1", urls={})
+    report(ready)
+    failed = DevEvent("failed", release="dev-2", message="port 127.0.0.1:1 is already in use")
+    try:
+        raise PortInUse("127.0.0.1", 1)
+    except PortInUse:
+        report(failed)
+    assert seen == [ready, failed]
+
+    first = _busy_port_is_fatal(seen.append)
+    with pytest.raises(PlatformError) as ended:
+        try:
+            raise PortInUse("127.0.0.1", 1)
+        except PortInUse:
+            first(failed)
+    assert (ended.value.message, ended.value.field) == (
+        "port 127.0.0.1:1 is already in use",
+        "--port",
+    )

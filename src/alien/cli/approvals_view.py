@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from alien.cli.deployments import print_table
 from alien.cli.output import console
 from alien.client.approvals import ApprovalInfo
+
+_ID_COLUMNS = ("SUBJECT", "REQUESTED BY")
+"""Whole on one line, always: ``alien approvals approve SUBJECT`` needs the id copied as shown."""
 
 
 def approval_line(info: ApprovalInfo) -> str:
@@ -22,11 +26,8 @@ def pending_table(items: list[ApprovalInfo]) -> None:
     if not items:
         console.print("nothing waits for approval", highlight=False)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("SUBJECT", "KIND", "STATE", "REQUESTED BY", "WAITING FOR", "SINCE", "WHAT"):
-        table.add_column(column, overflow="fold")
-    for a in items:
-        table.add_row(
+    rows = [
+        (
             a.subject_id,
             a.kind,
             a.state,
@@ -35,4 +36,17 @@ def pending_table(items: list[ApprovalInfo]) -> None:
             f"{a.created_at:%Y-%m-%d %H:%M:%S}",
             a.summary,
         )
-    console.print(table)
+        for a in items
+    ]
+    headers = ("SUBJECT", "KIND", "STATE", "REQUESTED BY", "WAITING FOR", "SINCE", "WHAT")
+    table = Table(box=None, pad_edge=False)
+    for index, column in enumerate(headers):
+        if column in _ID_COLUMNS:
+            # min_width: even where the other columns cannot shrink enough, the id stays whole.
+            longest = max(len(row[index]) for row in rows)
+            table.add_column(column, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    print_table(table)

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from alien.cli.deployments import manager_client
+from alien.cli.deployments import manager_client, print_table
 from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, err_console, print_json, reporting_errors
 from alien.client.calls import Call
@@ -46,6 +46,10 @@ _DETAIL_KEYS = (
     "parties",
     "changed",
 )
+
+_ID_COLUMNS = ("SEQ", "ACTOR", "TARGET")
+"""Never folded nor cut: a seq is what ``--after`` takes, an actor or target id what other
+commands do."""
 
 audit_app = typer.Typer(
     name="audit",
@@ -151,14 +155,13 @@ def _detail(details: dict[str, Any]) -> str:
 
 
 def records_table(records: list[AuditRecord]) -> None:
+    """Ids (actor, target) stay whole on one line, so they can be copied into the next command;
+    the other columns fold where the terminal is too narrow."""
     if not records:
         console.print("no audit records", highlight=False)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAILS"):
-        table.add_column(column, overflow="fold")
-    for r in records:
-        table.add_row(
+    rows = [
+        (
             str(r.seq),
             f"{r.time:%Y-%m-%d %H:%M:%S}",
             r.actor.id,
@@ -167,7 +170,20 @@ def records_table(records: list[AuditRecord]) -> None:
             r.outcome,
             _detail(r.details)[:100],
         )
-    console.print(table)
+        for r in records
+    ]
+    table = Table(box=None, pad_edge=False)
+    headers = ("SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAILS")
+    for index, column in enumerate(headers):
+        if column in _ID_COLUMNS:
+            # min_width: even where the other columns cannot shrink enough, the id stays whole.
+            longest = max(len(row[index]) for row in rows)
+            table.add_column(column, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    print_table(table)
 
 
 ActionOption = Annotated[

@@ -24,9 +24,10 @@ from typing import Annotated, Any
 import typer
 
 from alien.cli.output import console, fail, print_json, reporting_errors
-from alien.errors import ValidationError
+from alien.errors import PlatformError, ValidationError
 from alien.platforms.dispatch import Invocation
-from alien.platforms.local.dev import DevEvent, DevSession, invoke_command, set_secret
+from alien.platforms.local.dev import DevEvent, DevSession, Reporter, invoke_command, set_secret
+from alien.platforms.local.ingress import PortInUse
 from alien.sdk.command_results import decode_result
 from alien.stack.loader import find_stack_file
 
@@ -67,6 +68,27 @@ def _human(event: DevEvent) -> None:
         if event.message:
             out.write(f"alien dev: warning: {event.message}\n")
     out.flush()
+
+
+def _busy_port_is_fatal(report: Reporter) -> Reporter:
+    """``report``, except that a first start failing on a port in use ends the run.
+
+    Later failures leave the previous version running until a change fixes them, but no edit
+    frees a port another process holds: waiting would run nothing, forever. The session reports
+    a failure while handling its cause, so the cause is the exception in flight; raising here
+    ends the session (which stops what it started) and ``reporting_errors`` prints one line.
+    """
+    first = True
+
+    def reporting(event: DevEvent) -> None:
+        nonlocal first
+        starting, first = first, False
+        cause = sys.exception()
+        if starting and event.kind == "failed" and isinstance(cause, PortInUse):
+            raise PlatformError(cause.message, field="--port") from None
+        report(event)
+
+    return reporting
 
 
 def _json(event: DevEvent) -> None:
@@ -118,7 +140,7 @@ def dev(
     with reporting_errors():
         session = DevSession(
             _app_dir(path),
-            report=_json if as_json else _human,
+            report=_busy_port_is_fatal(_json if as_json else _human),
             sink=_echo if logs else None,
             port=port,
         )

@@ -7,15 +7,40 @@ admin for ``alien-deploy up --token``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from alien.cli.deployments import manager_client, print_table
-from alien.cli.options import JsonOption, ManagerOption, TokenOption
+from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
 from alien.cli.output import console, err_console, print_json, reporting_errors
 from alien.client.models import Group
+from alien.errors import ValidationError
+
+# The manager's rule for group and deployment names (``alien.manager.schemas.Name``; a test
+# keeps the two equal). Not imported: loading the manager's schemas costs a command ~0.5 s.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+NAME_RULE = (
+    "lowercase letters, digits and '-', 1-63 characters, starting and ending with a letter or digit"
+)
+_NAME = re.compile(NAME_PATTERN)
+
+
+def check_name(value: str, what: str, where: str) -> None:
+    """Refuse a name the manager would, before the call, with the rule in words: the manager's
+    refusal names its own field and quotes a regex."""
+    if not _NAME.fullmatch(value):
+        raise ValidationError(f"{value!r} is not a valid {what}: {NAME_RULE}", field=where)
+
+
+def check_reference(value: str, where: str) -> None:
+    """A group named by name or id: an empty one can only be refused, so say so in the flag's
+    terms."""
+    if not value:
+        raise ValidationError(f"{where} is empty: give a group name or id", field=where)
+
 
 groups_app = typer.Typer(
     name="groups", help="Deployment groups and their tokens.", no_args_is_help=True
@@ -26,15 +51,20 @@ groups_app.add_typer(token_app)
 
 @groups_app.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="Lowercase letters, digits and '-'.")],
+    name: Annotated[str, typer.Argument(help=f"The group's name: {NAME_RULE}.")],
     description: Annotated[str | None, typer.Option("--description")] = None,
     manager: ManagerOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a deployment group."""
-    with reporting_errors(), manager_client(manager, token) as client:
-        group = client.create_group(name, description)
+    with reporting_errors():
+        check_name(name, "group name", "NAME")
+        with (
+            manager_client(manager, token) as client,
+            naming_flags(name="NAME", description="--description"),
+        ):
+            group = client.create_group(name, description)
     if as_json:
         print_json(group.model_dump(mode="json"))
     else:
@@ -74,8 +104,10 @@ def create_token(
     as_json: JsonOption = False,
 ) -> None:
     """Create an onboarding token; it is printed once, on stdout."""
-    with reporting_errors(), manager_client(manager, token) as client:
-        created = client.create_group_token(group, name)
+    with reporting_errors():
+        check_reference(group, "GROUP")
+        with manager_client(manager, token) as client, naming_flags(name="--name", group="GROUP"):
+            created = client.create_group_token(group, name)
     if as_json:
         print_json(created.model_dump(mode="json") | {"token": created.token})
         return

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.table import Table
 
 from alien.cli.deployments import manager_client, print_table
-from alien.cli.options import JsonOption, ManagerOption, TokenOption
+from alien.cli.groups import check_reference
+from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
 from alien.cli.output import console, err_console, print_json, render, reporting_errors
 from alien.client.calls import Call, decode_model, decode_page
 from alien.manager.auth import Role
@@ -93,8 +94,16 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API key; it is printed once, on stdout."""
-    with reporting_errors(), manager_client(manager, token) as client:
-        created = client.call(create_call(name, role, group))
+    groups = group or []
+    flags = {f"groups.{i}": "--group" for i in range(len(groups))}
+    with reporting_errors():
+        for ref in groups:
+            check_reference(ref, "--group")
+        with (
+            manager_client(manager, token) as client,
+            naming_flags(**flags, groups="--group", name="--name", role="--role"),
+        ):
+            created = client.call(create_call(name, role, groups))
     if as_json:
         print_json(created.public() | {"key": created.key})
         return

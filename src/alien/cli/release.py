@@ -8,15 +8,42 @@ on stdout (``--json``: the whole release), so ``REL=$(alien release)`` works in 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from alien.cli.deployments import manager_client
-from alien.cli.options import JsonOption, ManagerOption, TokenOption
+from alien.cli.groups import check_reference
+from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
 from alien.cli.output import err_console, print_json, reporting_errors
 from alien.client.publish import publish, targets_for
+from alien.errors import AlienError
+
+SCOPED_HINT = "name its group with --group, or deployments with --deployment"
+"""What a group-scoped key must say instead of the default ``--all``."""
+
+
+@contextmanager
+def _hinting_scope() -> Iterator[None]:
+    """A group-scoped key may not release to every deployment, and ``--all`` is the default: a
+    plain ``alien release`` is refused for a choice the user never typed, so say what to type."""
+    try:
+        yield
+    except AlienError as exc:
+        if exc.field == "targets.type":
+            exc.message = f"{exc.message} (--all, the default): {SCOPED_HINT}"
+            exc.field = None
+        raise
+
+
+def _flags(deployments: list[str]) -> dict[str, str]:
+    """The API fields of the targets and the flags that filled them."""
+    flags = {"targets.group.group": "--group", "targets.group": "--group"}
+    flags |= {f"targets.deployments.{i}": "--deployment" for i in range(len(deployments))}
+    return flags | {"targets.deployments": "--deployment", "description": "--description"}
 
 
 def release(
@@ -39,8 +66,14 @@ def release(
 ) -> None:
     """Package the app, upload it and make it the desired release of the targets."""
     with reporting_errors():
+        if group is not None:
+            check_reference(group, "--group")
         targets = targets_for(all_=all_, group=group, deployments=deployment or ())
-        with manager_client(manager, token) as client:
+        with (
+            manager_client(manager, token) as client,
+            _hinting_scope(),
+            naming_flags(**_flags(deployment or [])),
+        ):
             published = publish(client, path, targets, description=description)
     rel = published.release
     if as_json:

@@ -19,6 +19,16 @@ from alien.errors import PlatformError
 from alien.platforms.local.proxy import Backend, ProxyApp
 
 
+class PortInUse(PlatformError):
+    """The port asked for is held by another process. Its own type, because nothing in the app
+    can free it: ``alien dev`` gives up at its first start instead of waiting for changes."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"port {host}:{port} is already in use", field="port")
+        self.host = host
+        self.port = port
+
+
 def bind_listener(host: str, port: int) -> socket.socket:
     """Bind a listening TCP socket; ``port=0`` picks a free one.
 
@@ -35,9 +45,11 @@ def bind_listener(host: str, port: int) -> socket.socket:
         sock.listen(1024)
     except OSError as exc:
         sock.close()
-        busy = exc.errno == errno.EADDRINUSE
-        reason = "is already in use" if busy else f"cannot be bound: {exc.strerror}"
-        raise PlatformError(f"port {host}:{port} {reason}", field="port") from exc
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(host, port) from exc
+        raise PlatformError(
+            f"port {host}:{port} cannot be bound: {exc.strerror}", field="port"
+        ) from exc
     sock.setblocking(False)
     return sock
 
