@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
-from alien.cli.deployments import print_table
+from alien.cli.deployments import print_rows
 from alien.cli.output import console
 from alien.client.approvals import ApprovalInfo
 
@@ -39,14 +37,4 @@ def pending_table(items: list[ApprovalInfo]) -> None:
         for a in items
     ]
     headers = ("SUBJECT", "KIND", "STATE", "REQUESTED BY", "WAITING FOR", "SINCE", "WHAT")
-    table = Table(box=None, pad_edge=False)
-    for index, column in enumerate(headers):
-        if column in _ID_COLUMNS:
-            # min_width: even where the other columns cannot shrink enough, the id stays whole.
-            longest = max(len(row[index]) for row in rows)
-            table.add_column(column, no_wrap=True, min_width=longest)
-        else:
-            table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    print_table(table)
+    print_rows(headers, rows, _ID_COLUMNS)

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from alien.cli.deployments import manager_client, print_table
+from alien.cli.deployments import manager_client, print_rows
 from alien.cli.options import JsonOption, ManagerOption, TokenOption
 from alien.cli.output import console, err_console, print_json, reporting_errors
 from alien.client.calls import Call
@@ -172,18 +171,8 @@ def records_table(records: list[AuditRecord]) -> None:
         )
         for r in records
     ]
-    table = Table(box=None, pad_edge=False)
     headers = ("SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAILS")
-    for index, column in enumerate(headers):
-        if column in _ID_COLUMNS:
-            # min_width: even where the other columns cannot shrink enough, the id stays whole.
-            longest = max(len(row[index]) for row in rows)
-            table.add_column(column, no_wrap=True, min_width=longest)
-        else:
-            table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    print_table(table)
+    print_rows(headers, rows, _ID_COLUMNS)
 
 
 ActionOption = Annotated[

@@ -43,6 +43,22 @@ def print_table(table: Table) -> None:
     target.print(table)
 
 
+def print_rows(headers: tuple[str, ...], rows: list[tuple[str, ...]], ids: tuple[str, ...]) -> None:
+    """``rows`` as a borderless table whose ``ids`` columns are never wrapped or cut (they are
+    what one copies into the next command), the others folded, through :func:`print_table`."""
+    table = Table(box=None, pad_edge=False)
+    for index, column in enumerate(headers):
+        if column in ids:
+            # min_width: even where the other columns cannot shrink enough, the id stays whole.
+            longest = max((len(row[index]) for row in rows), default=0)
+            table.add_column(column, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    print_table(table)
+
+
 def heartbeat_age(dep: Deployment, now: datetime | None = None) -> float | None:
     if dep.last_heartbeat_at is None:
         return None
