@@ -214,8 +214,10 @@ class ManagerLink:
         )
 
     async def _session(self, channel: Channel, limit: float | None) -> bool:
-        """Run one connection until it fails (raises) or ``limit`` runs out (returns True)."""
+        """Run one connection until it fails (raises), or ``limit`` runs out or the agent's
+        capabilities change (returns True: a planned reconnect)."""
         announced = self.capabilities()
+        planned = False
         try:
             async with asyncio.timeout(limit) as scope:
                 await channel.send(
@@ -231,13 +233,15 @@ class ManagerLink:
                 )
         except CapabilitiesChanged as changed:
             log.info("%s: reconnecting to tell the manager", changed)
+            planned = True
             return True
         except TimeoutError:
             if scope.expired():
+                planned = True
                 return True
             raise ManagerUnreachable("the manager stopped answering", field="manager") from None
         finally:
-            self._disconnected()
+            self._disconnected(planned)
             with contextlib.suppress(Exception):
                 await channel.aclose()
         return False
@@ -302,14 +306,18 @@ class ManagerLink:
             return
         self.changed.set()
 
-    def _disconnected(self) -> None:
+    def _disconnected(self, planned: bool) -> None:
         was = self._channel is not None
         self._channel = None
         self.mirror = None
         self.transport = None
         self.connected_at = None
         if was:
-            log.warning("disconnected from the manager")
+            log.log(
+                logging.INFO if planned else logging.WARNING,
+                "disconnected from the manager%s",
+                " (on purpose, to connect again at once)" if planned else "",
+            )
             self._notify()
         self.changed.set()
 
