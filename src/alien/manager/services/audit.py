@@ -25,7 +25,6 @@ they are newer than what is remembered.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import weakref
 from collections.abc import Iterable
@@ -41,6 +40,7 @@ from alien.manager.auth import Principal
 from alien.manager.db import utcnow
 from alien.manager.driver_sql import DriverStatement
 from alien.manager.models import StoredAuditRecord
+from alien.manager.private_files import read_or_create
 from alien.manager.tokens import TokenKind
 from alien.protocol.audit import (
     GENESIS,
@@ -86,15 +86,7 @@ def debug_session_actor(session_id: str) -> Actor:
 @functools.cache
 def load_signer(data_dir: Path) -> Signer:
     """The manager's audit key from ``data_dir``, generated (0600) on first use."""
-    path = data_dir / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return Signer.from_pem(path.read_bytes())
-    signer = Signer.generate()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(signer.to_pem())
-    return signer
+    return Signer.from_pem(read_or_create(data_dir / KEY_FILE, lambda: Signer.generate().to_pem()))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from alien.errors import AlienError, Conflict
 from alien.manager.auth import Principal
 from alien.manager.models import Group
+from alien.manager.private_files import read_or_create
 from alien.manager.services import aws_deployments
 from alien.manager.services.deployments import newest_release_for
 from alien.platforms.aws.credentials import sts_client
@@ -83,15 +84,8 @@ class OnboardingPlan:
 @functools.cache
 def load_secret(data_dir: Path) -> bytes:
     """The HMAC key for external ids, from ``data_dir`` (created 0600 on first use)."""
-    path = data_dir / SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex())
-    return key
+    stored = read_or_create(data_dir / SECRET_FILE, lambda: secrets.token_bytes(32).hex().encode())
+    return bytes.fromhex(stored.decode().strip())
 
 
 def external_id(secret: bytes, group_id: str, name: str) -> str:
