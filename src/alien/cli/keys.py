@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +27,7 @@ from alien.cli.deployments import manager_client, print_table
 from alien.cli.groups import check_reference
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
 from alien.cli.output import console, err_console, print_json, render, reporting_errors
+from alien.client.call import path_segment
 from alien.client.calls import Call, decode_model, decode_page
 from alien.manager.auth import Role
 
@@ -78,7 +78,7 @@ def list_call() -> Call[list[ApiKey]]:
 
 
 def revoke_call(key_id: str) -> Call[ApiKey]:
-    return Call("DELETE", f"/v1/api-keys/{quote(key_id, safe='')}", decode_model(ApiKey))
+    return Call("DELETE", f"/v1/api-keys/{path_segment(key_id, 'key')}", decode_model(ApiKey))
 
 
 @keys_app.command("create")

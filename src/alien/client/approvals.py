@@ -8,10 +8,10 @@ may see and decide what. Each route is described once as a :class:`~alien.client
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
+from alien.client.call import path_segment
 from alien.client.calls import Call, decode_model, decode_page
 
 
@@ -43,7 +43,7 @@ def list_approvals(
 
 
 def _approval_path(subject_id: str, suffix: str) -> str:
-    return f"/v1/approvals/{quote(subject_id, safe='')}{suffix}"
+    return f"/v1/approvals/{path_segment(subject_id, 'subject')}{suffix}"
 
 
 def approve(

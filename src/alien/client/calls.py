@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter
 
-from alien.client.call import LONG_POLL_SLACK, Call, decode_nothing, deployment_ref
+from alien.client.call import LONG_POLL_SLACK, Call, decode_nothing, deployment_ref, path_segment
 from alien.client.models import (
     AwsOnboarded,
     AwsOnboardingPlan,
@@ -63,7 +62,7 @@ def list_groups() -> Call[list[Group]]:
 def create_group_token(group: str, name: str = "default") -> Call[GroupToken]:
     return Call(
         "POST",
-        f"/v1/groups/{quote(group, safe='')}/tokens",
+        f"/v1/groups/{path_segment(group, 'group')}/tokens",
         decode_model(GroupToken),
         json={"name": name},
     )
@@ -123,7 +122,7 @@ def delete_deployment(ref: str) -> Call[None]:
 
 
 def stat_blob(digest: str) -> Call[Blob]:
-    return Call("GET", f"/v1/blobs/{quote(digest, safe=':')}", decode_model(Blob))
+    return Call("GET", f"/v1/blobs/{path_segment(digest, 'digest', safe=':')}", decode_model(Blob))
 
 
 def create_release(
@@ -143,7 +142,7 @@ def create_release(
 
 
 def get_release(release_id: str) -> Call[Release]:
-    return Call("GET", f"/v1/releases/{quote(release_id, safe='')}", decode_model(Release))
+    return Call("GET", f"/v1/releases/{path_segment(release_id, 'release')}", decode_model(Release))
 
 
 # --- the agent channel over HTTP (the long-poll fallback) ------------------------------------

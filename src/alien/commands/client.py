@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from alien.client.call import path_segment
 from alien.client.config import ClientConfig
 from alien.client.errors import unreachable
 from alien.client.transport import headers as default_headers
@@ -401,14 +402,18 @@ class CommandsClient:
         await self.aclose()
 
 
+def _command_path(command_id: str, suffix: str = "") -> str:
+    return f"/v1/commands/{path_segment(command_id, 'command')}{suffix}"
+
+
 def _get_flow(command_id: str) -> Flow:
-    response = yield Request("GET", f"/v1/commands/{command_id}")
+    response = yield Request("GET", _command_path(command_id))
     return Command.model_validate(checked(response).json())
 
 
 def _cancel_flow(command_id: str, reason: str | None) -> Flow:
     body = {"reason": reason} if reason else None
-    response = yield Request("POST", f"/v1/commands/{command_id}/cancel", json=body)
+    response = yield Request("POST", _command_path(command_id, "/cancel"), json=body)
     return Command.model_validate(checked(response).json())
 
 

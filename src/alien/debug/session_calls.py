@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import quote
 
-from alien.client.call import LONG_POLL_SLACK, Call, deployment_ref
+from alien.client.call import LONG_POLL_SLACK, Call, deployment_ref, path_segment
 
 #: States in which a session is over.
 ENDED_STATES = frozenset({"closed", "expired", "revoked", "denied"})
@@ -119,7 +118,7 @@ def _page(data: Any) -> list[DebugSessionInfo]:
 
 
 def session_path(session_id: str, suffix: str = "") -> str:
-    return f"/v1/debug-sessions/{quote(session_id, safe='')}{suffix}"
+    return f"/v1/debug-sessions/{path_segment(session_id, 'session')}{suffix}"
 
 
 def open_session(deployment: str, reason: str, ttl_seconds: int | None) -> Call[OpenedSession]:
@@ -165,7 +164,7 @@ def waiting_for(subject_id: str) -> Call[list[str]]:
     """Who must still approve ``subject_id`` (``GET /v1/approvals/{id}``: ``waiting_for``)."""
     return Call(
         "GET",
-        f"/v1/approvals/{quote(subject_id, safe='')}",
+        f"/v1/approvals/{path_segment(subject_id, 'subject')}",
         lambda data: _strings(data.get("waiting_for", [])),
     )
 

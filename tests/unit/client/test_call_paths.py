@@ -12,8 +12,10 @@ from urllib.parse import quote
 import pytest
 
 from alien.cli.keys import revoke_call
-from alien.client import calls
+from alien.client import approvals, calls
 from alien.client.call import Call, decode_nothing, deployment_ref, path_segment
+from alien.commands import CommandsClient
+from alien.debug import session_calls
 from alien.errors import ValidationError
 
 
@@ -91,21 +93,34 @@ def test_a_call_refuses_a_path_an_id_broke(key_id: str, text: str) -> None:
     assert "\n" not in err.value.message
 
 
+def _commands_get(bad: str) -> object:
+    """The commands client builds its requests itself (not through ``Call``)."""
+    with CommandsClient(manager="http://127.0.0.1:9", token="ax_unused") as client:
+        return client.get(bad)
+
+
 @pytest.mark.parametrize(
-    "make",
+    ("make", "field"),
     [
-        lambda bad: revoke_call(bad),
-        lambda bad: calls.get_release(bad),
-        lambda bad: calls.create_group_token(bad),
-        lambda bad: calls.stat_blob(bad),
+        (revoke_call, "key"),
+        (calls.get_release, "release"),
+        (calls.create_group_token, "group"),
+        (calls.stat_blob, "digest"),
+        (session_calls.get_session, "session"),
+        (session_calls.waiting_for, "subject"),
+        (approvals.deny, "subject"),
+        (_commands_get, "command"),
     ],
 )
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b"])
 def test_no_call_taking_an_id_builds_a_path_from_a_bad_one(
-    make: Callable[[str], Call[object]], bad: str
+    make: Callable[[str], object], field: str, bad: str
 ) -> None:
-    with pytest.raises(ValidationError):
+    """Refused before any request (the commands client's manager is a closed port), naming
+    the id's field rather than a path."""
+    with pytest.raises(ValidationError) as err:
         make(bad)
+    assert err.value.field == field
 
 
 def test_ordinary_paths_and_queries_pass() -> None:
