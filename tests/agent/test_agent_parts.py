@@ -64,6 +64,22 @@ def test_state_dir_is_private_and_locked(tmp_path: Path) -> None:
     assert missing.value.field == "state_dir"
 
 
+def test_only_a_blank_state_dir_is_removed(tmp_path: Path) -> None:
+    """What ``lock`` made goes; a token (a registered deployment) or anything else keeps it all."""
+    blank = StateDir(tmp_path / "blank")
+    blank.lock()
+    blank.unlock()
+    assert blank.remove_if_blank() and not blank.root.exists()
+
+    holding, _ = _onboarded(tmp_path / "onboarded")
+    assert not holding.remove_if_blank() and holding.token_file.exists()
+
+    half = StateDir(tmp_path / "half")
+    half.ensure()
+    (half.downloads_dir / "partial").write_bytes(b"x")
+    assert not half.remove_if_blank() and (half.downloads_dir / "partial").exists()
+
+
 def _converger(tmp_path: Path, running: str | None) -> Converger:
     state_dir, state = _onboarded(tmp_path / "state")
     client = AsyncManagerClient(ClientConfig(base_url=UNREACHABLE, token="x"))

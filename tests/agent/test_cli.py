@@ -250,4 +250,14 @@ def test_alien_deploy_refuses_what_it_cannot_do(tmp_path: Path, manager: Manager
     result = deploy("up", "--state-dir", empty, "--token", bad_token, "--name", "x")
     _one_line_error(result, 1, "invalid or revoked token")
     assert bad_token not in result.output
-    assert not (tmp_path / "state" / "agent.json").exists()
+    assert not (tmp_path / "state").exists()  # a refused first up leaves no state dir behind
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the admin's")
+    deploy("up", "--state-dir", str(kept), "--token", bad_token, "--name", "x")
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "agent.lock",
+        "downloads",
+        "notes.txt",
+        "packages",
+    ]

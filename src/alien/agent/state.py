@@ -125,6 +125,25 @@ class StateDir:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root.chmod(0o700)
 
+    def remove_if_blank(self) -> bool:
+        """Remove the directory when it holds nothing but what :meth:`ensure` and :meth:`lock`
+        made: an ``up`` refused before onboarding must not leave a state dir that later reads as
+        "holds no onboarded deployment" somewhere the admin never meant to keep one. Anything
+        else in it (a token, a state file, a file of the admin's) keeps it all."""
+        made = {self.lock_file, self.packages_dir, self.downloads_dir}
+        try:
+            entries = set(self.root.iterdir())
+            if not entries <= made or any(
+                path.is_dir() and any(path.iterdir()) for path in entries
+            ):
+                return False
+            for path in entries:
+                path.rmdir() if path.is_dir() else path.unlink()
+            self.root.rmdir()
+        except OSError:
+            return False
+        return True
+
     # --- state and token ---------------------------------------------------------------------
 
     @property

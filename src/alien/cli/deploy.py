@@ -126,7 +126,10 @@ def _config(
 
 
 async def _serve(state_dir: StateDir, config: AgentConfig, request: UpRequest | None) -> None:
-    """Onboard or resume (with the lock held), then run the agent until a stop signal."""
+    """Onboard or resume (with the lock held), then run the agent until a stop signal.
+
+    A state dir this call created is removed again if onboarding is refused."""
+    fresh = not state_dir.root.exists()
     state_dir.lock()
     try:
         if request is not None:
@@ -144,6 +147,8 @@ async def _serve(state_dir: StateDir, config: AgentConfig, request: UpRequest | 
         await agent.run(stop)
     finally:
         state_dir.unlock()
+        if fresh:
+            state_dir.remove_if_blank()
 
 
 @app.command()
