@@ -182,7 +182,7 @@ def test_ls_piped_is_whole_and_names_the_deployment(
     commands_manager: ManagerProcess, deployment: Deployment, serving: CommandAgent
 ) -> None:
     """``alien commands ls | cat``: no terminal, yet nothing is cut to 80 columns, and each row
-    says which deployment the command ran on."""
+    says by name which deployment the command ran on."""
     code, out, err = run(commands_manager, "invoke", "-d", deployment.ref, "-c", "generate-report")
     assert code == 0, err
     code, out, err = run(commands_manager, "ls", "-d", deployment.ref, "--json")
@@ -203,7 +203,7 @@ def test_ls_piped_is_whole_and_names_the_deployment(
     row = next(_cells(line, "│") for line in lines if listed["id"] in line)
     assert row[:5] == [
         listed["id"],
-        deployment.id,
+        deployment.ref,  # group/name, where the JSON has the id
         "generate-report",
         listed["target"],
         "succeeded",

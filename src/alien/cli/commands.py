@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from alien.cli.deployments import manager_client, print_table
 from alien.cli.output import console, fail, print_json, render
 from alien.commands import Command, CommandFailed, CommandsClient, FanOutResult
 from alien.commands.client import DEFAULT_TIMEOUT
@@ -37,8 +37,6 @@ from alien.errors import AlienError, ValidationError
 EXIT_NOT_ENDED = 3
 """``get --wait`` ran out before the command ended: the exit code of a wait that ran out, as
 ``alien deployments wait`` has it."""
-PIPED_WIDTH = 250
-"""The width of a table written to a pipe or file (``alien deployments ls`` uses the same)."""
 
 commands_app = typer.Typer(
     name="commands",
@@ -234,7 +232,7 @@ def _fan_out_report(results: dict[str, FanOutResult], as_json: bool) -> None:
             outcome = "ok" if r.ok else ("skipped" if r.skipped else "failed")
             detail = json.dumps(r.result) if r.ok else _one_line(r.error) if r.error else ""
             table.add_row(Text(ref), Text(outcome), Text(detail[:200]))
-        _print_table(table)
+        print_table(table)
     if failed:
         fail(f"{len(failed)} of {len(results)} deployment(s) did not succeed")
 
@@ -274,8 +272,9 @@ def list_commands(
         fail(_one_line(exc))
 
     def human(_: Any) -> None:
+        names = _deployment_names(manager, token, {c.deployment_id for c in items})
         table = Table(title="commands", title_justify="left")
-        # Ids are what one copies: never cut them. The listing names a deployment by its id.
+        # Ids are what one copies: never cut them.
         table.add_column("id", no_wrap=True)
         table.add_column("deployment", no_wrap=True)
         for column in ("command", "target", "state", "attempt", "created"):
@@ -283,16 +282,28 @@ def list_commands(
         for c in items:
             table.add_row(
                 Text(c.id),
-                Text(c.deployment_id),
+                Text(names.get(c.deployment_id, c.deployment_id)),
                 Text(c.command),
                 Text(c.target),
                 Text(c.state if c.error is None else f"{c.state} ({c.error.code})"),
                 Text(f"{c.attempt}/{c.max_attempts}"),
                 Text(c.created_at.isoformat(timespec="seconds")),
             )
-        _print_table(table)
+        print_table(table)
 
     render([_dump(c) for c in items], as_json, human)
+
+
+def _deployment_names(manager: str | None, token: str | None, ids: set[str]) -> dict[str, str]:
+    """``group/name`` of each deployment in ``ids`` the caller may list (a command names its
+    deployment by id); one it may not see, or a listing refused, keeps its id."""
+    if not ids:
+        return {}
+    try:
+        with manager_client(manager, token) as client:
+            return {d.id: f"{d.group}/{d.name}" for d in client.list_deployments() if d.id in ids}
+    except AlienError:
+        return {}
 
 
 @commands_app.command("get")
@@ -323,13 +334,6 @@ def get_command(
             f"command {found.id} has not ended after {wait:g}s (state {found.state})",
             EXIT_NOT_ENDED,
         )
-
-
-def _print_table(table: Table) -> None:
-    """Whole rows when piped: with no terminal rich assumes 80 columns and cuts ids, names and
-    states (``gener…``); what reads the pipe gets them all, as from ``alien deployments ls``."""
-    target = console if console.is_terminal else Console(width=PIPED_WIDTH, highlight=False)
-    target.print(table)
 
 
 def _show_command(data: dict[str, Any]) -> None:
