@@ -194,8 +194,10 @@ def up(
         bool, typer.Option("--yes", "-y", help="aws: create the role without asking.")
     ] = False,
 ) -> None:
-    """Onboard this environment (first time) and run the agent in the foreground; with
-    ``--platform aws``, create the vendor's management role in this AWS account instead."""
+    """Onboard (first time) and run the agent here; --platform aws: create the vendor's role.
+
+    With --platform aws no agent runs: the vendor's management role is created in this AWS
+    account (after you confirm the plan) and the deployment is registered."""
     keep_freed_memory()
     collect_less()
     with reporting_errors():
