@@ -174,6 +174,8 @@ def test_alien_dev_runs_the_pages_example(app_dir: Path, dev: Dev) -> None:
     app_py.write_text(source + "\ndef broken(:\n")
     dev.wait_for(r"^alien dev: \S+ failed: .*function api exited", start=mark)
     dev.wait_for(r"^    .*SyntaxError", start=mark)  # the failure's details, indented
+    shown = "\n".join(dev.lines[mark:])  # named as the app's file, not its staged copy's
+    assert f'File "{app_py.resolve()}", line' in shown and "/releases/" not in shown, shown
     assert client.get("/version").json() == {"v": 2}
 
     # Ctrl-C stops everything: no child process is left

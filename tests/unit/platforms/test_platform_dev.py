@@ -1,4 +1,5 @@
-"""``alien dev`` pieces that need no running functions: what triggers a reload, dev secrets."""
+"""``alien dev`` pieces that need no running functions: what triggers a reload, dev secrets,
+the paths its output shows."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from watchfiles import Change
 from alien.bindings.local.vault import LocalVault
 from alien.errors import NotFound, ValidationError
 from alien.platforms.local.area import Area
-from alien.platforms.local.dev import ChangeFilter, default_area, set_secret
+from alien.platforms.local.dev import ChangeFilter, SourcePaths, default_area, set_secret
 
 STACK = textwrap.dedent(
     """
@@ -75,3 +76,15 @@ def test_the_dev_area_stays_out_of_the_app_s_repository(app_dir: Path) -> None:
         text=True,
     ).stdout
     assert ".alien" not in untracked and "api/app.py" in untracked
+
+
+def test_output_names_the_apps_own_files_not_the_staged_copy(app_dir: Path) -> None:
+    area = Area(default_area(app_dir))
+    own = SourcePaths(area, app_dir)
+    staged = area.release_dir("dev-20261125T012115-2")
+    line = f'  File "{staged}/api/app.py", line 150, in boom'
+    assert own(line) == f'  File "{app_dir}/api/app.py", line 150, in boom'
+    older = f"{area.release_dir('dev-1')}/api/a.py:3 and {staged}/lib/b.py:4"
+    assert own(older) == f"{app_dir}/api/a.py:3 and {app_dir}/lib/b.py:4"
+    elsewhere = f"{area.root}/run/http.sock {area.releases_dir}/ {app_dir}/api/app.py"
+    assert own(elsewhere) == elsewhere  # only a path inside a release is the app's

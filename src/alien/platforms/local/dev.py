@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,23 @@ class ChangeFilter(DefaultFilter):
         return path.endswith(".py") or any(Path(path).is_relative_to(d) for d in self.code_dirs)
 
 
+class SourcePaths:
+    """Paths into a staged copy (``<area>/releases/<release>/api/app.py``) shown as the app's own
+    (``<app>/api/app.py``), in function output and failure messages.
+
+    A release runs from a copy of the app's code (:mod:`.releases`), so its tracebacks name the
+    copy; a developer who clicks one would edit a file the next reload throws away. The copy
+    mirrors the app directory, so the two paths differ by their prefix alone. Any release's:
+    the previous version keeps serving (and failing) while a new one starts."""
+
+    def __init__(self, area: Area, app_dir: Path) -> None:
+        self._staged = re.compile(re.escape(f"{area.releases_dir}/") + r"[^/\s\"']+/")
+        self._own = f"{app_dir}/"
+
+    def __call__(self, text: str) -> str:
+        return self._staged.sub(lambda _: self._own, text)
+
+
 def _load(app_dir: Path) -> Manifest:
     return load_stack(app_dir).manifest()
 
@@ -114,10 +132,16 @@ class DevSession:
         self.report = report
         self.port = port
         self.quiet_ms = quiet_ms
-        self.platform = LocalPlatform(self.area, sink=sink)
+        self.source_paths = SourcePaths(self.area, self.app_dir)
+        self.platform = LocalPlatform(self.area, sink=self._own_paths(sink))
         self.filter = ChangeFilter(self.area.root)
         self._counter = itertools.count(1)
         self._started = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+
+    def _own_paths(self, sink: OutputSink | None) -> OutputSink | None:
+        if sink is None:
+            return None
+        return lambda function, line: sink(function, self.source_paths(line))
 
     def _release(self) -> str:
         # Unique across runs too: a release id names a staged copy of the code in the area.
@@ -143,7 +167,8 @@ class DevSession:
         except AlienError as exc:
             first_line = exc.message.partition("\n")[0]
             where = f" ({exc.field})" if exc.field and exc.field not in first_line else ""
-            self.report(DevEvent("failed", release=release, message=f"{exc.message}{where}"))
+            message = self.source_paths(f"{exc.message}{where}")
+            self.report(DevEvent("failed", release=release, message=message))
             return
         self.report(
             DevEvent(
