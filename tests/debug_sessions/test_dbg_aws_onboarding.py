@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from dbg_world import REGION, World
 from debug_moto import ACCOUNT, create_user, launch_moto, setup_iam
 
@@ -236,6 +237,89 @@ def test_a_role_alien_did_not_create_is_left_alone(account: Account, group: Grou
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust == theirs
     assert group.admin.get(f"/v1/aws-deployments/{group.name}/theirs").status_code == 404
+
+
+def down(
+    account: Account, name: str, *extra: str, token: str | None = None, answer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "alien.cli.deploy", "down", "--platform", "aws", "--name", name]
+    env = account.admin_env()
+    if token is not None:
+        env["ALIEN_DEPLOYMENT_TOKEN"] = token
+        argv += ["--manager", account.manager.url]
+    return subprocess.run(
+        [*argv, *extra], env=env, input=answer, capture_output=True, text=True, timeout=120
+    )
+
+
+def _token(done: subprocess.CompletedProcess[str]) -> str:
+    [token] = [w for w in done.stdout.split() if w.startswith("ax_dep_")]
+    return token
+
+
+def test_down_cuts_the_vendor_off_and_tells_the_manager_first(
+    account: Account, group: Group, tmp_path: Path
+) -> None:
+    done = up(account, group, "leaving", "--yes")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "alien-deploy down --platform aws --name leaving" in done.stdout
+    dep_id = group.admin.get(f"/v1/deployments/{group.name}/leaving").json()["id"]
+    world = _world(account, group, "leaving", tmp_path)
+    try:
+        assert world.debug("aws", "sts", "get-caller-identity").returncode == 0
+
+        kept = down(account, "leaving", token=_token(done), answer="n\n")
+        assert kept.returncode == 1 and "nothing was deleted" in kept.stderr
+        assert account.iam().get_role(RoleName="alien-leaving")["Role"]
+
+        gone = down(account, "leaving", "--yes", "--json", token=_token(done))
+        assert gone.returncode == 0, gone.stderr
+        assert json.loads(gone.stdout) == {
+            "deployment": f"{group.name}/leaving",
+            "role": "alien-leaving",
+            "deleted": True,
+            "told_manager": True,
+            "warning": None,
+        }
+        with pytest.raises(ClientError) as missing:
+            account.iam().get_role(RoleName="alien-leaving")
+        assert missing.value.response["Error"]["Code"] == "NoSuchEntity"
+        assert group.admin.get(f"/v1/deployments/{group.name}/leaving").status_code == 404
+        refused = world.debug("aws", "sts", "get-caller-identity")
+        assert refused.returncode != 0
+    finally:
+        world.close()
+    [record] = group.admin.get(
+        "/v1/audit", params={"action": "deployment.delete", "deployment": dep_id}
+    ).json()["items"]
+    assert record["actor"]["kind"] == "deployment" and record["actor"]["id"] == dep_id
+
+    again = down(account, "leaving", "--yes", token=_token(done))
+    assert again.returncode == 1 and "has no role alien-leaving" in again.stderr
+
+
+def test_down_without_the_deployment_token_still_cuts_and_says_the_manager_was_not_told(
+    account: Account, group: Group
+) -> None:
+    assert up(account, group, "quiet", "--yes").returncode == 0
+    gone = down(account, "quiet", "--yes")
+    assert gone.returncode == 0, gone.stderr
+    assert "deleted the role alien-quiet" in gone.stdout
+    assert gone.stderr.startswith("warning: the manager was not told (set ALIEN_DEPLOYMENT_TOKEN")
+    assert group.admin.get(f"/v1/deployments/{group.name}/quiet").status_code == 200
+
+
+def test_down_leaves_a_role_alien_did_not_create(account: Account) -> None:
+    iam = account.iam()
+    trust = {"Version": "2012-10-17", "Statement": []}
+    iam.create_role(RoleName="alien-foreign", AssumeRolePolicyDocument=json.dumps(trust))
+    refused = down(account, "foreign", "--yes")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: ROLE_NOT_MANAGED: the role alien-foreign was not created by alien-deploy: left "
+        "alone (role_name)"
+    )
+    assert iam.get_role(RoleName="alien-foreign")["Role"]
 
 
 def test_without_a_release_there_is_nothing_to_derive_the_role_from(account: Account) -> None:

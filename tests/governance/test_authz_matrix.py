@@ -196,10 +196,16 @@ class World:
         return self.ok(self.admin.post(f"/v1/groups/{self.group(side)}/tokens", json={}))["id"]
 
     def fresh_deployment(self, side: Side) -> str:
+        return self.fresh_deployment_and_token(side)[0]
+
+    def fresh_deployment_and_token(self, side: Side) -> tuple[str, Mapping[str, str]]:
+        """A new deployment, and its token bound to dep(_other)."""
         if side == "ghost":
-            return self.dep_id(side)
+            return self.dep_id(side), {}
         token = self.admin.create_group_token(self.group(side))
-        return self.admin.onboard(token, unique("dep"))["deployment"]["id"]
+        onboarded = self.admin.onboard(token, unique("dep"))
+        bound = "dep" if side == "own" else "dep_other"
+        return onboarded["deployment"]["id"], {bound: onboarded["token"]}
 
     def fresh_command(self, side: Side) -> str:
         if side == "ghost":
@@ -311,8 +317,10 @@ def _register_aws(w: World, side: Side) -> Call:
 
 
 def _delete_deployment(w: World, side: Side) -> Call:
-    dep_id = w.fresh_deployment(side)
-    return Call("DELETE", f"/v1/deployments/{dep_id}", ref=dep_id)
+    """A fresh deployment, deleted by the vendor or by itself (its token leaving: the customer
+    cutting the vendor off); the other deployment's token finds it as if it did not exist."""
+    dep_id, bound = w.fresh_deployment_and_token(side)
+    return Call("DELETE", f"/v1/deployments/{dep_id}", tokens=bound, ref=dep_id)
 
 
 def _decide(verdict: str) -> Callable[[World, Side], Call]:
@@ -517,9 +525,10 @@ ROWS: list[Row] = [
     Row(
         ("DELETE", "/v1/deployments/{ref:path}"),
         Action.DEPLOYMENT_DELETE,
-        OPERATORS,
+        OPERATORS | {"dep"},
         204,
         _delete_deployment,
+        refusals={"dep_other": 404},
     ),
     Row(
         ("GET", "/v1/aws-deployments/{ref:path}"),

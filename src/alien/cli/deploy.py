@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from enum import StrEnum
@@ -284,9 +285,39 @@ def down(
     state_dir: StateDirOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
+    platform: Annotated[
+        str,
+        typer.Option(
+            "--platform",
+            help="local (this machine's agent and area) or aws (delete the vendor's management "
+            "role in this AWS account).",
+        ),
+    ] = "local",
+    name: Annotated[
+        str | None, typer.Option("--name", help="aws: the deployment's name (role alien-<name>).")
+    ] = None,
+    role_name: Annotated[
+        str | None, typer.Option("--role-name", help="aws: the role, if up was given one.")
+    ] = None,
+    manager: Annotated[
+        str | None,
+        typer.Option(
+            "--manager",
+            envvar="ALIEN_MANAGER_URL",
+            help="aws: the manager to tell, with ALIEN_DEPLOYMENT_TOKEN.",
+        ),
+    ] = None,
 ) -> None:
-    """Stop the agent, delete the area with ALL its data, and tell the manager."""
+    """Stop the agent, delete its area with ALL the data, tell the manager; aws: delete the role.
+
+    With --platform aws no agent runs here: the vendor's management role is deleted, after the
+    manager is told (with ALIEN_DEPLOYMENT_TOKEN) to forget the deployment."""
+    if platform == "aws":
+        _down_aws(name, role_name, manager, yes, as_json)
+        return
     with reporting_errors():
+        if platform != "local":
+            raise ValidationError("--platform is local or aws", field="platform")
         directory = _state_dir(state_dir)
         state = directory.load()
         if not yes:
@@ -308,6 +339,38 @@ def down(
         if result.warning:
             err_console.print(
                 f"warning: {result.warning}", highlight=False, markup=False, soft_wrap=True
+            )
+
+    render(data, as_json, human)
+
+
+def _down_aws(
+    name: str | None, role_name: str | None, manager: str | None, yes: bool, as_json: bool
+) -> None:
+    from alien.cli.deploy_aws import AwsDownRequest, offboard_aws  # botocore: this path only
+
+    with reporting_errors():
+        if not name and not role_name:
+            raise ValidationError("pass --name (or --role-name) of the deployment", field="name")
+        token = os.environ.get(governance.TOKEN_ENV)
+        done = offboard_aws(AwsDownRequest(name or "", role_name, manager, token, yes))
+    data = {
+        "deployment": done.deployment,
+        "role": done.role,
+        "deleted": True,
+        "told_manager": done.told_manager,
+        "warning": done.warning,
+    }
+
+    def human(_: Any) -> None:
+        console.print(
+            f"alien-deploy: deleted the role {done.role}: the vendor can no longer reach this "
+            f"account for {done.deployment}",
+            highlight=False,
+        )
+        if done.warning:
+            err_console.print(
+                f"warning: {done.warning}", highlight=False, markup=False, soft_wrap=True
             )
 
     render(data, as_json, human)

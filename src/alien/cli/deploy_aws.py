@@ -1,11 +1,15 @@
-"""``alien-deploy up --platform aws``: onboard this AWS account for the vendor's push model.
+"""``alien-deploy up|down --platform aws``: onboard this AWS account for the vendor's push model,
+and cut the vendor off again.
 
 Run by the customer's admin, with the customer's AWS credentials (boto3's default chain: the
 environment, ``~/.aws``, SSO, an instance role) and the group token the vendor handed over. It
 asks the manager for the plan, shows what it will create and asks before creating it (``--yes``
 skips the question), creates or updates the management role, then registers it. Nothing runs
 here afterwards: the manager reaches the account by assuming the role, and the customer can cut
-that access at any moment by deleting the role (the last line printed says how).
+that access at any moment by deleting the role: ``alien-deploy down --platform aws`` does it, and
+first tells the manager (with the deployment's token), which forgets the deployment and ends its
+live debug sessions at once. The role goes even when the manager cannot be told: the cut never
+depends on the vendor.
 """
 
 from __future__ import annotations
@@ -21,8 +25,14 @@ from alien.client import calls
 from alien.client.config import ClientConfig, check_manager_url
 from alien.client.models import AwsOnboarded, AwsOnboardingPlan
 from alien.client.sync import ManagerClient
-from alien.errors import AlienError, PlatformError, ValidationError
-from alien.platforms.aws.management_role import RoleSpec, default_role_name, ensure_role
+from alien.errors import AlienError, NotFound, PlatformError, ValidationError
+from alien.platforms.aws.management_role import (
+    RoleSpec,
+    default_role_name,
+    delete_role,
+    ensure_role,
+    managed_deployment,
+)
 
 PROPAGATION_SECONDS = 60.0
 """How long to keep asking the manager to register a role it cannot assume yet: IAM makes a new
@@ -77,12 +87,67 @@ def onboard_aws(request: AwsUpRequest, say: Any) -> AwsOnboarded | None:
             f"  (ALIEN_DEPLOYMENT_TOKEN=… alien-deploy policy|pending|approve|audit "
             f"--manager {config.base_url} set this deployment's policy and answer approvals)"
         )
+    down = "alien-deploy down --platform aws" + (
+        f" --role-name {spec.name}" if request.role_name else f" --name {request.name}"
+    )
     say(
         f"the vendor reaches this account only by assuming {role_arn}; to cut that access, "
-        f"delete the role: aws iam delete-role-policy --role-name {spec.name} --policy-name "
-        f"{plan.role_policy_name} && aws iam delete-role --role-name {spec.name}"
+        f"delete the role: ALIEN_DEPLOYMENT_TOKEN=… {down} --manager {config.base_url}"
     )
     return onboarded
+
+
+@dataclass(frozen=True)
+class AwsDownRequest:
+    name: str
+    role_name: str | None
+    manager: str | None
+    token: str | None
+    """The deployment's own token (``ALIEN_DEPLOYMENT_TOKEN``), to tell the manager."""
+    yes: bool
+
+
+@dataclass(frozen=True)
+class AwsDown:
+    deployment: str
+    role: str
+    told_manager: bool
+    warning: str | None
+
+
+def offboard_aws(request: AwsDownRequest) -> AwsDown:
+    """Delete the management role alien created for this deployment, telling the manager first."""
+    import boto3  # only on this path
+
+    iam = boto3.Session().client("iam")
+    role = request.role_name or default_role_name(request.name)
+    deployment = _aws(lambda: managed_deployment(iam, role))
+    if not request.yes and not typer.confirm(
+        f"Delete the role {role}: the vendor's only way into this account, for {deployment}?"
+    ):
+        raise ValidationError("nothing was deleted", field="confirmation")
+    warning = _forget(request, deployment)
+    _aws(lambda: delete_role(iam, role))
+    return AwsDown(deployment, role, told_manager=warning is None, warning=warning)
+
+
+def _forget(request: AwsDownRequest, deployment: str) -> str | None:
+    """Have the manager forget ``deployment`` (its live debug sessions end at once); why it was
+    not told, or ``None``. Never raises: the role is deleted either way."""
+    if not request.token or not request.manager:
+        return (
+            f"the manager was not told (set ALIEN_DEPLOYMENT_TOKEN and --manager): it still "
+            f"lists {deployment}, but can no longer reach this account"
+        )
+    try:
+        config = ClientConfig(base_url=check_manager_url(request.manager), token=request.token)
+        with ManagerClient(config) as client:
+            client.call(calls.delete_deployment(deployment))
+    except NotFound:
+        return None  # forgotten before (a down run again after its role deletion failed)
+    except AlienError as exc:
+        return f"the manager was not told: {exc.message}"
+    return None
 
 
 def _register(client: ManagerClient, name: str, region: str, role_arn: str) -> AwsOnboarded | None:

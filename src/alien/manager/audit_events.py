@@ -1,5 +1,5 @@
-"""Audit records of the vendor's management actions outside debugging and commands: API keys,
-releases, and refused attempts.
+"""Audit records of management actions outside debugging and commands: API keys, releases,
+deleted deployments, and refused attempts.
 
 Each helper appends in the caller's write transaction, so the trail and the change it describes
 commit together. Releases get one global record (what was released, to whom) plus one record per
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from alien.errors import AlienError
 from alien.manager.auth import Principal
-from alien.manager.models import ApiKey, Release
+from alien.manager.models import ApiKey, Deployment, Release
 from alien.manager.services import debug_sessions
 from alien.manager.services.audit import AuditEntry, AuditLog, actor_of
 from alien.protocol.audit import Outcome
@@ -52,6 +52,25 @@ def key_revoked(session: Session, log: AuditLog, caller: Principal, key: ApiKey)
         ),
     )
     return revoked
+
+
+def deployment_deleted(
+    session: Session, log: AuditLog, caller: Principal, dep: Deployment, revoked: list[str]
+) -> None:
+    """The vendor (an API key) or the customer (the deployment's own token: ``alien-deploy down
+    --platform aws``) made the manager forget a deployment. In the deployment's own chain too,
+    so the customer's verified trail ends with who cut it off."""
+    log.record(
+        session,
+        AuditEntry(
+            actor=actor_of(caller),
+            action="deployment.delete",
+            outcome=Outcome.SUCCEEDED,
+            deployment=dep.id,
+            target=dep.id,
+            details={"name": dep.name, "platform": dep.platform, "revoked_sessions": revoked},
+        ),
+    )
 
 
 def release_created(

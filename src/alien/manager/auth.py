@@ -191,6 +191,8 @@ DEPLOYMENT_TOKEN_ACTIONS = frozenset(
         Action.CUSTOMER_AUDIT_READ,
         Action.APPROVALS_READ,
         Action.APPROVALS_DECIDE,
+        # ... and may leave: the manager forgets it (alien-deploy down --platform aws).
+        Action.DEPLOYMENT_DELETE,
     }
 )
 

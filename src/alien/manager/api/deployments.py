@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from alien.errors import ValidationError
+from alien.manager import audit_events
 from alien.manager.api.debug_views import Audit
 from alien.manager.api.deps import Core, require
 from alien.manager.api.views import deployment_out, deployments_out
@@ -166,7 +167,9 @@ async def delete_deployment(
     deleted — through the command writer, so their signed URLs stop working with them.
 
     Tearing down what runs in the customer's environment is the agent's business (it reports
-    ``delete_requested`` … ``deleted``); this removes the manager's record.
+    ``delete_requested`` … ``deleted``); this removes the manager's record. A deployment's own
+    token may delete it too: the customer cutting the vendor off (``alien-deploy down``).
+    Audited (``deployment.delete``).
     """
     center = center_of(request)
 
@@ -174,6 +177,7 @@ async def delete_deployment(
         dep = deployments.visible_deployment(session, caller, ref)
         reason = f"the deployment {dep.name} was deleted"
         revoked = revoke_live(session, log, caller, reason=reason, deployment_id=dep.id)
+        audit_events.deployment_deleted(session, log, caller, dep, revoked)
         forget_commands(session, center.payloads, dep.id)
         deployments.delete_deployment(session, dep)
         return (dep.id, revoked), ()

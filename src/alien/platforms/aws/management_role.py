@@ -6,6 +6,9 @@ to date (trust policy and inline permissions; running ``up`` again after a new r
 narrows them). A role of that name that alien did not create is never touched: it is tagged
 :data:`MANAGED_TAG` on creation, and an untagged one is refused, so a mistyped ``--role-name``
 cannot rewrite the trust policy of an unrelated role.
+
+``alien-deploy down --platform aws`` deletes such a role (:func:`delete_role`), and only such a
+role: its tag says which deployment it serves.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from alien.errors import Conflict
+from alien.errors import Conflict, NotFound
 
 MANAGED_TAG = "alien:managed-role"
 MAX_ROLE_NAME = 64
@@ -72,3 +75,40 @@ def ensure_role(iam: Any, spec: RoleSpec) -> tuple[str, bool]:
         PolicyDocument=json.dumps(spec.permissions, separators=(",", ":")),
     )
     return role["Arn"], created
+
+
+def managed_deployment(iam: Any, name: str) -> str:
+    """The deployment (``group/name``) the role ``name`` was created for by alien; ``NotFound``
+    without such a role, ``Conflict`` (``ROLE_NOT_MANAGED``) for a role alien did not create."""
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            raise
+        raise NotFound(
+            f"this account has no role {name}: nothing to delete (pass --role-name if "
+            "up was given one)",
+            field="role_name",
+        ) from None
+    tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
+    deployment = tags.get(MANAGED_TAG)
+    if not deployment:
+        raise Conflict(
+            f"the role {name} was not created by alien-deploy: left alone",
+            field="role_name",
+            code="ROLE_NOT_MANAGED",
+        )
+    return deployment
+
+
+def delete_role(iam: Any, name: str) -> None:
+    """Delete the role with its inline policies, after detaching any managed policy an admin
+    attached to it (IAM refuses to delete a role that still has either). The policies
+    themselves are not deleted."""
+    for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+        for policy in page["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
+        for attached in page["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
+    iam.delete_role(RoleName=name)
