@@ -129,7 +129,10 @@ def test_up_creates_the_role_the_vendor_then_debugs_through(
     assert done.returncode == 0, done.stderr + done.stdout
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/alien-acme"
     assert f"created {role_arn}" in done.stdout
-    assert "delete-role --role-name alien-acme" in done.stdout
+    assert (  # how to cut the vendor off again, on one line to copy
+        f"ALIEN_DEPLOYMENT_TOKEN=… alien-deploy down --platform aws --name acme --manager "
+        f"{account.manager.url}\n" in done.stdout
+    )
 
     # The customer holds the deployment's token (shown once); the vendor can never mint one.
     [token] = [w for w in done.stdout.split() if w.startswith("ax_dep_")]
@@ -292,7 +295,7 @@ def test_down_cuts_the_vendor_off_and_tells_the_manager_first(
     [record] = group.admin.get(
         "/v1/audit", params={"action": "deployment.delete", "deployment": dep_id}
     ).json()["items"]
-    assert record["actor"]["kind"] == "deployment" and record["actor"]["id"] == dep_id
+    assert record["actor"]["kind"] == "deployment" and record["deployment_id"] == dep_id
 
     again = down(account, "leaving", "--yes", token=_token(done))
     assert again.returncode == 1 and "has no role alien-leaving" in again.stderr
@@ -316,8 +319,7 @@ def test_down_leaves_a_role_alien_did_not_create(account: Account) -> None:
     refused = down(account, "foreign", "--yes")
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        "error: ROLE_NOT_MANAGED: the role alien-foreign was not created by alien-deploy: left "
-        "alone (role_name)"
+        "error: the role alien-foreign was not created by alien-deploy: left alone (role_name)"
     )
     assert iam.get_role(RoleName="alien-foreign")["Role"]
 

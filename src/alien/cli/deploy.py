@@ -207,7 +207,9 @@ def up(
             from alien.cli.deploy_aws import AwsUpRequest, onboard_aws  # botocore: this path only
 
             aws = AwsUpRequest(token, manager, name or default_name(), region, role_name, yes)
-            onboard_aws(aws, lambda line: console.print(line, highlight=False, markup=False))
+            onboard_aws(
+                aws, lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True)
+            )
             return
         request = UpRequest(token=token, name=name, platform=platform, manager=manager)
         config = _config(transport, reconnect_max, command_tracebacks)

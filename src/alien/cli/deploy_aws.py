@@ -119,7 +119,9 @@ def offboard_aws(request: AwsDownRequest) -> AwsDown:
     """Delete the management role alien created for this deployment, telling the manager first."""
     import boto3  # only on this path
 
-    iam = boto3.Session().client("iam")
+    session = boto3.Session()
+    # IAM is global (signed for us-east-1): no --region to ask for, whatever the profile says.
+    iam = session.client("iam", region_name=session.region_name or "us-east-1")
     role = request.role_name or default_role_name(request.name)
     deployment = _aws(lambda: managed_deployment(iam, role))
     if not request.yes and not typer.confirm(
