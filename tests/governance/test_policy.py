@@ -151,6 +151,9 @@ def test_commands_outside_the_allowlist_are_refused_at_create(
     ]
     deploy_json(state, "policy", "set", "--commands-all")
     assert create_command(admin, dep, "echo").status_code == 201
+    # An empty list is nothing allowed, as for --channels: never "any" (it lifted the limit).
+    assert deploy_json(state, "policy", "set", "--commands", "")["customer"]["commands"] == []
+    assert create_command(admin, dep, "noop").status_code == 403
 
 
 def test_the_access_switch_cancels_commands_and_holds_releases_until_it_is_back(

@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alien.cli.deployments import manager_client, print_table
-from alien.cli.output import console, fail, print_json, render
+from alien.cli.output import cells, console, fail, print_json, render
 from alien.commands import Command, CommandFailed, CommandsClient, FanOutResult
 from alien.commands.client import DEFAULT_TIMEOUT
 from alien.errors import AlienError, ValidationError
@@ -231,7 +231,7 @@ def _fan_out_report(results: dict[str, FanOutResult], as_json: bool) -> None:
         for ref, r in results.items():
             outcome = "ok" if r.ok else ("skipped" if r.skipped else "failed")
             detail = json.dumps(r.result) if r.ok else _one_line(r.error) if r.error else ""
-            table.add_row(Text(ref), Text(outcome), Text(detail[:200]))
+            table.add_row(*cells((ref, outcome, detail[:200])))
         print_table(table)
     if failed:
         fail(f"{len(failed)} of {len(results)} deployment(s) did not succeed")
@@ -281,13 +281,17 @@ def list_commands(
             table.add_column(column, overflow="fold")
         for c in items:
             table.add_row(
-                Text(c.id),
-                Text(names.get(c.deployment_id, c.deployment_id)),
-                Text(c.command),
-                Text(c.target),
-                Text(c.state if c.error is None else f"{c.state} ({c.error.code})"),
-                Text(f"{c.attempt}/{c.max_attempts}"),
-                Text(c.created_at.isoformat(timespec="seconds")),
+                *cells(
+                    (
+                        c.id,
+                        names.get(c.deployment_id, c.deployment_id),
+                        c.command,
+                        c.target,
+                        c.state if c.error is None else f"{c.state} ({c.error.code})",
+                        f"{c.attempt}/{c.max_attempts}",
+                        c.created_at.isoformat(timespec="seconds"),
+                    )
+                )
             )
         print_table(table)
 

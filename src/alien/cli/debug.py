@@ -28,7 +28,7 @@ import typer
 
 from alien.cli.fast_params import FastParamsCommand, FastParamsGroup
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
-from alien.cli.output import console, err_console, fail, print_json, render, reporting_errors
+from alien.cli.output import cells, console, err_console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
 from alien.debug import session_calls
 from alien.debug.session_calls import DebugSessionInfo, to_json
@@ -218,14 +218,18 @@ def _sessions_table(sessions: list[DebugSessionInfo]) -> None:
         table.add_column(column, overflow="fold")
     for s in sessions:
         table.add_row(
-            s.id,
-            s.deployment,
-            s.actor,
-            s.state,
-            _age(s.created_at),
-            "-" if s.exit_code is None else str(s.exit_code),
-            str(s.requests),
-            s.reason[:60],
+            *cells(
+                (
+                    s.id,
+                    s.deployment,
+                    s.actor,
+                    s.state,
+                    _age(s.created_at),
+                    "-" if s.exit_code is None else str(s.exit_code),
+                    str(s.requests),
+                    s.reason[:60],
+                )
+            )
         )
     console.print(table)
 

@@ -38,7 +38,7 @@ from alien.cli import audit as audit_cli
 from alien.cli import deploy_debug
 from alien.cli.approvals_view import approval_line, pending_table
 from alien.cli.options import parse_duration
-from alien.cli.output import console, err_console, print_json, render, reporting_errors
+from alien.cli.output import cells, console, err_console, print_json, render, reporting_errors
 from alien.client import approvals
 from alien.client.sync import ManagerClient
 from alien.debug.api import AuditRecord
@@ -404,9 +404,12 @@ def _governance_client(state_dir: Path | None, manager: str | None) -> ManagerCl
     return ManagerClient(governance.credentials(_state_dir(state_dir), manager=manager))
 
 
-def _names(value: str | None, *, everything: str = "all") -> list[str] | None:
-    """``a,b`` → the list; ``all`` → ``None`` (no limit of yours); ``""`` → nothing at all."""
-    if value is None or value.strip().lower() == everything:
+def _names(value: str | None, *, everything: str | None = "all") -> list[str] | None:
+    """``a,b`` → the list; ``all`` → ``None`` (no limit of yours); ``""`` → nothing at all.
+
+    ``everything=None``: no word means "any" (``--commands``, where ``all`` may be a command's
+    name and ``--commands-all`` lifts the limit): ``""`` is nothing there too, never "any"."""
+    if value is None or (everything is not None and value.strip().lower() == everything):
         return None
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -436,7 +439,7 @@ def _policy_human(data: dict[str, Any]) -> None:
     for column in ("", "YOURS", "EFFECTIVE"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*cells(row))
     console.print(table)
     if customer.get("held_release"):
         console.print(f"held release: {customer['held_release']} (delivered when access is on)")
@@ -470,7 +473,8 @@ def policy_set(
         typer.Option("--egress-allow", help="host[:port],*.domain the debug egress may reach."),
     ] = None,
     commands: Annotated[
-        str | None, typer.Option("--commands", help="The only commands the vendor may run.")
+        str | None,
+        typer.Option("--commands", help="The only commands the vendor may run: a,b; '' for none."),
     ] = None,
     commands_all: Annotated[
         bool, typer.Option("--commands-all", help="Any command (lifts --commands).")
@@ -503,7 +507,7 @@ def policy_set(
         if egress_allow is not None:
             changes["egress_allow"] = _names(egress_allow)
         if commands is not None or commands_all:
-            changes["commands"] = None if commands_all else _names(commands, everything="")
+            changes["commands"] = None if commands_all else _names(commands, everything=None)
         if command_approval is not None:
             changes["command_approval"] = command_approval is Switch.ON
         if access is not None:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
-from alien.cli.output import console, fail, print_json, render, reporting_errors
+from alien.cli.output import cells, console, fail, print_json, render, reporting_errors
 from alien.client.config import ClientConfig
 from alien.client.models import Deployment, RefusedAgent
 from alien.client.sync import ManagerClient
@@ -55,7 +55,7 @@ def print_rows(headers: tuple[str, ...], rows: list[tuple[str, ...]], ids: tuple
         else:
             table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*cells(row))
     print_table(table)
 
 
@@ -97,15 +97,19 @@ def _table(deps: list[Deployment]) -> None:
         table.add_column(column, overflow="fold")
     for dep in deps:
         table.add_row(
-            dep.ref,
-            dep.id,
-            dep.state,
-            dep.current_release or "-",
-            dep.desired_release or "-",
-            ("connected" if dep.connected else "offline")
-            + (" (conflict)" if dep.agent_conflict else ""),
-            _age(heartbeat_age(dep)),
-            (dep.error or "")[:80],
+            *cells(
+                (
+                    dep.ref,
+                    dep.id,
+                    dep.state,
+                    dep.current_release or "-",
+                    dep.desired_release or "-",
+                    ("connected" if dep.connected else "offline")
+                    + (" (conflict)" if dep.agent_conflict else ""),
+                    _age(heartbeat_age(dep)),
+                    (dep.error or "")[:80],  # the agent's words
+                )
+            )
         )
     print_table(table)
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from alien.cli.deployments import manager_client, print_table
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
-from alien.cli.output import console, err_console, print_json, reporting_errors
+from alien.cli.output import cells, console, err_console, print_json, reporting_errors
 from alien.client.models import Group
 from alien.errors import ValidationError
 
@@ -76,7 +76,9 @@ def _table(groups: list[Group]) -> None:
     for column in ("GROUP", "ID", "DEPLOYMENTS", "DESCRIPTION"):
         table.add_column(column)
     for group in groups:
-        table.add_row(group.name, group.id, str(group.deployment_count), group.description or "")
+        table.add_row(
+            *cells((group.name, group.id, group.deployment_count, group.description or ""))
+        )
     print_table(table)
 
 

@@ -26,7 +26,7 @@ from rich.table import Table
 from alien.cli.deployments import manager_client, print_table
 from alien.cli.groups import check_reference
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
-from alien.cli.output import console, err_console, print_json, render, reporting_errors
+from alien.cli.output import cells, console, err_console, print_json, render, reporting_errors
 from alien.client.call import path_segment
 from alien.client.calls import Call, decode_model, decode_page
 from alien.manager.auth import Role
@@ -123,7 +123,7 @@ def _table(keys: list[ApiKey]) -> None:
     for key in keys:
         revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
         created = key.created_at.isoformat(timespec="seconds")
-        table.add_row(key.id, key.name, key.role, key.scope, created, revoked)
+        table.add_row(*cells((key.id, key.name, key.role, key.scope, created, revoked)))
     print_table(table)
 
 

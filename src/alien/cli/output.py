@@ -8,8 +8,9 @@ traceback: an ``AlienError`` exits 1 with its message, bad usage exits 2 (typer'
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -19,6 +20,10 @@ from alien.errors import AlienError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class _LazyConsole:
@@ -40,6 +45,29 @@ class _LazyConsole:
 
 console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
 err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+
+def printable(text: str) -> str:
+    """Text another party chose (a debug reason, an approval note, an agent's error, a name) as
+    one inert line: control characters and bidirectional overrides shown escaped (``\\n``,
+    ``\\x1b``, ``\\u202e``), so it can neither start a row of its own in a table nor move the
+    cursor, recolour or hide what the reader sees before they approve something."""
+    return _UNSAFE.sub(lambda found: _escape(found.group()), text)
+
+
+def _escape(char: str) -> str:
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    return f"\\x{ord(char):02x}" if ord(char) <= 0xFF else f"\\u{ord(char):04x}"
+
+
+def cells(values: Iterable[object]) -> list[Text]:
+    """Table cells of plain text: :func:`printable`, and never read as rich markup (a reason
+    holding ``[link=…]`` or ``[red]`` is shown as typed)."""
+    from rich.text import Text
+
+    return [Text(printable(str(value))) for value in values]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
