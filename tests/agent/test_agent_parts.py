@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from alien.agent.config import AgentConfig
 from alien.agent.control import down, local_status
@@ -15,6 +16,7 @@ from alien.agent.converge import Converger, one_line
 from alien.agent.link import ManagerLink
 from alien.agent.packages import PackageCache
 from alien.agent.state import AgentState, StateDir
+from alien.cli.deploy import app as deploy_cli
 from alien.client import AsyncManagerClient, ClientConfig
 from alien.errors import Conflict, NotFound, PlatformError
 from alien.platforms.local.area import Area
@@ -133,7 +135,7 @@ def test_errors_become_one_bounded_line() -> None:
     assert one_line(RuntimeError("short")) == "RuntimeError: short"
 
 
-def test_down_tears_down_locally_even_when_the_manager_is_unreachable(tmp_path: Path) -> None:
+def test_down_keeps_the_token_when_the_manager_is_unreachable(tmp_path: Path) -> None:
     state_dir, state = _onboarded(tmp_path / "state")
     (state_dir.packages_dir / "rel_a").mkdir(parents=True)
     area = Area(state.area)
@@ -146,6 +148,17 @@ def test_down_tears_down_locally_even_when_the_manager_is_unreachable(tmp_path: 
     result = asyncio.run(down(state_dir))
     assert result.deployment == "acme/prod" and not result.told_manager
     assert result.warning is not None and "cannot reach the manager" in result.warning
-    assert not area.root.exists() and not state_dir.state_file.exists()
-    assert not state_dir.token_file.exists() and not state_dir.packages_dir.exists()
+    assert not area.root.exists()  # torn down here: what the customer asked for
+    # ... but what telling the manager later needs stays, for `down` run again
+    assert state_dir.state_file.exists() and state_dir.token_file.exists()
     assert (tmp_path / "state" / "notes.txt").exists()
+
+    again = CliRunner().invoke(deploy_cli, ["down", "--state-dir", str(state_dir.root), "--yes"])
+    assert again.exit_code == 1, again.output  # not "done": the manager still lists it
+    assert again.stdout == "alien-deploy: acme/prod torn down here\n"
+    [line] = again.stderr.splitlines()
+    assert line.startswith("error: the manager was not told: cannot reach the manager")
+    assert line.endswith(
+        f"run alien-deploy down again once it is reachable (the state dir keeps what that "
+        f"needs), or delete {state_dir.root} to forget the deployment without telling the manager"
+    )

@@ -23,9 +23,10 @@ from agent_support import AgentProcess, PinnedManager, admin_client, write_app
 from typer.testing import CliRunner
 
 from alien.cli.deploy import app as deploy_cli
-from alien.client import ManagerClient
+from alien.client import ClientConfig, ManagerClient
 from alien.client.models import Deployment
 from alien.client.publish import publish
+from alien.errors import Unauthenticated
 
 RECONNECT_LIMIT = 20.0
 
@@ -153,11 +154,16 @@ def test_a_killed_agent_resumes_the_same_deployment(
     assert [d.id for d in admin.list_deployments(group="solo")] == [dep_id]
     assert _wait_status(agent, state="running", connected=True)["deployment_id"] == dep_id
 
+    token = (agent.state_dir / "token").read_text().strip()
     down = CliRunner().invoke(deploy_cli, ["down", "--state-dir", str(agent.state_dir), "--yes"])
     assert down.exit_code == 0, down.output
     assert agent.wait() == 0, agent.log()  # down stopped it, cleanly
     assert not agent.state_dir.exists()
     assert admin.get_deployment(dep_id).state == "deleted"
+    # Nothing speaks for a torn-down deployment any more.
+    gone = ManagerClient(ClientConfig(base_url=sqlite_manager.url, token=token))
+    with gone, pytest.raises(Unauthenticated):
+        gone.get_deployment(dep_id)
 
 
 def test_lost_cache_and_failed_update_roll_back_to_the_last_good_release(

@@ -3,9 +3,11 @@
 ``status`` never talks to the agent process: it reads the state dir (``agent.json``) and, when the
 agent holds its lock, the ``status.json`` the agent keeps fresh. ``down`` stops a running agent
 (SIGTERM, so it stops its functions gracefully), tears the area down with everything in it, tells
-the manager (``delete_requested`` then ``deleted``, with the deployment's own token) and removes
-the agent's files from the state dir. If the manager cannot be told, the local teardown still
-happens (it is what the customer asked for) and the result says so.
+the manager (``delete_requested`` then ``deleted``, with the deployment's own token; the manager
+then revokes that token) and removes the agent's files from the state dir. If the manager cannot
+be told, the local teardown still happens (it is what the customer asked for), the result says
+so, and the state dir keeps the deployment's token and state, so that ``down`` run again tells
+the manager: forgetting them would leave the manager listing a deployment nobody can remove.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ async def down(state_dir: StateDir, *, stop_timeout: float = 60.0) -> DownResult
                     warning = f"the manager was not told the teardown finished: {exc.message}"
     finally:
         state_dir.unlock()
-    _forget(state_dir)
+    if warning is None:
+        _forget(state_dir)
     return DownResult(deployment=state.ref, told_manager=warning is None, warning=warning)
 
 

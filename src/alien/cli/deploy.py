@@ -38,7 +38,15 @@ from alien.cli import audit as audit_cli
 from alien.cli import deploy_debug
 from alien.cli.approvals_view import approval_line, pending_table
 from alien.cli.options import parse_duration
-from alien.cli.output import cells, console, err_console, print_json, render, reporting_errors
+from alien.cli.output import (
+    cells,
+    console,
+    err_console,
+    fail,
+    print_json,
+    render,
+    reporting_errors,
+)
 from alien.client import approvals
 from alien.client.sync import ManagerClient
 from alien.debug.api import AuditRecord
@@ -337,13 +345,16 @@ def down(
     }
 
     def human(_: Any) -> None:
-        console.print(f"alien-deploy: {result.deployment} torn down", highlight=False)
-        if result.warning:
-            err_console.print(
-                f"warning: {result.warning}", highlight=False, markup=False, soft_wrap=True
-            )
+        here = "" if result.told_manager else " here"
+        console.print(f"alien-deploy: {result.deployment} torn down{here}", highlight=False)
 
     render(data, as_json, human)
+    if not result.told_manager:
+        fail(
+            f"{result.warning}; run alien-deploy down again once it is reachable (the state dir "
+            f"keeps what that needs), or delete {directory.root} to forget the deployment "
+            "without telling the manager"
+        )
 
 
 def _down_aws(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from alien.errors import NotFound, ValidationError
 from alien.manager.models import Deployment
+from alien.manager.services.deployment_tokens import revoke_tokens
 from alien.manager.services.deployments import (
     apply_event,
     group_names,
@@ -27,6 +28,7 @@ from alien.protocol.agent_channel import (
     StatusReport,
     Welcome,
 )
+from alien.protocol.deployment import DeploymentState
 from alien.protocol.errors import IllegalTransition
 
 
@@ -66,10 +68,12 @@ def handle(
                 code="UNKNOWN_RELEASE",
             )
         try:
-            apply_event(dep, message.event)
+            status = apply_event(dep, message.event)
         except IllegalTransition as exc:
             exc.details = {**exc.details, "status": status_of(dep).model_dump(mode="json")}
             raise
+        if status.state is DeploymentState.DELETED:
+            revoke_tokens(session, dep.id)
     if message.detail is not None:
         dep.status_detail = dict(message.detail)
     return []

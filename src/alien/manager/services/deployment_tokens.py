@@ -3,11 +3,13 @@
 An agent gets it when it onboards; a push-model deployment (no agent) gets one for its customer,
 once — at self-onboarding (``POST /v1/onboard/aws``), or issued by the vendor's admin
 (``POST /v1/customer-credentials``) for a deployment the vendor registered. Only its hash is
-stored; the value is shown once, in the answer that issued it.
+stored; the value is shown once, in the answer that issued it. A deployment torn down (its agent
+reported ``deleted``) loses its tokens: nothing should speak for it any more.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from alien.manager import tokens
@@ -48,3 +50,13 @@ def issue_for_customer(
         ),
     )
     return issued.value
+
+
+def revoke_tokens(session: Session, deployment_id: str) -> None:
+    """Every token of the deployment stops working from the next request (the row cache sees
+    the update)."""
+    session.execute(
+        update(DeploymentToken)
+        .where(DeploymentToken.deployment_id == deployment_id, DeploymentToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
