@@ -174,8 +174,8 @@ def open_session(
     from alien.malloc_tuning import keep_freed_memory
 
     keep_freed_memory()  # the session's proxy and tunnel move the command's bulk data
-    config = ClientConfig.resolve(manager, token)
     with reporting_errors(), naming_flags(ttl_seconds="--ttl"):
+        config = ClientConfig.resolve(manager, token)
         config.require_token()
         plan = DebugRun(
             deployment=deployment,

@@ -73,11 +73,30 @@ def _loopback(host: str) -> bool:
         return host.lower().rstrip(".") == "localhost"
 
 
+def check_token(token: str) -> None:
+    """Refuse a token that could not go into a header as it is, without ever showing it.
+
+    Every alien token is visible ASCII. A stray newline or carriage return (a token pasted from
+    a file written on Windows, ``$(cat …)`` of a file with CRLF) made the HTTP library refuse
+    the header with the whole ``Bearer …`` value in its message, which was printed as "cannot
+    reach the manager": the secret in a terminal or a CI log, and the wrong reason."""
+    if not all("!" <= char <= "~" for char in token):
+        raise ValidationError(
+            "the token holds a space, a line break or another character no token has (copied "
+            "with a trailing newline or carriage return?): set it again without",
+            field="token",
+        )
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     base_url: str
     token: str | None = field(default=None, repr=False)
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.token is not None:
+            check_token(self.token)
 
     @classmethod
     def resolve(
