@@ -203,6 +203,10 @@ def test_admin_commands(world: World) -> None:
     assert revoked.returncode == 0 and json.loads(revoked.stdout)["state"] == "revoked"
     sessions = _alien(world, "debug", "sessions", "--deployment", world.ref, "--json")
     assert [s["id"] for s in json.loads(sessions.stdout)] == [session_id]
+    listed = _alien(world, "debug", "sessions", "--deployment", world.ref)  # piped: ids whole
+    assert any(line.startswith(f"{session_id} ") for line in listed.stdout.splitlines()), listed
+    shown = _alien(world, "debug", "show", session_id)
+    assert f"         id: {session_id}\n" in shown.stdout and "  exit_code: -\n" in shown.stdout
     audit = _alien(world, "audit", "--session", session_id, "--json")
     assert [r["action"] for r in json.loads(audit.stdout)] == [
         "debug.session.open",

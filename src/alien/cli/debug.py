@@ -28,7 +28,15 @@ import typer
 
 from alien.cli.fast_params import FastParamsCommand, FastParamsGroup
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
-from alien.cli.output import cells, console, err_console, fail, print_json, render, reporting_errors
+from alien.cli.output import (
+    console,
+    err_console,
+    fail,
+    print_json,
+    printable,
+    render,
+    reporting_errors,
+)
 from alien.client.config import ClientConfig
 from alien.debug import session_calls
 from alien.debug.session_calls import DebugSessionInfo, to_json
@@ -208,30 +216,26 @@ def _age(moment: datetime | None) -> str:
 
 
 def _sessions_table(sessions: list[DebugSessionInfo]) -> None:
-    from rich.table import Table
+    from alien.cli.deployments import print_rows  # the client stack: not on the run path
 
     if not sessions:
         console.print("no debug sessions", highlight=False)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("SESSION", "DEPLOYMENT", "WHO", "STATE", "OPENED", "EXIT", "REQS", "REASON"):
-        table.add_column(column, overflow="fold")
-    for s in sessions:
-        table.add_row(
-            *cells(
-                (
-                    s.id,
-                    s.deployment,
-                    s.actor,
-                    s.state,
-                    _age(s.created_at),
-                    "-" if s.exit_code is None else str(s.exit_code),
-                    str(s.requests),
-                    s.reason[:60],
-                )
-            )
+    headers = ("SESSION", "DEPLOYMENT", "WHO", "STATE", "OPENED", "EXIT", "REQS", "REASON")
+    rows = [
+        (
+            s.id,
+            s.deployment,
+            s.actor,
+            s.state,
+            _age(s.created_at),
+            "-" if s.exit_code is None else str(s.exit_code),
+            str(s.requests),
+            s.reason[:60],
         )
-    console.print(table)
+        for s in sessions
+    ]
+    print_rows(headers, rows, ids=("SESSION", "WHO"))  # ids whole, piped or not
 
 
 @debug_app.command("sessions")
@@ -268,17 +272,22 @@ def _show(data: dict[str, Any]) -> None:
         "end_reason",
         "exit_code",
     ):
-        console.print(f"{key:>11}: {getattr(info, key)}", markup=False, highlight=False)
-    console.print(f"{'requests':>11}: {_summary(info)}", markup=False, highlight=False)
+        value = getattr(info, key)
+        _line(f"{key:>11}: {'-' if value is None else printable(str(value))}")
+    _line(f"{'summary':>11}: {_summary(info)}")
+    _line(f"{'requests':>11}: {len(data['requests'])}")
     for r in data["requests"]:
         d = r.details
-        console.print(
-            f"  {r.time:%H:%M:%S} {r.target} {d.get('status')} {r.outcome} "
+        _line(
+            f"  {r.time:%H:%M:%S} {printable(r.target or '')} {d.get('status')} {r.outcome} "
             f"{_size(d.get('bytes_in', 0))} sent, {_size(d.get('bytes_out', 0))} received, "
-            f"{d.get('duration_ms', 0):.0f} ms",
-            markup=False,
-            highlight=False,
+            f"{d.get('duration_ms', 0):.0f} ms"
         )
+
+
+def _line(text: str) -> None:
+    """One line whole, piped or not (rich would fold at 80 columns without a terminal)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @debug_app.command("show")
@@ -291,7 +300,7 @@ def show_session(
     """One session and the requests it proxied."""
     with reporting_errors(), manager_client(manager, token) as client:
         info = client.call(session_calls.get_session(session_id))
-        records = client.call(_api().session_requests(session_id))
+        records = _session_requests(client, session_id)
     if as_json:
         print_json(
             {
@@ -317,7 +326,7 @@ def revoke(
     render(
         to_json(info) if as_json else info,
         as_json,
-        lambda i: console.print(_summary(i), markup=False, highlight=False),
+        lambda i: _line(_summary(i)),
     )
 
 
