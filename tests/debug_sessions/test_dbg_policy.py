@@ -4,8 +4,10 @@ policy decides (forbidden, approval required, maximum TTL, channels). Refusals a
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -117,6 +119,21 @@ def test_approval_required_leaves_the_session_pending(world: World) -> None:
         ("debug.session.cancel", "succeeded"),
     ]
     assert events[0]["details"]["state"] == "pending_approval"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_cli_stopped_while_waiting_withdraws_its_request(world: World, signum: int) -> None:
+    """As Ctrl-C does: killed on the spot, it left the request in the customer's queue."""
+    _set_policy(world, mode="approval_required")
+    waiting = world.start_debug("true")
+    deadline = time.monotonic() + 30
+    while not (sessions := world.sessions()) or sessions[0]["state"] != "pending_approval":
+        assert time.monotonic() < deadline and waiting.poll() is None
+        time.sleep(0.1)
+    waiting.send_signal(signum)
+    assert waiting.wait(timeout=30) == 128 + signum
+    assert world.sessions()[0]["state"] == "closed"
+    assert world.session_dirs() == []
 
 
 def test_only_the_opener_or_an_admin_closes_a_session(world: World) -> None:

@@ -17,6 +17,7 @@ parses, calls and renders.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,6 +108,28 @@ def _reason(reason: str | None) -> str:
     fail("a reason is required: pass --reason '…' (it is recorded in the audit trail)")
 
 
+@contextmanager
+def _unwinding_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a run as Ctrl-C does: ``SystemExit(128 + N)`` unwinds it, so the
+    session is closed (a session still waiting for approval is withdrawn). By default they
+    killed the CLI on the spot, leaving that request in the customer's approval queue. (Once
+    the command runs, the run's own handlers stop the command first.)"""
+
+    def unwind(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {
+        signum: signal.signal(signum, unwind)
+        for signum in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(signum) is signal.SIG_DFL
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _api() -> ModuleType:
     """:mod:`alien.debug.api` (pydantic models of the audit and policy routes), loaded by the
     subcommands that need it rather than by ``alien debug <deployment>``."""
@@ -194,7 +217,8 @@ def open_session(
         )
         # uvloop: the proxy and tunnel move every byte of the command's traffic; its loop costs
         # about half of asyncio's per chunk.
-        result = uvloop.run(run_debug(config, plan, _note))
+        with _unwinding_on_termination():
+            result = uvloop.run(run_debug(config, plan, _note))
     if result.ended is not None:
         err_console.print(f"error: {result.ended}", markup=False, highlight=False, soft_wrap=True)
     elif result.session is not None:
