@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from pathlib import Path
 
 import pytest
-from agent_command_helpers import journal
+from agent_command_helpers import eventually, journal
 from agent_deployments import Deployed, assert_clean
 
 from alien.client.errors import ManagerUnreachable
@@ -76,6 +77,31 @@ def test_manager_restart_during_200_commands_loses_and_repeats_none(
     deployed: Deployed, tmp_path: Path
 ) -> None:
     _restart_during_run(deployed, tmp_path, 200)
+
+
+def test_an_invoke_waits_through_a_manager_restart(deployed: Deployed, tmp_path: Path) -> None:
+    """``alien commands invoke`` holds one request open while the command runs. A stopping
+    manager answers it with the command as it is (uvicorn cut it off after its grace period
+    with a 500), and the client waits on, through the restart, for the result."""
+    log = tmp_path / "journal"
+    answer: dict[str, object] = {}
+    with deployed.client() as client:
+
+        def invoke() -> None:
+            try:
+                answer["result"] = client.invoke(
+                    "slow", {"seconds": 4, "journal": str(log)}, timeout=120
+                )
+            except Exception as exc:  # the assertion below shows it
+                answer["error"] = exc
+
+        waiting = threading.Thread(target=invoke, daemon=True)
+        waiting.start()
+        eventually(lambda: any(line.startswith("started ") for line in journal(log)), "a start")
+        deployed.manager.restart()
+        waiting.join(timeout=60)
+    assert answer == {"result": {"attempt": 1, "slept": 4}}, answer
+    assert " 500 " not in deployed.manager.log(tail=None)
 
 
 @pytest.mark.slow

@@ -29,10 +29,11 @@ import httpx
 
 from alien.client.call import path_segment
 from alien.client.config import ClientConfig
-from alien.client.errors import unreachable
+from alien.client.errors import ManagerUnreachable, unreachable
 from alien.client.transport import headers as default_headers
 from alien.commands import fanout
 from alien.commands.flows import (
+    RETRY_PAUSE,
     Flow,
     Request,
     checked,
@@ -318,9 +319,18 @@ class CommandsClient:
         try:
             request = next(flow)
             while True:
-                request = flow.send(self._send(request))
+                request = flow.send(self._send_retrying(request))
         except StopIteration as stop:
             return stop.value
+
+    def _send_retrying(self, request: Request) -> Any:
+        while True:
+            try:
+                return self._send(request)
+            except ManagerUnreachable as exc:
+                if not _retry(request, exc):
+                    raise _lost(request, exc) from None
+            time.sleep(RETRY_PAUSE)
 
     def _send(self, request: Request) -> Any:
         """One request of a flow, synchronously: over :mod:`alien.commands.sync_http`, or over
@@ -361,7 +371,11 @@ class CommandsClient:
                 try:
                     response = await http.request(**self._request_args(request))
                 except httpx.HTTPError as exc:
-                    raise unreachable(self.config.base_url, exc) from None
+                    lost = unreachable(self.config.base_url, exc)
+                    if not _retry(request, lost):
+                        raise _lost(request, lost) from None
+                    await asyncio.sleep(RETRY_PAUSE)
+                    continue
                 request = flow.send(response)
         except StopIteration as stop:
             return stop.value
@@ -435,3 +449,17 @@ def _list_flow(
 
 
 __all__ = ["DEFAULT_TIMEOUT", "CommandsClient"]
+
+
+def _retry(request: Request, exc: ManagerUnreachable) -> bool:
+    """Whether ``request`` may be sent again after ``exc`` (a wait, before its deadline)."""
+    until = request.retry_until
+    return until is not None and time.monotonic() + RETRY_PAUSE < until
+
+
+def _lost(request: Request, exc: ManagerUnreachable) -> ManagerUnreachable:
+    if request.when_lost is None:
+        return exc
+    return ManagerUnreachable(
+        f"{exc.message}; {request.when_lost}", field=exc.field, details=exc.details
+    )

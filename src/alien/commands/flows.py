@@ -30,6 +30,8 @@ MAX_SERVER_WAIT = 60.0
 """The longest single wait the manager grants; longer waits are several requests."""
 WAIT_SLACK = 15.0
 """Extra seconds a waiting request is given over its server-side wait before it counts as lost."""
+RETRY_PAUSE = 0.5
+"""Seconds between two tries of a :attr:`Request.retry_until` request the manager did not take."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Request:
     """Read timeout, for requests the server holds open; ``None``: the client's default."""
     authenticated: bool = True
     """Send the token (not to signed URLs: they carry their own authority)."""
+    retry_until: float | None = None
+    """A request that changes nothing (a wait): on a connection failure it is sent again, every
+    :data:`RETRY_PAUSE` seconds, until this monotonic time (a manager restarting)."""
+    when_lost: str | None = None
+    """Said after "cannot reach the manager" when the retries ran out (what may still run)."""
 
 
 class Response(Protocol):
@@ -131,6 +138,11 @@ def wait_flow(command: Command, until: float) -> Flow:
             f"/v1/commands/{command.id}",
             params={"wait": _seconds(server_wait)},
             timeout=server_wait + WAIT_SLACK,
+            retry_until=until,
+            when_lost=(
+                f"command {command.id} may still run, or have ended: alien commands get "
+                f"{command.id} --wait"
+            ),
         )
         command = Command.model_validate(checked(response).json())
     return command

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from alien.manager import migrate
 from alien.manager.agents import AgentRegistry
@@ -20,6 +20,14 @@ class ManagerCore:
     blobs: BlobStore
     hub: EventHub
     agents: AgentRegistry
+
+    on_stopping: list[Callable[[], None]] = field(default_factory=list)
+    """Run on the event loop when the server starts to stop, before it waits for the requests
+    still open: long-polls answer now with what they have instead of being cut off."""
+
+    def stopping(self) -> None:
+        for hook in self.on_stopping:
+            hook()
 
     def deployments_changed(self, deployment_ids: Iterable[str]) -> None:
         """Wake long-polls and agent channels of these deployments (call after the commit)."""

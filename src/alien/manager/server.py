@@ -186,7 +186,8 @@ class _Server(uvicorn.Server):
 
     ``on_started`` (the first admin key, :func:`_first_admin_key`) runs before any request is
     handled: it is synchronous, on the event loop. If it raises, the server stops cleanly and
-    the error is kept in ``failure`` for the caller to raise.
+    the error is kept in ``failure`` for the caller to raise. ``on_stopping`` runs when it
+    starts to stop, before uvicorn waits for open requests (``ManagerCore.stopping``).
     """
 
     def __init__(
@@ -196,8 +197,10 @@ class _Server(uvicorn.Server):
         out: TextIO,
         lock: ServingLock,
         on_started: Callable[[], None] | None = None,
+        on_stopping: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
+        self._on_stopping = on_stopping
         self._announce = announce
         self._out = out
         self._lock = lock
@@ -220,6 +223,11 @@ class _Server(uvicorn.Server):
         if self._lock.can_be_lost:
             threading.Thread(target=self._watch_lock, name="serving lock", daemon=True).start()
         print(self._announce, file=self._out, flush=True)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._on_stopping is not None:
+            self._on_stopping()  # open long-polls answer before uvicorn waits for them
+        await super().shutdown(sockets=sockets)
 
     def _watch_lock(self) -> None:
         while not self.should_exit:
@@ -374,7 +382,9 @@ def _serve_locked(
     install_logging_redaction(loggers=(*DEFAULT_LOGGERS, "alien"))
     logging.getLogger("alien.manager").info("manager data dir: %s", settings.data_dir)
     first_key = None if settings.admin_key else _first_admin_key(core, core.db.url, out)
-    server = _Server(config, f"{LISTENING_PREFIX}{url_of(sock)}", out, lock, first_key)
+    server = _Server(
+        config, f"{LISTENING_PREFIX}{url_of(sock)}", out, lock, first_key, core.stopping
+    )
     try:
         server.run(sockets=[sock])
     except SystemExit:  # uvicorn's way to say the app's start-up (lifespan) failed

@@ -76,6 +76,7 @@ class CommandCenter:
         self.links = LinkRegistry()
         self.dispatchers = DispatcherRegistry()
         self.waiters = Waiters()
+        core.on_stopping.append(self.waiters.drain)
         hooks = records.StoreHooks()
         self.live = hooks.live
         self.writer = BatchWriter(
