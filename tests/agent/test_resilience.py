@@ -28,6 +28,10 @@ from alien.client.models import Deployment
 from alien.client.publish import publish
 from alien.errors import Unauthenticated
 
+# Processes killed, restarted or replaced on purpose: the slow step (`scripts/test -m slow`),
+# which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 RECONNECT_LIMIT = 20.0
 
 
@@ -100,7 +104,6 @@ def test_manager_killed_for_a_moment(
     _manager_outage(pinned_manager, agent_factory, tmp_path, down_for=2.0)
 
 
-@pytest.mark.slow
 def test_manager_killed_for_ten_seconds(
     pinned_manager: PinnedManager, agent_factory: Callable[..., AgentProcess], tmp_path: Path
 ) -> None:

@@ -24,6 +24,10 @@ from agent_command_helpers import eventually, journal, wait_journal
 from agent_deployments import Deployed, assert_clean, deploy
 from agent_support import PinnedManager
 
+# Processes killed, restarted or replaced on purpose: the slow step (`scripts/test -m slow`),
+# which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 LEASE_SECONDS = 1.0
 
 

@@ -22,6 +22,10 @@ from agent_deployments import Deployed, assert_clean
 from alien.client.errors import ManagerUnreachable
 from alien.commands import Command, CommandsClient
 
+# Processes killed, restarted or replaced on purpose: the slow step (`scripts/test -m slow`),
+# which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 
 def _restart_during_run(deployed: Deployed, tmp_path: Path, total: int) -> None:
     """Create ``total`` commands (16 at a time, each a little slow), restart the manager once a
@@ -104,7 +108,6 @@ def test_an_invoke_waits_through_a_manager_restart(deployed: Deployed, tmp_path:
     assert " 500 " not in deployed.manager.log(tail=None)
 
 
-@pytest.mark.slow
 def test_manager_restart_during_1000_commands_loses_and_repeats_none(
     deployed: Deployed, tmp_path: Path
 ) -> None:

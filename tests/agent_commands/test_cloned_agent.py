@@ -21,6 +21,10 @@ from typer.testing import CliRunner
 from alien.cli.deploy import app as deploy_cli
 from alien.commands import CommandsClient
 
+# Processes killed, restarted or replaced on purpose: the slow step (`scripts/test -m slow`),
+# which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 TAKEOVER_TIMEOUT = 20.0
 
 

@@ -95,9 +95,7 @@ def setup_iam(url: str, region: str) -> Any:
     )
 
 
-def create_user(
-    iam: Any, name: str, actions: list[str], resource: str = "*"
-) -> dict[str, str]:
+def create_user(iam: Any, name: str, actions: list[str], resource: str = "*") -> dict[str, str]:
     """A user allowed ``actions`` on ``resource``, and its access key (3 calls)."""
     iam.create_user(UserName=name)
     key = iam.create_access_key(UserName=name)["AccessKey"]

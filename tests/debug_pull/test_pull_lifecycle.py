@@ -110,6 +110,7 @@ def test_an_agent_whose_debug_config_cannot_be_read_is_not_debugged(
         broken.agent.stop()
 
 
+@pytest.mark.slow  # the manager restarted, the tunnel dropped: fault injection
 def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again_through_the_agent(
     moto: MotoServer, targets: Targets, tmp_path: Path
 ) -> None:
@@ -127,6 +128,7 @@ def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again_through_the_agent(
         manager.stop()
 
 
+@pytest.mark.slow  # the manager restarted, the tunnel dropped: fault injection
 def test_a_get_in_flight_when_the_tunnel_drops_is_sent_again_on_the_new_one(
     moto: MotoServer, targets: Targets, tmp_path: Path
 ) -> None:
@@ -151,6 +153,7 @@ def test_a_get_in_flight_when_the_tunnel_drops_is_sent_again_on_the_new_one(
         manager.stop()
 
 
+@pytest.mark.slow  # the manager restarted, the tunnel dropped: fault injection
 def test_a_post_in_flight_when_the_tunnel_drops_is_not_sent_again(
     moto: MotoServer, targets: Targets, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from dbg_world import World, make_world, manager_env, pinned, restarted_mid_command
 from debug_moto import MotoServer
 
@@ -197,6 +198,7 @@ def test_the_child_does_not_inherit_the_engineers_manager_token(
     assert env["AWS_ACCESS_KEY_ID"].startswith("ASIAALIEN")
 
 
+@pytest.mark.slow  # the manager restarted, the tunnel dropped: fault injection
 def test_a_tunnel_lost_to_a_manager_restart_is_dialled_again(
     moto: MotoServer, tmp_path: Path
 ) -> None:

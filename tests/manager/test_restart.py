@@ -16,6 +16,10 @@ from support.agent import AgentSocket
 from support.manager import ManagerProcess
 from support.payloads import digest_of, sample_package
 
+# Processes killed, restarted or replaced on purpose: the slow step (`scripts/test -m slow`),
+# which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 
 def test_restart_keeps_releases_deployments_and_desired_state(manager: ManagerProcess) -> None:
     with manager.client() as admin:

@@ -19,6 +19,10 @@ from alien.manager.serving_lock import ManagerAlreadyServing, acquire
 from support.databases import DATABASES, database_for
 from support.manager import ManagerProcess
 
+# Processes killed, restarted or replaced on purpose: the slow step (`scripts/test -m slow`),
+# which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 EXIT_TIMEOUT = 30.0
 
 

@@ -16,13 +16,16 @@ from sqlalchemy.orm import Session
 
 from alien.errors import AlienError
 from alien.manager.auth import Principal
-from alien.manager.models import ApiKey, Deployment, Release
+from alien.manager.models import ApiKey, Deployment, Group, Release
 from alien.manager.services import debug_sessions
 from alien.manager.services.audit import AuditEntry, AuditLog, actor_of
 from alien.protocol.audit import Outcome
 
 
-def key_created(session: Session, log: AuditLog, caller: Principal, key: ApiKey) -> None:
+def key_created(
+    session: Session, log: AuditLog, caller: Principal, key: ApiKey, groups: list[str] | None
+) -> None:
+    """``groups``: the names of the groups the key is confined to, ``None`` for every group."""
     log.record(
         session,
         AuditEntry(
@@ -30,7 +33,46 @@ def key_created(session: Session, log: AuditLog, caller: Principal, key: ApiKey)
             action="key.create",
             outcome=Outcome.SUCCEEDED,
             target=key.id,
-            details={"name": key.name, "role": key.role},
+            details={"name": key.name, "role": key.role, "groups": groups},
+        ),
+    )
+
+
+def group_changed(
+    session: Session,
+    log: AuditLog,
+    caller: Principal,
+    action: str,
+    group: Group,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A group made, renamed or deleted, or one of its onboarding tokens issued or revoked
+    (``group.create``, ``group.update``, ``group.delete``, ``group.token.create``,
+    ``group.token.revoke``): who may onboard deployments where is the vendor's business too."""
+    log.record(
+        session,
+        AuditEntry(
+            actor=actor_of(caller),
+            action=action,
+            outcome=Outcome.SUCCEEDED,
+            target=group.id,
+            details={"name": group.name, **(details or {})},
+        ),
+    )
+
+
+def onboarded(session: Session, log: AuditLog, caller: Principal, dep: Deployment) -> None:
+    """A deployment came to be (``deployment.onboard``, by its group token): the first record
+    of the deployment's own chain, so the customer's trail starts where the deployment did."""
+    log.record(
+        session,
+        AuditEntry(
+            actor=actor_of(caller),
+            action="deployment.onboard",
+            outcome=Outcome.SUCCEEDED,
+            deployment=dep.id,
+            target=dep.id,
+            details={"name": dep.name, "platform": dep.platform},
         ),
     )
 

@@ -41,7 +41,7 @@ Deleter = Annotated[Principal, Depends(require(Action.DEPLOYMENT_DELETE))]
 
 
 @router.post("/v1/onboard", status_code=201, response_model=Onboarded)
-def onboard(body: OnboardRequest, core: Core, caller: Onboarder) -> Onboarded:
+def onboard(body: OnboardRequest, core: Core, log: Audit, caller: Onboarder) -> Onboarded:
     """Create a deployment in the group of the presenting group token (``ax_dg_…``).
 
     Returns the deployment and its token (``ax_dep_…``, shown only here), which the agent uses
@@ -51,6 +51,7 @@ def onboard(body: OnboardRequest, core: Core, caller: Onboarder) -> Onboarded:
         dep, secret = deployments.onboard(
             session, caller, name=body.name, platform=body.platform, metadata=body.metadata
         )
+        audit_events.onboarded(session, log, caller, dep)
         out = deployment_out(session, dep, core.agents)
     return Onboarded(deployment=out, token=secret)
 

@@ -35,7 +35,8 @@ def create_key(body: ApiKeyCreate, core: Core, log: Audit, caller: Admin) -> Api
         key, secret = keys.create_key(
             session, name=body.name, role=body.role, created_by=caller.label, groups=groups
         )
-        audit_events.key_created(session, log, caller, key)
+        names = None if groups is None else sorted(g.name for g in groups)
+        audit_events.key_created(session, log, caller, key, names)
         out = key_out(key, keys.key_groups(session, [key])[key.id])
         return ApiKeyCreated(**out.model_dump(), key=secret)
 
