@@ -45,18 +45,21 @@ def group_changed(
     action: str,
     group: Group,
     details: dict[str, Any] | None = None,
+    *,
+    target: str | None = None,
 ) -> None:
-    """A group made, renamed or deleted, or one of its onboarding tokens issued or revoked
-    (``group.create``, ``group.update``, ``group.delete``, ``group.token.create``,
-    ``group.token.revoke``): who may onboard deployments where is the vendor's business too."""
+    """A group made, renamed or deleted (``group.create``, ``group.update``, ``group.delete``;
+    the target is the group), or one of its onboarding tokens issued or revoked
+    (``group.token.create``, ``group.token.revoke``; the target is the token's id): who may
+    onboard deployments where is the vendor's business too."""
     log.record(
         session,
         AuditEntry(
             actor=actor_of(caller),
             action=action,
             outcome=Outcome.SUCCEEDED,
-            target=group.id,
-            details={"name": group.name, **(details or {})},
+            target=target or group.id,
+            details={"group_id": group.id, "name": group.name, **(details or {})},
         ),
     )
 

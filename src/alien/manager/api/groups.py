@@ -83,8 +83,10 @@ def create_token(
         row, secret = groups.create_group_token(
             session, scoped, name=body.name, created_by=caller.label
         )
-        details = {"token": row.id, "token_name": row.name}
-        audit_events.group_changed(session, log, caller, "group.token.create", scoped, details)
+        label = {"label": row.name}
+        audit_events.group_changed(
+            session, log, caller, "group.token.create", scoped, label, target=row.id
+        )
         return GroupTokenCreated(**group_token_out(row).model_dump(), token=secret)
 
 
@@ -105,6 +107,8 @@ def revoke_token(
     with core.db.write() as session:
         scoped = groups.get_group(session, group, groups=caller.groups)
         row = groups.revoke_group_token(session, scoped, token_id)
-        details = {"token": row.id, "token_name": row.name}
-        audit_events.group_changed(session, log, caller, "group.token.revoke", scoped, details)
+        label = {"label": row.name}
+        audit_events.group_changed(
+            session, log, caller, "group.token.revoke", scoped, label, target=row.id
+        )
         return group_token_out(row)
