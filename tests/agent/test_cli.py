@@ -65,6 +65,25 @@ def test_groups_tokens_release_and_listing(manager: ManagerProcess, tmp_path: Pa
     assert token.stdout.strip().startswith("ax_dg_") and "\n" not in token.stdout.strip()
     assert "shown only now" in token.stderr
 
+    # A leaked onboarding token is found and revoked from the CLI; no listing shows a secret.
+    [issued] = json.loads(alien(manager, "groups", "token", "ls", group, "--json").stdout)
+    assert issued["revoked_at"] is None and "token" not in issued
+    table = alien(manager, "groups", "token", "ls", group)
+    assert table.exit_code == 0 and issued["id"] in table.stdout and "ax_dg_" not in table.stdout
+    revoked = alien(manager, "groups", "token", "revoke", group, issued["id"])
+    assert revoked.exit_code == 0, revoked.output
+    assert revoked.stdout.strip() == f"onboarding token {issued['id']} of group {group} revoked"
+    [gone] = json.loads(alien(manager, "groups", "token", "ls", group, "--json").stdout)
+    assert gone["revoked_at"] is not None
+    onboard = CliRunner().invoke(
+        deploy_cli,
+        ["up", "--name", "late", "--state-dir", str(tmp_path / "late")],
+        env={**_env(manager), "ALIEN_GROUP_TOKEN": token.stdout.strip()},
+    )
+    _one_line_error(onboard, 1, "invalid or revoked token")
+    typo = alien(manager, "groups", "token", "revoke", group, "gtk_nope")
+    assert typo.exit_code == 1 and len(typo.stderr.strip().splitlines()) == 1
+
     app = write_app(tmp_path / "app", "v1")
     released = alien(manager, "release", "--path", str(app), "--group", group)
     assert released.exit_code == 0, released.output

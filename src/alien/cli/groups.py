@@ -1,4 +1,5 @@
-"""``alien groups create|ls`` and ``alien groups token create``: where deployments onboard.
+"""``alien groups create|ls`` and ``alien groups token create|ls|revoke``: where deployments
+onboard.
 
 ``token create`` prints the new onboarding token (``ax_dg_…``) alone on stdout, so a script can
 capture it; the manager shows it this once and stores only its hash. Give it to the customer's
@@ -13,9 +14,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from alien.cli.deployments import manager_client, print_table
+from alien.cli.deployments import manager_client, print_rows, print_table
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
-from alien.cli.output import cells, console, err_console, print_json, reporting_errors
+from alien.cli.output import cells, console, err_console, print_json, render, reporting_errors
+from alien.client import calls
 from alien.client.models import Group
 from alien.errors import ValidationError
 
@@ -126,3 +128,58 @@ def create_token(
 def register(app: typer.Typer) -> None:
     """Attach ``groups`` to the top-level ``alien`` app."""
     app.add_typer(groups_app)
+
+
+@token_app.command("ls")
+def list_tokens(
+    group: Annotated[str, typer.Argument(help="Group name or id.")],
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The group's onboarding tokens (never their secrets): who made each, when it was last
+    used, whether it is revoked."""
+    with reporting_errors():
+        check_reference(group, "GROUP")
+        with manager_client(manager, token) as client, naming_flags(group="GROUP"):
+            tokens = client.call(calls.list_group_tokens(group))
+    rows = [
+        (
+            t.id,
+            t.name,
+            t.created_by or "-",
+            f"{t.created_at:%Y-%m-%d %H:%M}",
+            f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
+            str(t.use_count),
+            f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "-",
+        )
+        for t in tokens
+    ]
+    headers = ("ID", "NAME", "BY", "CREATED", "LAST USED", "USES", "REVOKED")
+    render(
+        [t.model_dump(mode="json", exclude={"token"}) for t in tokens],
+        as_json,
+        lambda _: print_rows(headers, rows, ("ID", "BY")),
+    )
+
+
+@token_app.command("revoke")
+def revoke_token(
+    group: Annotated[str, typer.Argument(help="Group name or id.")],
+    token_id: Annotated[str, typer.Argument(help="The token's id (gtk_…, from token ls).")],
+    manager: ManagerOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke an onboarding token now; the deployments it onboarded keep working."""
+    with reporting_errors():
+        check_reference(group, "GROUP")
+        with manager_client(manager, token) as client, naming_flags(group="GROUP"):
+            revoked = client.call(calls.revoke_group_token(group, token_id))
+    render(
+        revoked.model_dump(mode="json", exclude={"token"}),
+        as_json,
+        lambda _: console.print(
+            f"onboarding token {revoked.id} of group {group} revoked", highlight=False
+        ),
+    )

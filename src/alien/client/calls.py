@@ -59,6 +59,15 @@ def list_groups() -> Call[list[Group]]:
     return Call("GET", "/v1/groups", decode_page(Group))
 
 
+def list_group_tokens(group: str) -> Call[list[GroupToken]]:
+    return Call("GET", f"/v1/groups/{path_segment(group, 'group')}/tokens", decode_page(GroupToken))
+
+
+def revoke_group_token(group: str, token_id: str) -> Call[GroupToken]:
+    path = f"/v1/groups/{path_segment(group, 'group')}/tokens/{path_segment(token_id, 'token')}"
+    return Call("DELETE", path, decode_model(GroupToken))
+
+
 def create_group_token(group: str, name: str = "default") -> Call[GroupToken]:
     return Call(
         "POST",

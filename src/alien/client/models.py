@@ -33,6 +33,9 @@ class GroupToken(_Out):
     created_at: datetime
     revoked_at: datetime | None = None
     token: str | None = Field(default=None, repr=False)
+    created_by: str | None = None
+    last_used_at: datetime | None = None
+    use_count: int = 0
 
 
 class ConnectedAgent(_Out):
