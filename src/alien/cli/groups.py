@@ -9,7 +9,8 @@ admin for ``alien-deploy up --token``.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
@@ -18,8 +19,11 @@ from alien.cli.deployments import manager_client, print_rows, print_table
 from alien.cli.options import JsonOption, ManagerOption, TokenOption, naming_flags
 from alien.cli.output import cells, console, err_console, print_json, render, reporting_errors
 from alien.client import calls
+from alien.client.call import Call
 from alien.client.models import Group
 from alien.errors import ValidationError
+
+T = TypeVar("T")
 
 # The manager's rule for group and deployment names (``alien.manager.schemas.Name``; a test
 # keeps the two equal). Not imported: loading the manager's schemas costs a command ~0.5 s.
@@ -108,10 +112,7 @@ def create_token(
     as_json: JsonOption = False,
 ) -> None:
     """Create an onboarding token; it is printed once, on stdout."""
-    with reporting_errors():
-        check_reference(group, "GROUP")
-        with manager_client(manager, token) as client, naming_flags(name="--name", group="GROUP"):
-            created = client.create_group_token(group, name)
+    created = _token_call(group, manager, token, lambda: calls.create_group_token(group, name))
     if as_json:
         print_json(created.model_dump(mode="json") | {"token": created.token})
         return
@@ -139,10 +140,7 @@ def list_tokens(
 ) -> None:
     """The group's onboarding tokens (never their secrets): who made each, when it was last
     used, whether it is revoked."""
-    with reporting_errors():
-        check_reference(group, "GROUP")
-        with manager_client(manager, token) as client, naming_flags(group="GROUP"):
-            tokens = client.call(calls.list_group_tokens(group))
+    tokens = _token_call(group, manager, token, lambda: calls.list_group_tokens(group))
     rows = [
         (
             t.id,
@@ -172,10 +170,7 @@ def revoke_token(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke an onboarding token now; the deployments it onboarded keep working."""
-    with reporting_errors():
-        check_reference(group, "GROUP")
-        with manager_client(manager, token) as client, naming_flags(group="GROUP"):
-            revoked = client.call(calls.revoke_group_token(group, token_id))
+    revoked = _token_call(group, manager, token, lambda: calls.revoke_group_token(group, token_id))
     render(
         revoked.model_dump(mode="json", exclude={"token"}),
         as_json,
@@ -183,3 +178,15 @@ def revoke_token(
             f"onboarding token {revoked.id} of group {group} revoked", highlight=False
         ),
     )
+
+
+def _token_call(
+    group: str, manager: str | None, token: str | None, make: Callable[[], Call[T]]
+) -> T:
+    """One call on ``group``'s onboarding tokens; a refusal (building the call included) in
+    one line, in the flags' terms."""
+    with reporting_errors():
+        check_reference(group, "GROUP")
+        with manager_client(manager, token) as client, naming_flags(name="--name", group="GROUP"):
+            answer = client.call(make())
+    return answer

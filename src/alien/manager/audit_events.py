@@ -52,32 +52,14 @@ def group_changed(
     the target is the group), or one of its onboarding tokens issued or revoked
     (``group.token.create``, ``group.token.revoke``; the target is the token's id): who may
     onboard deployments where is the vendor's business too."""
-    log.record(
-        session,
-        AuditEntry(
-            actor=actor_of(caller),
-            action=action,
-            outcome=Outcome.SUCCEEDED,
-            target=target or group.id,
-            details={"group_id": group.id, "name": group.name, **(details or {})},
-        ),
-    )
+    details = {"group_id": group.id, "name": group.name, **(details or {})}
+    _succeeded(session, log, caller, action, target or group.id, details)
 
 
 def onboarded(session: Session, log: AuditLog, caller: Principal, dep: Deployment) -> None:
     """A deployment came to be (``deployment.onboard``, by its group token): the first record
     of the deployment's own chain, so the customer's trail starts where the deployment did."""
-    log.record(
-        session,
-        AuditEntry(
-            actor=actor_of(caller),
-            action="deployment.onboard",
-            outcome=Outcome.SUCCEEDED,
-            deployment=dep.id,
-            target=dep.id,
-            details={"name": dep.name, "platform": dep.platform},
-        ),
-    )
+    _deployment_event(session, log, caller, "deployment.onboard", dep)
 
 
 def key_revoked(session: Session, log: AuditLog, caller: Principal, key: ApiKey) -> list[str]:
@@ -105,15 +87,41 @@ def deployment_deleted(
     """The vendor (an API key) or the customer (the deployment's own token: ``alien-deploy down
     --platform aws``) made the manager forget a deployment. In the deployment's own chain too,
     so the customer's verified trail ends with who cut it off."""
+    _deployment_event(session, log, caller, "deployment.delete", dep, {"revoked_sessions": revoked})
+
+
+def _deployment_event(
+    session: Session,
+    log: AuditLog,
+    caller: Principal,
+    action: str,
+    dep: Deployment,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A record in ``dep``'s own chain, its target the deployment."""
+    details = {"name": dep.name, "platform": dep.platform, **(details or {})}
+    _succeeded(session, log, caller, action, dep.id, details, deployment=dep.id)
+
+
+def _succeeded(
+    session: Session,
+    log: AuditLog,
+    caller: Principal,
+    action: str,
+    target: str,
+    details: dict[str, Any],
+    *,
+    deployment: str | None = None,
+) -> None:
     log.record(
         session,
         AuditEntry(
             actor=actor_of(caller),
-            action="deployment.delete",
+            action=action,
             outcome=Outcome.SUCCEEDED,
-            deployment=dep.id,
-            target=dep.id,
-            details={"name": dep.name, "platform": dep.platform, "revoked_sessions": revoked},
+            deployment=deployment,
+            target=target,
+            details=details,
         ),
     )
 
