@@ -536,7 +536,9 @@ class RedactingFilter(logging.Filter):
     message and ``args`` is cleared. Exception and stack text are rendered and redacted into
     ``exc_text``/``stack_info``, and ``exc_info`` is dropped: a handler formatting the live
     traceback itself would bypass redaction. ``extra=`` attributes are redacted too. A record is
-    redacted once even when it passes several filters (logger and handler).
+    redacted once by each redactor even when it passes several filters (logger and handler): a
+    handler's own redactor (knowing secrets the process-wide one does not) still redacts a
+    record the process-wide filter let through.
     """
 
     def __init__(self, redactor: Redactor | None = None) -> None:
@@ -548,9 +550,10 @@ class RedactingFilter(logging.Filter):
         return self._redactor if self._redactor is not None else default_redactor()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, _MARK, False):
-            return True
         redactor = self.redactor
+        done: tuple[Redactor, ...] = getattr(record, _MARK, ())
+        if any(seen is redactor for seen in done):
+            return True
         _redact_message(record, redactor)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -563,7 +566,7 @@ class RedactingFilter(logging.Filter):
             if name not in _RECORD_ATTRS and not name.startswith("_"):
                 masked = REDACTED if is_sensitive_key(name) else redactor.redact_json(value)
                 setattr(record, name, masked)
-        setattr(record, _MARK, True)
+        setattr(record, _MARK, (*done, redactor))
         return True
 
 

@@ -329,7 +329,7 @@ def test_the_audit_trail_is_a_sealed_chain_that_verifies(world: World) -> None:
     verifier = Signer.from_pem(key).verifier
     report = verify_chain(records, verifier)
     assert report.ok, report.problems[:3]
-    deployment_id = records[0]["deployment_id"]
+    deployment_id = next(r["deployment_id"] for r in records if r["deployment_id"])
     own = [r for r in records if r["deployment_id"] == deployment_id]
     assert verify_deployment_chain(own, verifier, deployment_id).ok
     tampered = [dict(r) for r in records]

@@ -138,8 +138,7 @@ def list_tokens(
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The group's onboarding tokens (never their secrets): who made each, when it was last
-    used, whether it is revoked."""
+    """The group's onboarding tokens, never their secrets: who made each, last use, revoked."""
     tokens = _token_call(group, manager, token, lambda: calls.list_group_tokens(group))
     rows = [
         (

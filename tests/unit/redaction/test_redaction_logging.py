@@ -260,3 +260,18 @@ def test_output_to_a_stream_never_contains_the_canary(
 
     assert stream.getvalue().count(R) >= 4
     assert CANARY not in stream.getvalue()
+
+
+def test_a_handler_s_own_redactor_still_redacts_what_a_process_wide_filter_let_through(
+    logger: logging.Logger, redactor: Redactor
+) -> None:
+    """The process-wide filter (which knows nothing of this secret) sees the record first, on
+    the logger; the handler's filter, with a redactor that knows it, must not skip the record
+    as "already redacted"."""
+    logger.addFilter(RedactingFilter(Redactor()))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(redactor))
+    logger.addHandler(handler)
+    logger.info("a %s", CANARY)
+    assert stream.getvalue() == f"a {R}\n"
