@@ -142,12 +142,13 @@ def test_both_parties_approve_and_nobody_approves_their_own_request(world: World
     not_approver = vendor(world, world.debugger_key, "approvals", "approve", opened["id"])
     assert not_approver.exit_code == 1 and not_approver.stderr.count("\n") == 1
     second = vendor(
-        world, world.manager.admin_key, "approvals", "approve", opened["id"], "--for", "5m"
+        world, world.manager.admin_key, "approvals", "approve", opened["id"], "--for", "12h"
     )
     assert second.exit_code == 0, second.output
-    assert second.stdout.strip() == f"{opened['id']}: approved for 300s"
     session = engineer.get(f"/v1/debug-sessions/{opened['id']}").json()
-    assert session["state"] == "active" and session["ttl_seconds"] == 300
+    assert session["state"] == "active" and session["ttl_seconds"] < 12 * 3600
+    # What it says is what the session got: --for only shortens, within the policy's maximum.
+    assert second.stdout.strip() == f"{opened['id']}: approved for {session['ttl_seconds']}s"
 
 
 def test_a_command_waits_for_the_customers_approval(
@@ -170,6 +171,11 @@ def test_a_command_waits_for_the_customers_approval(
             assert ended["state"] == "cancelled"
             assert world.admin.get(f"/v1/commands/{held['id']}").json()["state"] == "pending"
 
+            refused = customer.post(
+                f"/v1/approvals/{held['id']}/approve", json={"grant_seconds": 60}
+            )
+            assert refused.status_code == 422, refused.text  # a command has no TTL to grant
+            assert refused.json()["error"]["field"] == "grant_seconds"
             assert customer.post(f"/v1/approvals/{held['id']}/approve").status_code == 200
             offer = agent.command(command_id=held["id"])
             assert agent.respond(offer, {"n": 1})["ok"] is True

@@ -20,7 +20,13 @@ import typer
 
 from alien.cli.approvals_view import approval_line, pending_table
 from alien.cli.deployments import manager_client
-from alien.cli.options import JsonOption, ManagerOption, TokenOption, parse_duration
+from alien.cli.options import (
+    JsonOption,
+    ManagerOption,
+    TokenOption,
+    naming_flags,
+    parse_duration,
+)
 from alien.cli.output import console, render, reporting_errors
 from alien.client import approvals
 
@@ -69,7 +75,7 @@ def approve(
     """Approve as the vendor's approver."""
     with reporting_errors():
         grant = parse_duration(for_, "--for") if for_ is not None else None
-        with manager_client(manager, token) as client:
+        with manager_client(manager, token) as client, naming_flags(grant_seconds="--for"):
             info = client.call(approvals.approve(subject, grant, note))
     render(info.model_dump(mode="json"), as_json, lambda _: console.print(approval_line(info)))
 

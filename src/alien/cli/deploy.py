@@ -37,7 +37,7 @@ from alien.agent.state import StateDir
 from alien.cli import audit as audit_cli
 from alien.cli import deploy_debug
 from alien.cli.approvals_view import approval_line, pending_table
-from alien.cli.options import parse_duration
+from alien.cli.options import naming_flags, parse_duration
 from alien.cli.output import (
     cells,
     console,
@@ -547,7 +547,7 @@ def approve(
     """Approve a debug session or a command that waits for you."""
     with reporting_errors():
         grant = parse_duration(for_, "--for") if for_ is not None else None
-        with _governance_client(state_dir, manager) as client:
+        with _governance_client(state_dir, manager) as client, naming_flags(grant_seconds="--for"):
             info = client.call(approvals.approve(subject, grant, note))
     render(info.model_dump(mode="json"), as_json, lambda _: console.print(approval_line(info)))
 

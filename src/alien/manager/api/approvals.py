@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from alien.errors import AlienError, NotFound
+from alien.errors import AlienError, NotFound, ValidationError
 from alien.manager.api.debug_views import Audit
 from alien.manager.api.deps import Core, require
 from alien.manager.auth import Action, Principal, authorize
@@ -206,6 +206,12 @@ def _decide_in_db(
     with core.db.write() as session:
         row = _visible(session, caller, subject_id, Action.APPROVALS_DECIDE)
         session.refresh(row, with_for_update=True)
+        if grant_seconds is not None and row.subject_kind != SubjectKind.DEBUG_SESSION.value:
+            raise ValidationError(
+                "grant_seconds limits how long a debug session runs; a command has no such "
+                "limit to grant",
+                field="grant_seconds",
+            )
         result = approvals.decide(
             session, log, caller, row, decision, grant_seconds=grant_seconds, note=note
         )
@@ -225,7 +231,11 @@ def _settle_session(
 ) -> None:
     dbg = debug_sessions.get_session(session, row.subject_id, for_update=True)
     if row.state == ApprovalState.APPROVED.value:
-        debug_sessions.grant(session, log, dbg, ttl_seconds=row.grant_seconds)
+        granted = debug_sessions.grant(session, log, dbg, ttl_seconds=row.grant_seconds)
+        if row.grant_seconds is not None:
+            # What the session got: an approver's --for only shortens what it asked for, within
+            # the policy's maximum (the answer said "approved for 7200s" of a 600 s session).
+            row.grant_seconds = granted.ttl_seconds
         return
     party = approvals.party_of(caller).value
     reason = f"denied by the {party} ({caller.label})" + (f": {note}" if note else "")
