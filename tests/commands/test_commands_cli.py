@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -251,3 +254,29 @@ def test_real_process_exit_code(commands_manager: ManagerProcess, deployment: De
     )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: COMMAND_EXPIRED: ")
+
+
+def test_ctrl_c_on_invoke_says_the_command_goes_on(
+    commands_manager: ManagerProcess, deployment: Deployment
+) -> None:
+    """Ctrl-C stops the waiting, not the command: the CLI says so instead of exiting silently."""
+    argv = ["commands", "invoke", "-d", deployment.ref, "-c", "slow", "--timeout", "60"]
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "alien.cli.main", *argv],
+        env={**os.environ, **_env(commands_manager)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    mine = ("ls", "-d", deployment.ref, "-c", "slow", "--state", "pending", "--json")
+    while not json.loads(run(commands_manager, *mine)[1]):
+        assert time.monotonic() < deadline and waiting.poll() is None
+        time.sleep(0.1)
+    waiting.send_signal(signal.SIGINT)
+    _, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 130, err
+    assert err.splitlines() == [
+        f"error: interrupted: the command was not cancelled and may still run (alien commands "
+        f"ls --deployment {deployment.ref} --command slow; alien commands cancel ID)"
+    ]

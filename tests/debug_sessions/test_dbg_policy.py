@@ -231,3 +231,6 @@ def test_admin_commands(world: World) -> None:
     ]
     table = _alien(world, "audit", "--action", "debug.", "--deployment", world.ref)
     assert table.returncode == 0 and "debug.session.revoke" in table.stdout
+    first = _alien(world, "audit", "--action", "debug.", "--deployment", world.ref, "--limit", "1")
+    seq = first.stdout.splitlines()[1].split()[0]  # a full page says where the next one starts
+    assert first.stderr.strip() == f"(the first 1 records from there; the next ones: --after {seq})"

@@ -202,8 +202,15 @@ def _list(
         records = client.call(raw)
     if as_json:  # exactly as sealed: hashes and signatures included, verifiable as printed
         print_json(records)
-    else:
-        records_table([AuditRecord.model_validate(r) for r in records])
+        return
+    records_table([AuditRecord.model_validate(r) for r in records])
+    if len(records) == limit:  # a full page: there may be more, and nothing else would say so
+        err_console.print(
+            f"(the first {limit} records from there; the next ones: --after {records[-1]['seq']})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _items(data: Any) -> list[dict[str, Any]]:

@@ -34,6 +34,8 @@ from alien.commands import Command, CommandFailed, CommandsClient, FanOutResult
 from alien.commands.client import DEFAULT_TIMEOUT
 from alien.errors import AlienError, ValidationError
 
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT), as a shell reports it."""
 EXIT_NOT_ENDED = 3
 """``get --wait`` ran out before the command ended: the exit code of a wait that ran out, as
 ``alien deployments wait`` has it."""
@@ -181,6 +183,14 @@ def invoke(
             _invoke_one(client, command, values, target, timeout, idempotency_key, as_json)
     except AlienError as exc:
         fail(_one_line(exc))
+    except KeyboardInterrupt:
+        # Ctrl-C stops the waiting, not the command: say so, rather than exit in silence.
+        where = f"--deployment {deployment}" if deployment else f"--group {group}"
+        fail(
+            f"interrupted: the command was not cancelled and may still run (alien commands ls "
+            f"{where} --command {command}; alien commands cancel ID)",
+            EXIT_INTERRUPTED,
+        )
 
 
 def _invoke_one(
