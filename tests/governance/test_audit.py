@@ -202,6 +202,9 @@ def test_an_edited_record_fails_verification(trail: Trail) -> None:
         theirs = customer(trail, "audit", "--verify", dep=trail.other)
         assert theirs.exit_code == 0, "another customer's chain is not affected"
     assert alien(trail, "audit", "verify").exit_code == 0
+    ignored = customer(trail, "audit", "--head", "1:ab")  # would list, checking nothing
+    assert ignored.exit_code == 1
+    assert ignored.stderr.strip() == "error: --head checks a verification: add --verify (--head)"
 
 
 def test_a_removed_record_fails_verification(trail: Trail) -> None:

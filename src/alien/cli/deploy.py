@@ -589,6 +589,9 @@ def audit_(
 ) -> None:
     """This deployment's audit records (and nothing about any other), or --verify them."""
     with reporting_errors():
+        if not verify and (public_key is not None or head is not None):
+            flag = "--public-key" if public_key is not None else "--head"
+            raise ValidationError(f"{flag} checks a verification: add --verify", field=flag)
         config = governance.credentials(_state_dir(state_dir), manager=manager)
     with ManagerClient(config) as client:
         if not verify:
