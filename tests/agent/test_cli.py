@@ -254,18 +254,20 @@ def test_alien_deploy_refuses_what_it_cannot_do(tmp_path: Path, manager: Manager
     _one_line_error(deploy("run", "--state-dir", empty), 1, "holds no onboarded deployment")
     _one_line_error(deploy("status", "--state-dir", empty), 1, "holds no onboarded deployment")
     _one_line_error(deploy("debug", "--state-dir", empty), 1, "holds no onboarded deployment")
-    _one_line_error(deploy("up", "--state-dir", empty), 1, "pass --token", "(token)")
+    _one_line_error(deploy("up", "--state-dir", empty), 1, "set ALIEN_GROUP_TOKEN=", "(token)")
+    key = deploy("up", "--state-dir", empty, "--token", "ax_key_0123456789abcdef_" + "k" * 43)
+    _one_line_error(key, 1, "takes the group token (ax_dg_…)", "this is an API key")
     _one_line_error(
         deploy("up", "--state-dir", empty, "--token", "x", "--platform", "gcp"), 1, "(platform)"
     )
+    bad_token = "ax_dg_0123456789abcdef_" + "t" * 43
     no_region = {"AWS_REGION": None, "AWS_DEFAULT_REGION": None, "AWS_CONFIG_FILE": os.devnull}
     aws = CliRunner().invoke(
         deploy_cli,
-        ["up", "--token", "x", "--platform", "aws", "--name", "x"],
+        ["up", "--token", bad_token, "--platform", "aws", "--name", "x"],
         env={**_env(manager), **no_region},
     )
     _one_line_error(aws, 1, "--region", "(region)")
-    bad_token = "ax_dg_0123456789abcdef_" + "t" * 43
     result = deploy("up", "--state-dir", empty, "--token", bad_token, "--name", "x")
     _one_line_error(result, 1, "invalid or revoked token")
     assert bad_token not in result.output

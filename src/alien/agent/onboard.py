@@ -50,6 +50,34 @@ class UpRequest:
     manager: str | None = None
 
 
+_TOKEN_KINDS = {
+    "ax_key_": "an API key (the vendor's)",
+    "ax_dep_": "a deployment's own token",
+    "ax_dbg_": "a debug session's token",
+}
+
+
+def check_group_token(token: str | None, missing: str) -> str:
+    """The group token onboarding needs, or a one-line refusal saying what to give: the
+    environment variable first (``--token`` stays visible in ``ps`` for the agent's life), and
+    which kind of token was given instead of one."""
+    if not token:
+        raise ValidationError(
+            f"{missing}: set ALIEN_GROUP_TOKEN=ax_dg_… (the group token the vendor gave you)",
+            field="token",
+        )
+    if not token.startswith("ax_dg_"):
+        given = next(
+            (kind for prefix, kind in _TOKEN_KINDS.items() if token.startswith(prefix)),
+            "not an alien token",
+        )
+        raise ValidationError(
+            f"onboarding takes the group token (ax_dg_…) the vendor gave you; this is {given}",
+            field="token",
+        )
+    return token
+
+
 async def onboard_or_resume(state_dir: StateDir, request: UpRequest) -> tuple[AgentState, bool]:
     """The deployment to run and whether it was onboarded just now.
 
@@ -58,11 +86,7 @@ async def onboard_or_resume(state_dir: StateDir, request: UpRequest) -> tuple[Ag
     check_platform(request.platform)
     if state_dir.onboarded:
         return _resume(state_dir, request), False
-    if not request.token:
-        raise ValidationError(
-            f"{state_dir.root} holds no deployment yet: pass --token ax_dg_… to onboard",
-            field="token",
-        )
+    check_group_token(request.token, f"{state_dir.root} holds no deployment yet")
     if not request.manager:
         raise ValidationError("pass --manager URL (or set ALIEN_MANAGER_URL)", field="manager")
     manager = check_manager_url(request.manager)

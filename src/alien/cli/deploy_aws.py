@@ -21,6 +21,7 @@ from typing import Any
 import typer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from alien.agent.onboard import check_group_token
 from alien.client import calls
 from alien.client.config import ClientConfig, check_manager_url
 from alien.client.models import AwsOnboarded, AwsOnboardingPlan
@@ -51,8 +52,7 @@ class AwsUpRequest:
 
 def onboard_aws(request: AwsUpRequest, say: Any) -> AwsOnboarded | None:
     """Create the management role this deployment needs and register it with the manager."""
-    if not request.token:
-        raise ValidationError("pass --token ax_dg_… (the group token)", field="token")
+    check_group_token(request.token, "onboarding an AWS account needs the group token")
     if not request.manager:
         raise ValidationError("pass --manager URL (or set ALIEN_MANAGER_URL)", field="manager")
     config = ClientConfig(base_url=check_manager_url(request.manager), token=request.token)
