@@ -228,6 +228,12 @@ def test_the_agent_tells_the_manager_when_debug_json_comes_and_goes(
     try:
         config_file.unlink()
         wait_for_log(found.agent, "no longer debug_limits, debug_tunnel_splice, debug_tunnels")
+        # Its new connection announced no debugging: only then is the file's return a change
+        # to it (written back in the moment between the two connections, it is not one).
+        deadline = time.monotonic() + 30
+        while found.agent.log_path.read_text().count("connected to the manager (") < 2:
+            assert time.monotonic() < deadline, found.agent.log()
+            time.sleep(0.05)
         refused = _eventually(lambda: world.admin.post("/v1/debug-sessions", json=body))
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"]["code"] == "DEBUG_UNAVAILABLE"
