@@ -26,16 +26,8 @@ def key_created(
     session: Session, log: AuditLog, caller: Principal, key: ApiKey, groups: list[str] | None
 ) -> None:
     """``groups``: the names of the groups the key is confined to, ``None`` for every group."""
-    log.record(
-        session,
-        AuditEntry(
-            actor=actor_of(caller),
-            action="key.create",
-            outcome=Outcome.SUCCEEDED,
-            target=key.id,
-            details={"name": key.name, "role": key.role, "groups": groups},
-        ),
-    )
+    details = {"name": key.name, "role": key.role, "groups": groups}
+    _succeeded(session, log, caller, "key.create", key.id, details)
 
 
 def group_changed(
@@ -68,16 +60,8 @@ def key_revoked(session: Session, log: AuditLog, caller: Principal, key: ApiKey)
     revoked = debug_sessions.revoke_live(
         session, log, caller, reason=f"the API key {key.id} was revoked", opened_by=key.id
     )
-    log.record(
-        session,
-        AuditEntry(
-            actor=actor_of(caller),
-            action="key.revoke",
-            outcome=Outcome.SUCCEEDED,
-            target=key.id,
-            details={"role": key.role, "revoked_sessions": revoked},
-        ),
-    )
+    details = {"role": key.role, "revoked_sessions": revoked}
+    _succeeded(session, log, caller, "key.revoke", key.id, details)
     return revoked
 
 

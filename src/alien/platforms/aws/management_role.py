@@ -59,8 +59,7 @@ def ensure_role(iam: Any, spec: RoleSpec) -> tuple[str, bool]:
         if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
             raise
         role = iam.get_role(RoleName=spec.name)["Role"]
-        tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
-        if tags.get(MANAGED_TAG) != spec.deployment:
+        if _managed_for(role) != spec.deployment:
             raise Conflict(
                 f"the role {spec.name} exists and was not created by alien for "
                 f"{spec.deployment}: pass another --role-name",
@@ -90,8 +89,7 @@ def managed_deployment(iam: Any, name: str) -> str:
             "up was given one)",
             field="role_name",
         ) from None
-    tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
-    deployment = tags.get(MANAGED_TAG)
+    deployment = _managed_for(role)
     if not deployment:
         raise Conflict(
             f"the role {name} was not created by alien-deploy: left alone",
@@ -99,6 +97,11 @@ def managed_deployment(iam: Any, name: str) -> str:
             code="ROLE_NOT_MANAGED",
         )
     return deployment
+
+
+def _managed_for(role: dict[str, Any]) -> str | None:
+    """The deployment (``group/name``) an IAM role's :data:`MANAGED_TAG` names, if it has one."""
+    return next((t["Value"] for t in role.get("Tags", []) if t["Key"] == MANAGED_TAG), None)
 
 
 def delete_role(iam: Any, name: str) -> None:
